@@ -1,0 +1,304 @@
+//! Requests a client sends: `{"id":1,"subscribe":{"channels":[..]}}`,
+//! `{"id":2,"unsubscribe":{"channels":[..]}}`, `{"id":3,"publish":{"channel":..,"data":..}}`.
+//!
+//! JSON arrives in text frames, MessagePack (a map of the same shape) in binary frames.
+//! Publication data is normalised to JSON text in both cases, so that every subscriber gets the
+//! same value whatever the publisher spoke.
+
+use std::{fmt, marker::PhantomData};
+
+use bytes::Bytes;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::WireFormat;
+
+/// One decoded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// The client's id for the request, echoed in the reply.
+    pub id: u64,
+    /// What the client asks for.
+    pub command: Command,
+}
+
+/// The commands of the native protocol. Channel names are still unchecked strings here so that
+/// one bad name fails only itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Subscribe to each channel.
+    Subscribe {
+        /// Channel names as sent.
+        channels: Vec<String>,
+    },
+    /// Unsubscribe from each channel.
+    Unsubscribe {
+        /// Channel names as sent.
+        channels: Vec<String>,
+    },
+    /// Publish `data` into `channel`.
+    Publish {
+        /// Channel name as sent.
+        channel: String,
+        /// The data, as compact JSON text.
+        data: Bytes,
+    },
+}
+
+/// A frame that is not a valid request.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct RequestError {
+    /// The request id, when it could still be read from the frame.
+    pub id: Option<u64>,
+    /// What was wrong.
+    pub source: DecodeError,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Malformed JSON, or JSON of the wrong shape.
+    #[error("bad request: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Malformed MessagePack, or MessagePack of the wrong shape.
+    #[error("bad request: {0}")]
+    MsgPack(#[from] rmp_serde::decode::Error),
+}
+
+impl ClientRequest {
+    /// Decodes one complete WebSocket message in `format`.
+    ///
+    /// # Errors
+    /// [`RequestError`] when the bytes are not a request; its `id` is set when the frame was at
+    /// least a map with a numeric `id`, so that the error reply can name the request.
+    pub fn decode(format: WireFormat, frame: &[u8]) -> Result<Self, RequestError> {
+        let result = match format {
+            WireFormat::Json => {
+                let mut de = serde_json::Deserializer::from_slice(frame);
+                de.deserialize_map(RequestVisitor::<JsonPayload>(PhantomData))
+                    .and_then(|r| de.end().map(|()| r))
+                    .map_err(DecodeError::from)
+            }
+            WireFormat::MsgPack => {
+                let mut de = rmp_serde::Deserializer::from_read_ref(frame);
+                de.deserialize_map(RequestVisitor::<MsgPackPayload>(PhantomData))
+                    .map_err(DecodeError::from)
+            }
+        };
+        result.map_err(|source| RequestError {
+            id: recover_id(format, frame),
+            source,
+        })
+    }
+}
+
+fn recover_id(format: WireFormat, frame: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    match format {
+        WireFormat::Json => serde_json::from_slice::<IdOnly>(frame).ok().map(|r| r.id),
+        WireFormat::MsgPack => rmp_serde::from_slice::<IdOnly>(frame).ok().map(|r| r.id),
+    }
+}
+
+/// Turns a deserialised `data` value into compact JSON text.
+trait IntoJson {
+    fn into_json(self) -> Bytes;
+}
+
+/// JSON `data` is kept as the client wrote it (already validated by the parser).
+struct JsonPayload(Box<serde_json::value::RawValue>);
+
+impl<'de> Deserialize<'de> for JsonPayload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(d).map(JsonPayload)
+    }
+}
+
+impl IntoJson for JsonPayload {
+    fn into_json(self) -> Bytes {
+        Bytes::from(String::from(Box::<str>::from(self.0)))
+    }
+}
+
+/// MessagePack `data` is transcoded to JSON once, at the edge. Binary strings become arrays of
+/// numbers; maps with non-string keys are refused.
+struct MsgPackPayload(Vec<u8>);
+
+impl<'de> Deserialize<'de> for MsgPackPayload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = Vec::new();
+        serde_transcode::transcode(d, &mut serde_json::Serializer::new(&mut out))
+            .map_err(de::Error::custom)?;
+        Ok(MsgPackPayload(out))
+    }
+}
+
+impl IntoJson for MsgPackPayload {
+    fn into_json(self) -> Bytes {
+        Bytes::from(self.0)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Key {
+    Id,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(serde::Deserialize)]
+struct ChannelsBody {
+    channels: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct PublishBody<P> {
+    channel: String,
+    data: P,
+}
+
+struct RequestVisitor<P>(PhantomData<P>);
+
+impl<'de, P> Visitor<'de> for RequestVisitor<P>
+where
+    P: Deserialize<'de> + IntoJson,
+{
+    type Value = ClientRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a request map with an id and one of subscribe, unsubscribe, publish")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientRequest, A::Error> {
+        let mut id = None;
+        let mut command = None;
+        while let Some(key) = map.next_key::<Key>()? {
+            let next = match key {
+                Key::Id => {
+                    id = Some(map.next_value::<u64>()?);
+                    continue;
+                }
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Key::Subscribe => Command::Subscribe {
+                    channels: map.next_value::<ChannelsBody>()?.channels,
+                },
+                Key::Unsubscribe => Command::Unsubscribe {
+                    channels: map.next_value::<ChannelsBody>()?.channels,
+                },
+                Key::Publish => {
+                    let body = map.next_value::<PublishBody<P>>()?;
+                    Command::Publish {
+                        channel: body.channel,
+                        data: body.data.into_json(),
+                    }
+                }
+            };
+            if command.replace(next).is_some() {
+                return Err(de::Error::custom("a request carries exactly one command"));
+            }
+        }
+        let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
+        let command = command.ok_or_else(|| {
+            de::Error::custom("missing command: one of subscribe, unsubscribe, publish")
+        })?;
+        Ok(ClientRequest { id, command })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(s: &str) -> Result<ClientRequest, RequestError> {
+        ClientRequest::decode(WireFormat::Json, s.as_bytes())
+    }
+
+    #[test]
+    fn decodes_the_three_commands_in_json() {
+        let r = json(r#"{"id":1,"subscribe":{"channels":["news","chat:room1"]}}"#).unwrap();
+        assert_eq!(r.id, 1);
+        assert_eq!(
+            r.command,
+            Command::Subscribe {
+                channels: vec!["news".into(), "chat:room1".into()]
+            }
+        );
+        let r = json(r#"{"unsubscribe":{"channels":["news"]},"id":2}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Unsubscribe {
+                channels: vec!["news".into()]
+            }
+        );
+        let r = json(r#"{"id":3,"publish":{"channel":"c","data":{"x":[1,"a"]}}}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Publish {
+                channel: "c".into(),
+                data: Bytes::from_static(br#"{"x":[1,"a"]}"#)
+            }
+        );
+    }
+
+    #[test]
+    fn msgpack_data_becomes_json() {
+        #[derive(serde::Serialize)]
+        struct P<'a> {
+            channel: &'a str,
+            data: serde_json::Value,
+        }
+        #[derive(serde::Serialize)]
+        struct R<'a> {
+            id: u64,
+            publish: P<'a>,
+        }
+        let frame = rmp_serde::to_vec_named(&R {
+            id: 9,
+            publish: P {
+                channel: "news",
+                data: serde_json::json!({"x": 1, "y": [true, null, "s"]}),
+            },
+        })
+        .unwrap();
+        let r = ClientRequest::decode(WireFormat::MsgPack, &frame).unwrap();
+        assert_eq!(r.id, 9);
+        let Command::Publish { data, .. } = r.command else {
+            panic!("not a publish")
+        };
+        let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(v, serde_json::json!({"x": 1, "y": [true, null, "s"]}));
+    }
+
+    #[test]
+    fn bad_frames_are_errors_with_the_id_when_readable() {
+        let e = json(r#"{"id":7,"subscribe":{"channels":"news"}}"#).unwrap_err();
+        assert_eq!(e.id, Some(7));
+        let e = json(r#"{"id":8}"#).unwrap_err();
+        assert_eq!(e.id, Some(8));
+        assert!(e.to_string().contains("missing command"), "{e}");
+        let e = json(r#"{"id":8,"subscribe":{"channels":[]},"publish":{"channel":"a","data":1}}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("exactly one command"), "{e}");
+        assert_eq!(json("{not json").unwrap_err().id, None);
+        assert_eq!(json("[1,2]").unwrap_err().id, None);
+        assert!(json(r#"{"subscribe":{"channels":[]}}"#).is_err());
+        assert!(ClientRequest::decode(WireFormat::MsgPack, &[0xc1, 0xff]).is_err());
+        assert!(ClientRequest::decode(WireFormat::MsgPack, &[]).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let r = json(r#"{"id":1,"future":{"a":1},"subscribe":{"channels":["a"],"x":2}}"#).unwrap();
+        assert_eq!(r.id, 1);
+    }
+}

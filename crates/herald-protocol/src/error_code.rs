@@ -1,0 +1,35 @@
+//! Error codes carried in `{"error":{"code":..,"message":..}}` replies.
+
+/// Why a request failed. The numbers are part of the public protocol (docs/protocol.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 100: the server failed; the request may be retried.
+    Internal,
+    /// 101: the frame could not be decoded, or a field is missing or of the wrong type.
+    BadRequest,
+    /// 102: a channel name is empty, too long, or has a character outside the allowed set.
+    InvalidChannel,
+    /// 103: the channel's `ns:` prefix names no configured namespace.
+    UnknownNamespace,
+    /// 104: the namespace does not allow this (for example client publish).
+    PermissionDenied,
+    /// 105: the broker is unavailable; retry later.
+    Unavailable,
+    /// 106: the publication's data is larger than the configured limit.
+    TooLarge,
+}
+
+impl ErrorCode {
+    /// The number on the wire.
+    pub fn code(self) -> u32 {
+        match self {
+            ErrorCode::Internal => 100,
+            ErrorCode::BadRequest => 101,
+            ErrorCode::InvalidChannel => 102,
+            ErrorCode::UnknownNamespace => 103,
+            ErrorCode::PermissionDenied => 104,
+            ErrorCode::Unavailable => 105,
+            ErrorCode::TooLarge => 106,
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Herald's wire formats, with no I/O.
+//!
+//! This crate is pure: it never depends on tokio, hyper, fastwebsockets or redis, so everything
+//! in it is tested deterministically and fuzzed. It holds:
+//!
+//! - validated identifiers ([`ConnId`], [`NodeId`], [`MessageId`]) and [`ChannelName`];
+//! - the native client protocol: [`client`] requests in JSON or MessagePack, and the [`server`]
+//!   frames (replies and pushes) encoded once per [`WireFormat`];
+//! - WebSocket framing ([`ws`]): a decoder for client frames that never allocates what a frame
+//!   merely claims, and an encoder for server frames that are built once and shared;
+//! - the close codes ([`close`]) and reply error codes ([`ErrorCode`]) with their meaning.
+
+pub mod channel;
+pub mod client;
+pub mod close;
+mod error_code;
+mod format;
+mod ids;
+pub mod server;
+pub mod ws;
+
+pub use channel::{ChannelError, ChannelName};
+pub use error_code::ErrorCode;
+pub use format::WireFormat;
+pub use ids::{ConnId, MessageId, NodeId};

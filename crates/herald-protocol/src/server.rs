@@ -1,0 +1,286 @@
+//! Frames the server sends: replies to requests and pushes of publications.
+//!
+//! Every function returns a complete WebSocket frame, ready to queue: text frames of JSON for
+//! [`WireFormat::Json`], binary frames of MessagePack maps of the same shape for
+//! [`WireFormat::MsgPack`]. A push is encoded once per format and the bytes are shared by every
+//! subscriber.
+
+use bytes::Bytes;
+use serde::{Serialize, Serializer};
+
+use crate::{
+    ws::{FrameBuilder, OpCode},
+    ChannelName, ErrorCode, WireFormat,
+};
+
+/// The data of a publication could not be encoded (it was not valid JSON).
+#[derive(Debug, thiserror::Error)]
+#[error("publication data is not valid JSON: {0}")]
+pub struct EncodeError(String);
+
+/// The body of a successful reply.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReplyOk<'a> {
+    /// Reply to `subscribe`: the channels now subscribed, and those that failed with why.
+    Subscribe {
+        /// Channels the connection is subscribed to now.
+        subscribed: &'a [String],
+        /// Channels that could not be subscribed, each with its error.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        failed: &'a [ChannelFailure],
+    },
+    /// Reply to `unsubscribe`.
+    Unsubscribe {
+        /// Channels the connection is no longer subscribed to.
+        unsubscribed: &'a [String],
+    },
+    /// Reply to `publish`.
+    Publish {
+        /// The publication's id.
+        message_id: String,
+        /// Its offset in the channel.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+    },
+}
+
+/// One channel of a subscribe request that failed.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelFailure {
+    /// The channel as the client named it.
+    pub channel: String,
+    /// The error code number.
+    pub code: u32,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ChannelFailure {
+    /// A failure of `channel` with `code`.
+    pub fn new(channel: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            code: code.code(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OkFrame<'a> {
+    id: u64,
+    ok: &'a ReplyOk<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: u32,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct ErrorFrame<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    error: ErrorBody<'a>,
+}
+
+/// A successful reply to request `id`.
+pub fn reply_ok(format: WireFormat, id: u64, ok: &ReplyOk<'_>) -> Bytes {
+    encode(format, &OkFrame { id, ok })
+}
+
+/// A failed reply; `id` is `None` when the request was too malformed to read its id.
+pub fn reply_error(format: WireFormat, id: Option<u64>, code: ErrorCode, message: &str) -> Bytes {
+    encode(
+        format,
+        &ErrorFrame {
+            id,
+            error: ErrorBody {
+                code: code.code(),
+                message,
+            },
+        },
+    )
+}
+
+fn encode<T: Serialize>(format: WireFormat, value: &T) -> Bytes {
+    let mut b = FrameBuilder::with_capacity(64);
+    match format {
+        WireFormat::Json => {
+            serde_json::to_writer(&mut b, value).expect("reply frames always serialise");
+            b.finish(OpCode::Text)
+        }
+        WireFormat::MsgPack => {
+            value
+                .serialize(&mut rmp_serde::Serializer::new(&mut b).with_struct_map())
+                .expect("reply frames always serialise");
+            b.finish(OpCode::Binary)
+        }
+    }
+}
+
+/// `{"push":{"channel":..,"data":..,"offset":..}}` for a publication whose data is `json`.
+///
+/// # Errors
+/// [`EncodeError`] when `json` is not valid JSON (it always is for data that came through a
+/// Herald edge, which validates it); only the MessagePack form can notice.
+pub fn push(
+    format: WireFormat,
+    channel: &ChannelName,
+    json: &[u8],
+    offset: Option<u64>,
+) -> Result<Bytes, EncodeError> {
+    match format {
+        WireFormat::Json => Ok(push_json(channel, json, offset)),
+        WireFormat::MsgPack => push_msgpack(channel, json, offset),
+    }
+}
+
+fn push_json(channel: &ChannelName, json: &[u8], offset: Option<u64>) -> Bytes {
+    let mut b = FrameBuilder::with_capacity(48 + channel.as_str().len() + json.len());
+    // Channel names hold no character that JSON escapes, so they are written as they are.
+    b.extend(b"{\"push\":{\"channel\":\"");
+    b.extend(channel.as_str().as_bytes());
+    b.extend(b"\",\"data\":");
+    b.extend(json);
+    if let Some(offset) = offset {
+        b.extend(b",\"offset\":");
+        b.extend(itoa_u64(offset, &mut [0; 20]));
+    }
+    b.extend(b"}}");
+    b.finish(OpCode::Text)
+}
+
+fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Serialises JSON text as the equivalent MessagePack value.
+struct JsonAsValue<'a>(&'a [u8]);
+
+impl Serialize for JsonAsValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut de = serde_json::Deserializer::from_slice(self.0);
+        serde_transcode::Transcoder::new(&mut de).serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct PushBody<'a> {
+    channel: &'a str,
+    data: JsonAsValue<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct PushFrame<'a> {
+    push: PushBody<'a>,
+}
+
+fn push_msgpack(
+    channel: &ChannelName,
+    json: &[u8],
+    offset: Option<u64>,
+) -> Result<Bytes, EncodeError> {
+    let mut b = FrameBuilder::with_capacity(32 + channel.as_str().len() + json.len());
+    let frame = PushFrame {
+        push: PushBody {
+            channel: channel.as_str(),
+            data: JsonAsValue(json),
+            offset,
+        },
+    };
+    frame
+        .serialize(&mut rmp_serde::Serializer::new(&mut b).with_struct_map())
+        .map_err(|e| EncodeError(e.to_string()))?;
+    Ok(b.finish(OpCode::Binary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(frame: &Bytes) -> &[u8] {
+        // Test frames are short: a two-byte header.
+        assert!(frame[1] < 126);
+        &frame[2..]
+    }
+
+    #[test]
+    fn json_push_has_the_documented_shape() {
+        let c = ChannelName::parse("news").unwrap();
+        let f = push(WireFormat::Json, &c, br#"{"x":1}"#, Some(42)).unwrap();
+        assert_eq!(f[0], 0x81, "a final text frame");
+        let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"push":{"channel":"news","data":{"x":1},"offset":42}})
+        );
+        let f = push(WireFormat::Json, &c, b"null", None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"push":{"channel":"news","data":null}})
+        );
+    }
+
+    #[test]
+    fn msgpack_push_is_the_same_structure() {
+        let c = ChannelName::parse("chat:room1").unwrap();
+        let f = push(
+            WireFormat::MsgPack,
+            &c,
+            br#"{"x":[1,2.5,"s",true]}"#,
+            Some(u64::MAX),
+        )
+        .unwrap();
+        assert_eq!(f[0], 0x82, "a final binary frame");
+        let v: serde_json::Value = rmp_serde::from_slice(payload(&f)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"push":{"channel":"chat:room1","data":{"x":[1,2.5,"s",true]},"offset":u64::MAX}})
+        );
+        assert!(push(WireFormat::MsgPack, &c, b"{bad", None).is_err());
+    }
+
+    #[test]
+    fn replies_have_the_documented_shape() {
+        let ok = reply_ok(
+            WireFormat::Json,
+            1,
+            &ReplyOk::Subscribe {
+                subscribed: &["news".into()],
+                failed: &[ChannelFailure::new("a b", ErrorCode::InvalidChannel, "bad")],
+            },
+        );
+        let v: serde_json::Value = serde_json::from_slice(payload(&ok)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id":1,"ok":{"subscribed":["news"],"failed":[{"channel":"a b","code":102,"message":"bad"}]}})
+        );
+        let err = reply_error(WireFormat::MsgPack, None, ErrorCode::BadRequest, "nope");
+        let v: serde_json::Value = rmp_serde::from_slice(payload(&err)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error":{"code":101,"message":"nope"}})
+        );
+    }
+
+    #[test]
+    fn itoa_writes_decimal() {
+        for n in [0, 7, 10, 99, 12345, u64::MAX] {
+            assert_eq!(itoa_u64(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+    }
+}
