@@ -1,1 +1,95 @@
-//! placeholder
+//! The Broker: how publications travel between gateway nodes.
+//!
+//! A node publishes through [`Broker::publish`], subscribes the channels it has local
+//! subscribers for with [`Broker::subscribe`], and receives every publication of those
+//! channels, its own included, through the [`Inbox`] it gave the broker. There is one delivery
+//! path whatever the origin.
+//!
+//! This crate holds the trait and the embedded [`MemoryBus`], the default when no Redis is
+//! configured; several in-process nodes can join one bus, which is how tests run a cluster
+//! without Redis. It may depend on tokio, never on hyper or the WebSocket crates.
+
+mod memory;
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use bytes::Bytes;
+use herald_protocol::{ChannelName, MessageId};
+
+pub use memory::{MemoryBroker, MemoryBus};
+
+/// A boxed future, as returned by the object-safe [`Broker`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One publication, as every node receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publication {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The data, as JSON text (validated at the edge it came in through).
+    pub data: Bytes,
+    /// The channel's sequence number for it, the same on every node; `None` for publications
+    /// that bypassed sequencing.
+    pub offset: Option<u64>,
+    /// The publication's id.
+    pub id: MessageId,
+}
+
+/// What the broker says of an accepted publication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The publication's id.
+    pub id: MessageId,
+    /// Its offset in the channel.
+    pub offset: Option<u64>,
+}
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker cannot be reached or is not ready; retry later.
+    #[error("broker unavailable: {0}")]
+    Unavailable(&'static str),
+    /// The broker was shut down.
+    #[error("broker closed")]
+    Closed,
+}
+
+/// Where a broker delivers the publications of the channels a node subscribed.
+pub trait Inbox: Send + Sync + 'static {
+    /// Takes one publication. The broker awaits this: a slow inbox slows the broker down
+    /// rather than making anything queue without bound.
+    fn deliver(&self, publication: Publication) -> BoxFuture<'_, ()>;
+}
+
+/// A node's link to the other nodes.
+///
+/// Subscribe and unsubscribe calls take effect in the order they are made: the request is
+/// issued when the method is called, and the returned future only waits for its answer. That
+/// is what lets the hub unsubscribe and resubscribe a channel without racing itself.
+pub trait Broker: Send + Sync + 'static {
+    /// Sequences `data` in `channel` and delivers it to every subscribed node.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when the broker cannot take the publication now.
+    fn publish(
+        &self,
+        channel: ChannelName,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<Published, BrokerError>>;
+
+    /// Starts delivering `channel`'s publications to this node's inbox.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the subscription could not be made; nothing is delivered then.
+    fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>>;
+
+    /// Stops delivering `channel`'s publications to this node.
+    fn unsubscribe(&self, channel: &ChannelName);
+
+    /// Whether the broker can take publications now (feeds `/readyz`).
+    fn is_ready(&self) -> bool;
+}
+
+/// A shared, type-erased broker.
+pub type SharedBroker = Arc<dyn Broker>;
