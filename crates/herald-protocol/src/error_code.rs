@@ -17,6 +17,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 106: the publication's data is larger than the configured limit.
     TooLarge,
+    /// 107: the HTTP API key is missing or wrong.
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -30,6 +32,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => 104,
             ErrorCode::Unavailable => 105,
             ErrorCode::TooLarge => 106,
+            ErrorCode::Unauthorized => 107,
         }
     }
 }

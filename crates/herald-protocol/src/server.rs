@@ -34,6 +34,9 @@ pub enum ReplyOk<'a> {
     Unsubscribe {
         /// Channels the connection is no longer subscribed to.
         unsubscribed: &'a [String],
+        /// Names that are not valid channels, each with its error.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        failed: &'a [ChannelFailure],
     },
     /// Reply to `publish`.
     Publish {

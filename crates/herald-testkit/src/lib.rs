@@ -1,1 +1,21 @@
-//! placeholder
+//! Dev-only test kit: real Herald gateways in-process on free loopback ports, WebSocket test
+//! clients, a small HTTP client, and eventually-asserts.
+//!
+//! Tests use real sockets end to end: [`TestGateway`] runs the same `herald_gateway::run` as
+//! the binary, [`WsClient`] is an independent WebSocket implementation (tokio-tungstenite), and
+//! [`RawClient`] sends hand-made frames for the cases a well-behaved client never produces.
+
+mod eventually;
+mod gateway;
+mod http;
+mod raw;
+mod ws_client;
+
+pub use eventually::eventually;
+pub use gateway::{test_config, TestGateway};
+pub use http::{http_request, HttpResponse};
+pub use raw::{RawClient, RawFrame};
+pub use ws_client::{Incoming, WsClient};
+
+/// How long a test waits for anything that should happen promptly.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(5);

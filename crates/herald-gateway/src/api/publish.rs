@@ -1,0 +1,193 @@
+//! `POST /v1/publish` and `POST /v1/publish/batch`.
+
+use bytes::Bytes;
+use herald_protocol::{ChannelName, ErrorCode};
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::reply::{json, ApiError};
+use crate::node::NodeCtx;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    channel: String,
+    data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    messages: Vec<PublishBody>,
+}
+
+/// One publish request, checked and ready for the broker.
+struct Checked {
+    channel: ChannelName,
+    data: Bytes,
+}
+
+pub(super) async fn single(
+    req: Request<Incoming>,
+    ctx: &NodeCtx,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let body = admit(req, ctx).await?;
+    let body: PublishBody = parse(&body)?;
+    let checked = check(body, ctx)?;
+    let result = send(checked, ctx).await?;
+    Ok(json(StatusCode::OK, &result))
+}
+
+pub(super) async fn batch(
+    req: Request<Incoming>,
+    ctx: &NodeCtx,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let body = admit(req, ctx).await?;
+    let body: BatchBody = parse(&body)?;
+    // Every message is checked before any is published: a bad batch publishes nothing.
+    let checked = body
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            check(m, ctx).map_err(|e| ApiError {
+                message: format!("messages[{i}]: {}", e.message),
+                ..e
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = checked.len();
+    let mut results = Vec::with_capacity(total);
+    for (i, m) in checked.into_iter().enumerate() {
+        let result = send(m, ctx).await.map_err(|e| ApiError {
+            message: format!("{} after {i} of {total} messages were published", e.message),
+            ..e
+        })?;
+        results.push(result);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "results": results }),
+    ))
+}
+
+/// Authenticates, checks readiness, and reads the body within the size limit.
+async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError> {
+    authorize(&req, &ctx.config.api.keys)?;
+    if !ctx.broker.is_ready() {
+        return Err(ApiError::new(ErrorCode::Unavailable, "broker unavailable"));
+    }
+    let limit = ctx.config.api.max_body_size;
+    let too_large = || ApiError::new(ErrorCode::TooLarge, format!("body over {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("cannot read body: {e}"),
+        )),
+    }
+}
+
+fn authorize<B>(req: &Request<B>, keys: &[String]) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(given) = given else {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing 'Authorization: Bearer <key>'",
+        ));
+    };
+    // Compare with every key, in constant time per key, so timing tells nothing.
+    let matched = keys.iter().fold(false, |found, key| {
+        found | constant_time_eq(given.as_bytes(), key.as_bytes())
+    });
+    if matched {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")))
+}
+
+fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
+    let (channel, _) = ctx
+        .check_channel(&body.channel)
+        .map_err(|(code, message)| ApiError::new(code, message))?;
+    let data = body.data.get();
+    let max = ctx.config.api.max_data_size;
+    if data.len() > max {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!("data is {} bytes, over the limit of {max}", data.len()),
+        ));
+    }
+    Ok(Checked {
+        channel,
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    })
+}
+
+async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> {
+    let published = ctx
+        .broker
+        .publish(m.channel, m.data)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+    ctx.metrics.publications.inc();
+    Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+        let req = |auth: Option<&str>| {
+            let mut b = Request::builder();
+            if let Some(a) = auth {
+                b = b.header(header::AUTHORIZATION, a);
+            }
+            b.body(()).unwrap()
+        };
+        let keys = vec!["k1".to_string(), "k2".to_string()];
+        assert!(authorize(&req(Some("Bearer k2")), &keys).is_ok());
+        assert!(authorize(&req(Some("Bearer k3")), &keys).is_err());
+        assert!(authorize(&req(Some("k1")), &keys).is_err());
+        assert!(authorize(&req(None), &keys).is_err());
+        assert!(authorize(&req(None), &[]).is_ok());
+    }
+}

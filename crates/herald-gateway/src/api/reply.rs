@@ -1,0 +1,79 @@
+//! HTTP responses, and the mapping of API errors to statuses (the one place it is done).
+
+use bytes::Bytes;
+use herald_protocol::ErrorCode;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+/// A failed API request: the status, and the protocol error code and message in the body.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = match code {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidChannel | ErrorCode::UnknownNamespace => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            ..Self::new(ErrorCode::BadRequest, "no such route")
+        }
+    }
+
+    pub(crate) fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            ..Self::new(ErrorCode::BadRequest, "method not allowed on this route")
+        }
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub(crate) fn error(e: ApiError) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": {"code": e.code.code(), "message": e.message}});
+    let mut r = json(e.status, &body);
+    if e.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}

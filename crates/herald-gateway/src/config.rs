@@ -1,0 +1,253 @@
+//! The gateway's configuration: every key, its default, and why.
+//!
+//! Loaded once at startup by [`GatewayConfig::load`]: defaults, then an optional TOML file,
+//! then `HERALD__SECTION__KEY` environment variables. docs/configuration.md lists every key.
+
+mod validate;
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
+
+use herald_protocol::{ChannelName, ErrorCode, NodeId};
+use herald_runtime::config::ConfigError;
+use serde::Deserialize;
+
+/// The whole gateway configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Listening addresses.
+    pub listen: ListenConfig,
+    /// This node's identity.
+    pub node: NodeConfig,
+    /// WebSocket connections.
+    pub websocket: WebSocketConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// The hub.
+    pub hub: HubConfig,
+    /// Graceful shutdown.
+    pub shutdown: ShutdownConfig,
+    /// Options of channels without a namespace prefix.
+    pub channels: NamespaceConfig,
+    /// Options per namespace: `namespaces.chat` applies to channels named `chat:...`. A channel
+    /// whose prefix names no namespace here is refused.
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[listen]`: where the node listens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// `listen.websocket`, default `0.0.0.0:8080`: the WebSocket listener (clients).
+    pub websocket: SocketAddr,
+    /// `listen.api`, default `0.0.0.0:9090`: the internal HTTP listener (publish API, health,
+    /// metrics). Keep it off the public internet or set `api.keys`.
+    pub api: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            websocket: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            api: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+/// `[node]`: identity.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// `node.id`, default a fresh UUID per process. Set it only to give a node a stable name in
+    /// logs and metrics; two running nodes must never share one.
+    pub id: Option<NodeId>,
+}
+
+/// `[websocket]`: client connections.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// `websocket.path`, default `/ws`: the upgrade path.
+    pub path: String,
+    /// `websocket.max_message_size`, default 65536: the largest message a client may send, in
+    /// bytes, after reassembly. Larger frames close the connection with 1009 as soon as their
+    /// header arrives, so a client can never make the server allocate more.
+    pub max_message_size: usize,
+    /// `websocket.outbound_queue_bytes`, default 1048576: bytes queued for one client before it
+    /// is closed as a slow consumer (4001). Larger rides out longer stalls; smaller bounds the
+    /// memory a stalled client can pin.
+    pub outbound_queue_bytes: usize,
+    /// `websocket.ping_interval`, default `25s`: how often the server pings each client.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// `websocket.idle_timeout`, default `60s`: a client heard nothing from (no frame, no pong)
+    /// for this long is closed with 4002. Must exceed `ping_interval`.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// `websocket.close_timeout`, default `2s`: how long to wait for the client's close frame
+    /// after sending ours.
+    #[serde(with = "humantime_serde")]
+    pub close_timeout: Duration,
+    /// `websocket.handshake_timeout`, default `10s`: time allowed for the HTTP upgrade request.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        Self {
+            path: "/ws".into(),
+            max_message_size: 64 * 1024,
+            outbound_queue_bytes: 1024 * 1024,
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[api]`: the HTTP API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `api.keys`, default none: bearer keys accepted by the publish API
+    /// (`Authorization: Bearer <key>`). With none, the API is open: keep its listener private.
+    /// From the environment, comma-separated.
+    pub keys: Vec<String>,
+    /// `api.max_data_size`, default 65536: the largest publication `data`, in bytes of JSON.
+    pub max_data_size: usize,
+    /// `api.max_body_size`, default 1048576: the largest request body (a batch included).
+    pub max_body_size: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            max_data_size: 64 * 1024,
+            max_body_size: 1024 * 1024,
+        }
+    }
+}
+
+/// `[hub]`: fan-out.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// `hub.shards`, default 0 (one per CPU): hub shards, each a task owning the channels that
+    /// hash to it. More shards spread fan-out over more cores.
+    pub shards: usize,
+}
+
+/// `[shutdown]`: draining on SIGTERM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// `shutdown.drain_window`, default `10s`: clients are closed with 4000 (reconnect) at
+    /// random moments spread over this window, so they do not all reconnect at once.
+    #[serde(with = "humantime_serde")]
+    pub drain_window: Duration,
+    /// `shutdown.grace_period`, default `25s`: the process exits within this time of the
+    /// signal, whatever is left. Keep it under Kubernetes' `terminationGracePeriodSeconds`.
+    #[serde(with = "humantime_serde")]
+    pub grace_period: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_window: Duration::from_secs(10),
+            grace_period: Duration::from_secs(25),
+        }
+    }
+}
+
+/// Options of a namespace (and, as `[channels]`, of channels without one).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespaceConfig {
+    /// `publish`, default false: whether clients may publish over their WebSocket. The HTTP API
+    /// can always publish.
+    pub publish: bool,
+}
+
+/// `[log]`: logging.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `log.level`, default `info`: a tracing filter directive; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `log.format`, default `text`: `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: &[&str] = &["api.keys"];
+
+impl GatewayConfig {
+    /// Loads and validates the configuration from `file` (optional) and the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key that is unknown or has a bad value.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = herald_runtime::config::load(file, LIST_KEYS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// [`GatewayConfig::load`] with an explicit environment, for tests.
+    ///
+    /// # Errors
+    /// As [`GatewayConfig::load`].
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let config: Self = herald_runtime::config::load_from(file, env, LIST_KEYS)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The options that apply to `channel`.
+    ///
+    /// # Errors
+    /// [`ErrorCode::UnknownNamespace`] when its prefix names no configured namespace.
+    pub fn namespace_of(&self, channel: &ChannelName) -> Result<&NamespaceConfig, ErrorCode> {
+        match channel.namespace() {
+            None => Ok(&self.channels),
+            Some(ns) => self.namespaces.get(ns).ok_or(ErrorCode::UnknownNamespace),
+        }
+    }
+
+    /// The number of hub shards to run.
+    pub fn shard_count(&self) -> usize {
+        if self.hub.shards > 0 {
+            self.hub.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Checks of values that parse but make no sense.
+
+use herald_runtime::config::ConfigError;
+
+use super::GatewayConfig;
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl GatewayConfig {
+    /// Refuses values that parse but cannot work together.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ws = &self.websocket;
+        if !ws.path.starts_with('/') {
+            return Err(invalid("websocket.path", "must start with '/'"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&ws.max_message_size) {
+            return Err(invalid(
+                "websocket.max_message_size",
+                "must be between 1024 and 16777216 bytes",
+            ));
+        }
+        if ws.outbound_queue_bytes < 16 * 1024 {
+            return Err(invalid(
+                "websocket.outbound_queue_bytes",
+                "must be at least 16384 bytes",
+            ));
+        }
+        if ws.ping_interval.is_zero() {
+            return Err(invalid("websocket.ping_interval", "must be more than zero"));
+        }
+        if ws.idle_timeout <= ws.ping_interval {
+            return Err(invalid(
+                "websocket.idle_timeout",
+                "must be longer than websocket.ping_interval",
+            ));
+        }
+        if ws.close_timeout.is_zero() || ws.handshake_timeout.is_zero() {
+            return Err(invalid(
+                "websocket.close_timeout",
+                "timeouts must be more than zero",
+            ));
+        }
+        if self.api.keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(invalid("api.keys", "a key must not be empty"));
+        }
+        if self.api.max_data_size == 0 || self.api.max_body_size < self.api.max_data_size {
+            return Err(invalid(
+                "api.max_body_size",
+                "must be at least api.max_data_size, which must be more than zero",
+            ));
+        }
+        if self.hub.shards > 1024 {
+            return Err(invalid("hub.shards", "at most 1024"));
+        }
+        if self.shutdown.drain_window > self.shutdown.grace_period {
+            return Err(invalid(
+                "shutdown.drain_window",
+                "must not exceed shutdown.grace_period",
+            ));
+        }
+        for name in self.namespaces.keys() {
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "namespaces",
+                    reason: format!("namespace {name:?} must be letters, digits, '_' or '-'"),
+                });
+            }
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(())
+    }
+}

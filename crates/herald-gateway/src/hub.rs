@@ -1,0 +1,97 @@
+//! The hub at run time: one task per shard, each owning a [`HubShard`] and fed by a bounded
+//! command channel. Channels are assigned to shards by hash, so a channel's publications are
+//! always handled by one task, in order.
+
+mod request;
+mod shard_task;
+
+use std::sync::Arc;
+
+use herald_broker::{BoxFuture, Inbox, Publication};
+use herald_hub::shard_of;
+use herald_protocol::{ChannelName, ConnId};
+use tokio::sync::mpsc;
+
+pub(crate) use request::SubscribeRequest;
+pub(crate) use shard_task::{spawn_shards, ShardCommand};
+
+use crate::outbound::Outbound;
+
+/// Capacity of each shard's command channel. Senders wait when it is full, so a busy shard
+/// slows its producers (connections, the broker) instead of queueing without bound.
+const SHARD_QUEUE: usize = 4096;
+
+/// The handle that connections and the broker use to reach the shards.
+#[derive(Clone)]
+pub(crate) struct Hub {
+    shards: Arc<[mpsc::Sender<ShardCommand>]>,
+}
+
+impl Hub {
+    /// The handle and the receivers for [`spawn_shards`].
+    pub(crate) fn new(count: usize) -> (Self, Vec<mpsc::Receiver<ShardCommand>>) {
+        let (senders, receivers) = (0..count.max(1))
+            .map(|_| mpsc::channel(SHARD_QUEUE))
+            .unzip::<_, _, Vec<_>, Vec<_>>();
+        (
+            Self {
+                shards: senders.into(),
+            },
+            receivers,
+        )
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub(crate) fn shard_index(&self, channel: &ChannelName) -> usize {
+        shard_of(channel, self.shards.len())
+    }
+
+    async fn send(&self, shard: usize, command: ShardCommand) {
+        // A send fails only once the node is stopping and its shards are gone.
+        let _ = self.shards[shard].send(command).await;
+    }
+
+    pub(crate) async fn subscribe(
+        &self,
+        conn: ConnId,
+        sink: &Outbound,
+        channel: ChannelName,
+        request: &Arc<SubscribeRequest>,
+    ) {
+        let shard = self.shard_index(&channel);
+        let command = ShardCommand::Subscribe {
+            conn,
+            sink: sink.clone(),
+            channel,
+            request: request.clone(),
+        };
+        self.send(shard, command).await;
+    }
+
+    pub(crate) async fn unsubscribe(&self, conn: ConnId, channel: ChannelName) {
+        let shard = self.shard_index(&channel);
+        self.send(shard, ShardCommand::Unsubscribe { conn, channel })
+            .await;
+    }
+
+    pub(crate) async fn disconnect(&self, conn: ConnId, shard: usize) {
+        self.send(shard, ShardCommand::Disconnect { conn }).await;
+    }
+
+    pub(crate) fn weak(&self, shard: usize) -> mpsc::WeakSender<ShardCommand> {
+        self.shards[shard].downgrade()
+    }
+}
+
+impl Inbox for Hub {
+    fn deliver(&self, publication: Publication) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let shard = self.shard_index(&publication.channel);
+            self.send(shard, ShardCommand::Publication(publication))
+                .await;
+        })
+    }
+}

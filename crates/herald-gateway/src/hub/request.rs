@@ -1,0 +1,78 @@
+//! A subscribe request in flight: its channels settle in their shards, possibly at different
+//! times; the reply goes out when the last one has.
+
+use std::sync::{Arc, Mutex};
+
+use herald_protocol::{
+    server::{self, ChannelFailure, ReplyOk},
+    ChannelName,
+};
+
+use crate::outbound::Outbound;
+
+struct Progress {
+    remaining: usize,
+    subscribed: Vec<String>,
+    failed: Vec<ChannelFailure>,
+}
+
+/// Collects the outcome of each channel of one subscribe request.
+pub(crate) struct SubscribeRequest {
+    id: u64,
+    sink: Outbound,
+    progress: Mutex<Progress>,
+}
+
+impl SubscribeRequest {
+    /// A request waiting for `pending` channels; `failed` already holds those refused before
+    /// reaching the hub. Replies at once when nothing is pending.
+    pub(crate) fn new(
+        id: u64,
+        sink: Outbound,
+        pending: usize,
+        failed: Vec<ChannelFailure>,
+    ) -> Arc<Self> {
+        let request = Arc::new(Self {
+            id,
+            sink,
+            progress: Mutex::new(Progress {
+                remaining: pending,
+                subscribed: Vec::with_capacity(pending),
+                failed,
+            }),
+        });
+        if pending == 0 {
+            request.reply(&request.lock());
+        }
+        request
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the outcome for `channel`; the last one sends the reply.
+    pub(crate) fn settle(&self, channel: &ChannelName, outcome: Result<(), ChannelFailure>) {
+        let mut p = self.lock();
+        match outcome {
+            Ok(()) => p.subscribed.push(channel.to_string()),
+            Err(failure) => p.failed.push(failure),
+        }
+        p.remaining = p.remaining.saturating_sub(1);
+        if p.remaining == 0 {
+            self.reply(&p);
+        }
+    }
+
+    fn reply(&self, p: &Progress) {
+        let frame = server::reply_ok(
+            herald_hub::Sink::format(&self.sink),
+            self.id,
+            &ReplyOk::Subscribe {
+                subscribed: &p.subscribed,
+                failed: &p.failed,
+            },
+        );
+        self.sink.push_frame(&frame);
+    }
+}

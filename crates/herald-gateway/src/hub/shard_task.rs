@@ -1,0 +1,167 @@
+//! The task that runs one hub shard.
+
+use std::sync::Arc;
+
+use herald_broker::{Publication, SharedBroker};
+use herald_hub::{Action, HubShard};
+use herald_protocol::{
+    server::{self, ChannelFailure},
+    ChannelName, ConnId, ErrorCode,
+};
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{Hub, SubscribeRequest};
+use crate::{metrics::Metrics, outbound::Outbound};
+
+/// What a shard task is asked to do.
+pub(crate) enum ShardCommand {
+    /// Subscribe a connection to a channel of this shard.
+    Subscribe {
+        conn: ConnId,
+        sink: Outbound,
+        channel: ChannelName,
+        request: Arc<SubscribeRequest>,
+    },
+    /// Unsubscribe a connection from a channel of this shard.
+    Unsubscribe { conn: ConnId, channel: ChannelName },
+    /// A connection is gone.
+    Disconnect { conn: ConnId },
+    /// A publication from the broker.
+    Publication(Publication),
+    /// The broker's answer to a subscribe this shard asked for.
+    BrokerSubscribed {
+        channel: ChannelName,
+        error: Option<String>,
+    },
+}
+
+/// Commands a shard takes per wake-up.
+const BATCH: usize = 64;
+
+/// Starts one task per receiver. They stop when `stop` is cancelled.
+pub(crate) fn spawn_shards(
+    hub: &Hub,
+    receivers: Vec<mpsc::Receiver<ShardCommand>>,
+    broker: &SharedBroker,
+    metrics: &Arc<Metrics>,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    for (index, rx) in receivers.into_iter().enumerate() {
+        let shard = ShardTask {
+            hub: HubShard::new(),
+            broker: broker.clone(),
+            metrics: metrics.clone(),
+            me: hub.weak(index),
+        };
+        tracker.spawn(shard.run(rx, stop.clone()));
+    }
+}
+
+struct ShardTask {
+    hub: HubShard<Outbound, Arc<SubscribeRequest>>,
+    broker: SharedBroker,
+    metrics: Arc<Metrics>,
+    me: mpsc::WeakSender<ShardCommand>,
+}
+
+impl ShardTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<ShardCommand>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let received = tokio::select! {
+                _ = stop.cancelled() => break,
+                n = rx.recv_many(&mut batch, BATCH) => n,
+            };
+            if received == 0 {
+                break;
+            }
+            let channels_before = self.hub.channel_count();
+            for command in batch.drain(..) {
+                self.handle(command);
+            }
+            let delta = self.hub.channel_count() as i64 - channels_before as i64;
+            self.metrics.channels.add(delta);
+        }
+        self.metrics
+            .channels
+            .add(-(self.hub.channel_count() as i64));
+    }
+
+    fn handle(&mut self, command: ShardCommand) {
+        let (actions, broker_error) = match command {
+            ShardCommand::Subscribe {
+                conn,
+                sink,
+                channel,
+                request,
+            } => (
+                self.hub
+                    .subscribe(conn, sink, channel, request)
+                    .into_iter()
+                    .collect(),
+                None,
+            ),
+            ShardCommand::Unsubscribe { conn, channel } => {
+                (self.hub.unsubscribe(conn, &channel), None)
+            }
+            ShardCommand::Disconnect { conn } => (self.hub.disconnect(conn), None),
+            ShardCommand::BrokerSubscribed { channel, error } => {
+                (self.hub.broker_subscribed(&channel, error.is_none()), error)
+            }
+            ShardCommand::Publication(p) => (self.publish(&p), None),
+        };
+        for action in actions {
+            self.perform(action, broker_error.as_deref());
+        }
+    }
+
+    fn publish(&mut self, p: &Publication) -> Vec<Action<Arc<SubscribeRequest>>> {
+        self.metrics.broker_publications.inc();
+        let fanout = self.hub.publish(&p.channel, |format| {
+            server::push(format, &p.channel, &p.data, p.offset)
+                .inspect_err(|e| tracing::warn!(channel = %p.channel, error = %e, "undeliverable publication"))
+                .ok()
+        });
+        self.metrics.deliveries.add(fanout.delivered as u64);
+        self.metrics
+            .slow_consumer_evictions
+            .add(fanout.evicted.len() as u64);
+        fanout.actions
+    }
+
+    fn perform(&self, action: Action<Arc<SubscribeRequest>>, broker_error: Option<&str>) {
+        match action {
+            Action::BrokerSubscribe(channel) => {
+                let answer = self.broker.subscribe(&channel);
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    let error = answer.await.err().map(|e| e.to_string());
+                    if let Some(me) = me.upgrade() {
+                        let _ = me
+                            .send(ShardCommand::BrokerSubscribed { channel, error })
+                            .await;
+                    }
+                });
+            }
+            Action::BrokerUnsubscribe(channel) => self.broker.unsubscribe(&channel),
+            Action::Settled {
+                waiter,
+                channel,
+                subscribed,
+            } => {
+                let outcome = if subscribed {
+                    Ok(())
+                } else {
+                    Err(ChannelFailure::new(
+                        channel.as_str(),
+                        ErrorCode::Unavailable,
+                        broker_error.unwrap_or("broker unavailable"),
+                    ))
+                };
+                waiter.settle(&channel, outcome);
+            }
+        }
+    }
+}

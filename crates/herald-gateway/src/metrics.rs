@@ -1,0 +1,75 @@
+//! The gateway's metrics, served at `/metrics` in the Prometheus text format.
+
+use herald_runtime::metrics::{Counter, Gauge, TextWriter};
+
+/// Every counter and gauge of one gateway node.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections: Gauge,
+    pub(crate) connections_total: Counter,
+    pub(crate) channels: Gauge,
+    pub(crate) publications: Counter,
+    pub(crate) broker_publications: Counter,
+    pub(crate) deliveries: Counter,
+    pub(crate) slow_consumer_evictions: Counter,
+    pub(crate) idle_timeouts: Counter,
+    pub(crate) protocol_errors: Counter,
+    pub(crate) bad_requests: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn render(&self) -> String {
+        let mut w = TextWriter::new();
+        w.gauge(
+            "herald_connections",
+            "WebSocket connections open now.",
+            self.connections.get(),
+        );
+        w.counter(
+            "herald_connections_total",
+            "WebSocket connections accepted.",
+            self.connections_total.get(),
+        );
+        w.gauge(
+            "herald_channels",
+            "Channels this node holds a broker subscription for.",
+            self.channels.get(),
+        );
+        w.counter(
+            "herald_publications_total",
+            "Publications accepted through this node (HTTP API and clients).",
+            self.publications.get(),
+        );
+        w.counter(
+            "herald_broker_publications_total",
+            "Publications received from the broker for local subscribers.",
+            self.broker_publications.get(),
+        );
+        w.counter(
+            "herald_deliveries_total",
+            "Frames queued to subscribers.",
+            self.deliveries.get(),
+        );
+        w.counter(
+            "herald_slow_consumer_evictions_total",
+            "Connections closed because their outbound queue was full (close 4001).",
+            self.slow_consumer_evictions.get(),
+        );
+        w.counter(
+            "herald_idle_timeouts_total",
+            "Connections closed for not answering pings (close 4002).",
+            self.idle_timeouts.get(),
+        );
+        w.counter(
+            "herald_protocol_errors_total",
+            "Connections closed for breaking the WebSocket protocol (1002, 1007, 1009).",
+            self.protocol_errors.get(),
+        );
+        w.counter(
+            "herald_bad_requests_total",
+            "Client requests answered with an error because they could not be decoded.",
+            self.bad_requests.get(),
+        );
+        w.finish()
+    }
+}

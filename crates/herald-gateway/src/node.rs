@@ -1,0 +1,209 @@
+//! One gateway node: what its tasks share, and its life from start to drained exit.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use herald_broker::{MemoryBus, SharedBroker};
+use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    api,
+    config::{GatewayConfig, NamespaceConfig},
+    hub::{spawn_shards, Hub},
+    metrics::Metrics,
+    ws, GatewayError,
+};
+
+/// What every task of a node shares.
+pub(crate) struct NodeCtx {
+    pub(crate) config: GatewayConfig,
+    pub(crate) node_id: NodeId,
+    pub(crate) hub: Hub,
+    pub(crate) broker: SharedBroker,
+    pub(crate) metrics: Arc<Metrics>,
+    draining: AtomicBool,
+    next_conn: AtomicU64,
+}
+
+impl NodeCtx {
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Ready for traffic: not draining and the broker takes publications.
+    pub(crate) fn is_ready(&self) -> bool {
+        !self.is_draining() && self.broker.is_ready()
+    }
+
+    /// Validates a channel name from the outside and finds its namespace options.
+    ///
+    /// # Errors
+    /// The error code and message to answer with.
+    pub(crate) fn check_channel(
+        &self,
+        name: &str,
+    ) -> Result<(ChannelName, &NamespaceConfig), (ErrorCode, String)> {
+        let channel =
+            ChannelName::parse(name).map_err(|e| (ErrorCode::InvalidChannel, e.to_string()))?;
+        match self.config.namespace_of(&channel) {
+            Ok(ns) => Ok((channel, ns)),
+            Err(code) => Err((
+                code,
+                format!(
+                    "unknown namespace {:?}",
+                    channel.namespace().unwrap_or_default()
+                ),
+            )),
+        }
+    }
+}
+
+/// The node's two bound listeners. Bind them first (port 0 works) to learn the addresses.
+pub struct Listeners {
+    websocket: TcpListener,
+    api: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `listen.websocket` and `listen.api`.
+    ///
+    /// # Errors
+    /// When either address cannot be bound.
+    pub async fn bind(config: &GatewayConfig) -> Result<Self, GatewayError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind { addr, source })
+        };
+        Ok(Self {
+            websocket: bind(config.listen.websocket).await?,
+            api: bind(config.listen.api).await?,
+        })
+    }
+
+    /// The WebSocket listener's address.
+    pub fn websocket_addr(&self) -> SocketAddr {
+        self.websocket.local_addr().expect("bound listener")
+    }
+
+    /// The HTTP API listener's address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr().expect("bound listener")
+    }
+}
+
+/// Runs a node on its own embedded in-memory broker until `shutdown` is cancelled, then drains
+/// it: not ready, stop accepting, close clients with 4000 spread over `shutdown.drain_window`,
+/// and return within `shutdown.grace_period`.
+///
+/// # Errors
+/// [`GatewayError`] when the node cannot start.
+pub async fn run(
+    config: GatewayConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await
+}
+
+/// [`run`] on a shared in-memory bus: several nodes in one process form a cluster.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_on_bus(
+    config: GatewayConfig,
+    listeners: Listeners,
+    bus: &MemoryBus,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let node_id = config.node.id.unwrap_or_else(NodeId::random);
+    let metrics = Arc::new(Metrics::default());
+    let (hub, receivers) = Hub::new(config.shard_count());
+    let broker: SharedBroker = Arc::new(bus.join(Arc::new(hub.clone())));
+
+    let background = TaskTracker::new();
+    let stop_background = CancellationToken::new();
+    spawn_shards(
+        &hub,
+        receivers,
+        &broker,
+        &metrics,
+        &background,
+        &stop_background,
+    );
+
+    let ctx = Arc::new(NodeCtx {
+        config,
+        node_id,
+        hub,
+        broker,
+        metrics,
+        draining: AtomicBool::new(false),
+        next_conn: AtomicU64::new(1),
+    });
+    tracing::info!(
+        node_id = %node_id,
+        websocket = %listeners.websocket_addr(),
+        api = %listeners.api_addr(),
+        shards = ctx.hub.shard_count(),
+        "gateway listening"
+    );
+    background.spawn(api::serve(
+        listeners.api,
+        ctx.clone(),
+        stop_background.clone(),
+    ));
+
+    let connections = TaskTracker::new();
+    let kill = CancellationToken::new();
+    ws::serve(
+        listeners.websocket,
+        ctx.clone(),
+        connections.clone(),
+        shutdown.clone(),
+        kill.clone(),
+    )
+    .await;
+
+    // Draining: the accept loop has stopped; each connection closes itself at a random moment
+    // of the drain window.
+    let started = Instant::now();
+    ctx.draining.store(true, Ordering::Relaxed);
+    let shutdown_config = &ctx.config.shutdown;
+    let margin = (shutdown_config.grace_period / 10).min(Duration::from_secs(1));
+    let deadline = started + shutdown_config.grace_period.saturating_sub(margin);
+    tracing::info!(
+        connections = ctx.metrics.connections.get(),
+        drain_window = ?shutdown_config.drain_window,
+        "draining"
+    );
+    connections.close();
+    if tokio::time::timeout_at(deadline.into(), connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = ctx.metrics.connections.get(),
+            "grace period over: dropping the remaining connections"
+        );
+        kill.cancel();
+        let _ = tokio::time::timeout(margin / 2, connections.wait()).await;
+    }
+    stop_background.cancel();
+    background.close();
+    let _ = tokio::time::timeout(margin / 2, background.wait()).await;
+    tracing::info!(elapsed = ?started.elapsed(), "drained");
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! A connection's outbound queue: bounded in bytes, allocation-free while empty.
+//!
+//! The hub and the connection's own request handling push complete frames; the connection task
+//! takes them all at once and writes them in batches. Pushing never waits: when the queue would
+//! exceed its byte limit the connection is marked evicted (a slow consumer) and woken to close.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use bytes::Bytes;
+use herald_hub::{Push, Sink};
+use herald_protocol::WireFormat;
+use tokio::sync::Notify;
+
+/// Whether the queue still takes frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QueueStatus {
+    /// Taking frames.
+    Open,
+    /// Overflowed: the connection must close as a slow consumer.
+    Evicted,
+    /// The connection is closing; frames are dropped.
+    Closed,
+}
+
+struct State {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+    status: QueueStatus,
+}
+
+struct Shared {
+    format: WireFormat,
+    limit: usize,
+    state: Mutex<State>,
+    ready: Notify,
+}
+
+/// A handle on the queue shared between the hub (producer) and the connection task (consumer).
+/// Cloning it is cheap.
+#[derive(Clone)]
+pub(crate) struct Outbound(Arc<Shared>);
+
+impl Outbound {
+    pub(crate) fn new(format: WireFormat, limit: usize) -> Self {
+        Self(Arc::new(Shared {
+            format,
+            limit,
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                bytes: 0,
+                status: QueueStatus::Open,
+            }),
+            ready: Notify::new(),
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain data behind: keep using it.
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `frame`, or evicts the connection when that would exceed the byte limit.
+    pub(crate) fn push_frame(&self, frame: &Bytes) -> Push {
+        let mut s = self.state();
+        match s.status {
+            QueueStatus::Open => {}
+            QueueStatus::Evicted | QueueStatus::Closed => return Push::Closed,
+        }
+        if s.bytes + frame.len() > self.0.limit {
+            s.status = QueueStatus::Evicted;
+            s.frames = VecDeque::new();
+            s.bytes = 0;
+            drop(s);
+            self.0.ready.notify_one();
+            return Push::Evicted;
+        }
+        let was_empty = s.frames.is_empty();
+        s.bytes += frame.len();
+        s.frames.push_back(frame.clone());
+        drop(s);
+        if was_empty {
+            self.0.ready.notify_one();
+        }
+        Push::Queued
+    }
+
+    /// Moves every queued frame to the back of `into` and reports the queue's status.
+    pub(crate) fn take(&self, into: &mut VecDeque<Bytes>) -> QueueStatus {
+        let mut s = self.state();
+        if into.is_empty() {
+            std::mem::swap(into, &mut s.frames);
+        } else {
+            into.append(&mut s.frames);
+        }
+        s.bytes = 0;
+        s.status
+    }
+
+    /// Stops taking frames; what is queued stays for [`Outbound::take`].
+    pub(crate) fn close(&self) {
+        let mut s = self.state();
+        if s.status == QueueStatus::Open {
+            s.status = QueueStatus::Closed;
+        }
+    }
+
+    /// Resolves once frames were pushed, or the status changed, since the last wake-up.
+    /// Cancel-safe: a wake-up that finds no waiter is kept for the next call.
+    pub(crate) async fn ready(&self) {
+        self.0.ready.notified().await;
+    }
+}
+
+impl Sink for Outbound {
+    fn format(&self) -> WireFormat {
+        self.0.format
+    }
+
+    fn push(&self, frame: &Bytes) -> Push {
+        self.push_frame(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_evicts_and_drops_the_backlog() {
+        let q = Outbound::new(WireFormat::Json, 10);
+        let f = Bytes::from_static(b"12345");
+        assert_eq!(q.push_frame(&f), Push::Queued);
+        assert_eq!(q.push_frame(&f), Push::Queued);
+        assert_eq!(q.push_frame(&f), Push::Evicted);
+        assert_eq!(q.push_frame(&f), Push::Closed);
+        let mut out = VecDeque::new();
+        assert_eq!(q.take(&mut out), QueueStatus::Evicted);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn take_drains_and_frees_room() {
+        let q = Outbound::new(WireFormat::Json, 10);
+        let f = Bytes::from_static(b"12345");
+        q.push_frame(&f);
+        q.push_frame(&f);
+        let mut out = VecDeque::new();
+        assert_eq!(q.take(&mut out), QueueStatus::Open);
+        assert_eq!(out.len(), 2);
+        assert_eq!(q.push_frame(&f), Push::Queued);
+        q.close();
+        assert_eq!(q.push_frame(&f), Push::Closed);
+        assert_eq!(q.take(&mut out), QueueStatus::Closed);
+        assert_eq!(out.len(), 3);
+    }
+}

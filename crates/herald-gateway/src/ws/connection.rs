@@ -1,0 +1,325 @@
+//! One WebSocket connection: a single task that owns the socket, reads client frames when the
+//! socket is readable, and writes queued server frames in batches when there are any.
+//!
+//! One task instead of a reader and a writer: it waits on readiness (`readable`, `writable`,
+//! the queue's wake-up) rather than on a read into a buffer, so an idle connection holds no
+//! read buffer and a single small future. Every wait in the loop is cancel-safe.
+
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use herald_protocol::{
+    close,
+    ws::{close_frame, control_frame, Decoder, Message, OpCode},
+    ConnId, WireFormat,
+};
+use tokio::{net::TcpStream, time::Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    node::NodeCtx,
+    outbound::{Outbound, QueueStatus},
+};
+
+/// Bytes asked of the socket per read, at least.
+const READ_CHUNK: usize = 4096;
+/// Reads per wake-up before giving other connections a turn.
+const READS_PER_WAKE: usize = 8;
+/// Frames per write syscall at most.
+const FRAMES_PER_WRITE: usize = 64;
+/// Write syscalls per wake-up before giving other connections a turn.
+const WRITES_PER_WAKE: usize = 16;
+/// A ping frame with no payload.
+static PING: &[u8] = &[0x80 | OpCode::Ping as u8, 0];
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub(super) enum End {
+    /// The close handshake completed (either side started it).
+    Closed,
+    /// The client closed the TCP connection without a close frame.
+    Eof,
+    /// The client did not answer our close frame in time.
+    CloseTimeout,
+    /// The node's grace period ran out.
+    Killed,
+    /// A socket error.
+    Io(io::Error),
+}
+
+pub(super) struct Connection {
+    pub(super) id: ConnId,
+    stream: TcpStream,
+    pub(super) ctx: Arc<NodeCtx>,
+    pub(super) format: WireFormat,
+    pub(super) outbound: Outbound,
+    decoder: Decoder,
+    read_buf: BytesMut,
+    /// Frames taken from the queue (and control frames), being written.
+    writing: VecDeque<Bytes>,
+    /// Bytes of `writing[0]` already written.
+    written: usize,
+    last_heard: Instant,
+    /// Shards this connection subscribed in (bit `i % 64` for shard `i`).
+    pub(super) shards: u64,
+    /// When our close frame was queued, the deadline for the client's answer.
+    close_deadline: Option<Instant>,
+    /// The client sent its close frame, or its input is no longer read.
+    input_done: bool,
+}
+
+impl Connection {
+    pub(super) fn new(
+        id: ConnId,
+        stream: TcpStream,
+        early: Bytes,
+        format: WireFormat,
+        ctx: Arc<NodeCtx>,
+    ) -> Self {
+        let ws = &ctx.config.websocket;
+        Self {
+            id,
+            stream,
+            format,
+            outbound: Outbound::new(format, ws.outbound_queue_bytes),
+            decoder: Decoder::new(ws.max_message_size),
+            read_buf: BytesMut::from(&early[..]),
+            writing: VecDeque::new(),
+            written: 0,
+            last_heard: Instant::now(),
+            shards: 0,
+            close_deadline: None,
+            input_done: false,
+            ctx,
+        }
+    }
+
+    /// Serves the connection until it ends, then leaves every shard it subscribed in.
+    pub(super) async fn run(mut self, shutdown: CancellationToken, kill: CancellationToken) {
+        let metrics = self.ctx.metrics.clone();
+        metrics.connections.add(1);
+        metrics.connections_total.inc();
+        match self.serve(shutdown, kill).await {
+            End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
+            end => tracing::debug!(?end, "connection ended"),
+        }
+        self.outbound.close();
+        let hub = &self.ctx.hub;
+        for shard in (0..hub.shard_count()).filter(|s| self.shards & (1 << (s % 64)) != 0) {
+            hub.disconnect(self.id, shard).await;
+        }
+        metrics.connections.add(-1);
+    }
+
+    async fn serve(&mut self, shutdown: CancellationToken, kill: CancellationToken) -> End {
+        let config = &self.ctx.config;
+        let ping_every = config.websocket.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let window = config.shutdown.drain_window;
+        let drain = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(jitter(window)).await;
+        };
+        tokio::pin!(drain);
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+
+        if let Err(end) = self.process_input().await {
+            return end;
+        }
+        loop {
+            if let Err(e) = self.flush() {
+                return End::Io(e);
+            }
+            if self.close_deadline.is_some() && self.writing.is_empty() && self.input_done {
+                return End::Closed;
+            }
+            let open = self.close_deadline.is_none();
+            let has_output = !self.writing.is_empty();
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return End::Killed,
+                r = self.stream.readable(), if !self.input_done => {
+                    if let Err(e) = r {
+                        return End::Io(e);
+                    }
+                    if let Err(end) = self.read().await {
+                        return end;
+                    }
+                }
+                r = self.stream.writable(), if has_output => {
+                    if let Err(e) = r {
+                        return End::Io(e);
+                    }
+                }
+                _ = self.outbound.ready(), if open && !has_output => self.take_outbound(),
+                _ = ping.tick() => self.on_tick(),
+                _ = &mut drain, if open => self.start_close(close::SHUTDOWN),
+                _ = tokio::time::sleep_until(self.close_deadline.unwrap_or(far)), if !open => {
+                    return End::CloseTimeout;
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has, up to a few chunks, and handles every complete message.
+    async fn read(&mut self) -> Result<(), End> {
+        let max = self.ctx.config.websocket.max_message_size + 14;
+        for _ in 0..READS_PER_WAKE {
+            let want = self.decoder.wanted(&self.read_buf).clamp(READ_CHUNK, max);
+            self.read_buf.reserve(want);
+            match self.stream.try_read_buf(&mut self.read_buf) {
+                Ok(0) => return Err(End::Eof),
+                Ok(_) => {
+                    self.last_heard = Instant::now();
+                    self.process_input().await?;
+                    if self.input_done {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(End::Io(e)),
+            }
+        }
+        if self.read_buf.is_empty() {
+            // Idle connections keep no read buffer.
+            self.read_buf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    async fn process_input(&mut self) -> Result<(), End> {
+        while !self.input_done {
+            match self.decoder.decode(&mut self.read_buf) {
+                Ok(None) => break,
+                Ok(Some(message)) => self.on_message(message).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "protocol error");
+                    self.ctx.metrics.protocol_errors.inc();
+                    self.start_close(e.close_code());
+                    // What follows a broken frame cannot be framed: read no further.
+                    self.input_done = true;
+                    self.read_buf = BytesMut::new();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_message(&mut self, message: Message) {
+        let open = self.close_deadline.is_none();
+        match message {
+            Message::Text(payload) if open => self.on_request(WireFormat::Json, payload).await,
+            Message::Binary(payload) if open => {
+                self.on_request(WireFormat::MsgPack, payload).await;
+            }
+            Message::Ping(payload) if open => {
+                self.writing
+                    .push_back(control_frame(OpCode::Pong, &payload));
+            }
+            Message::Close(code) => {
+                self.input_done = true;
+                let echo = match code {
+                    Some((c, _)) if (3000..=4999).contains(&c) || c == close::NORMAL => c,
+                    _ => close::NORMAL,
+                };
+                self.start_close(echo);
+            }
+            // Pongs only refresh `last_heard`; data after our close frame is ignored.
+            _ => {}
+        }
+    }
+
+    /// Queues our close frame after what is already queued, and stops taking new frames.
+    pub(super) fn start_close(&mut self, code: u16) {
+        if self.close_deadline.is_some() {
+            return;
+        }
+        self.outbound.close();
+        self.outbound.take(&mut self.writing);
+        self.writing
+            .push_back(close_frame(code, close::reason(code)));
+        self.close_deadline = Some(Instant::now() + self.ctx.config.websocket.close_timeout);
+    }
+
+    fn take_outbound(&mut self) {
+        if self.outbound.take(&mut self.writing) == QueueStatus::Evicted {
+            tracing::debug!("slow consumer: closing");
+            // What it has not read will not be read: keep only a frame already half written,
+            // so that the close frame follows on a frame boundary.
+            self.writing.truncate(usize::from(self.written > 0));
+            self.start_close(close::SLOW_CONSUMER);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.close_deadline.is_some() {
+            return;
+        }
+        if self.last_heard.elapsed() >= self.ctx.config.websocket.idle_timeout {
+            tracing::debug!("idle timeout: closing");
+            self.ctx.metrics.idle_timeouts.inc();
+            self.start_close(close::IDLE_TIMEOUT);
+        } else {
+            self.writing.push_back(Bytes::from_static(PING));
+        }
+    }
+
+    /// Writes as much as the socket takes now, many frames per syscall, refilling from the
+    /// queue as it empties.
+    fn flush(&mut self) -> io::Result<()> {
+        for _ in 0..WRITES_PER_WAKE {
+            if self.writing.is_empty() && self.close_deadline.is_none() {
+                self.take_outbound();
+            }
+            if self.writing.is_empty() {
+                if self.writing.capacity() > FRAMES_PER_WRITE {
+                    self.writing = VecDeque::new();
+                }
+                return Ok(());
+            }
+            let mut slices = [IoSlice::new(&[]); FRAMES_PER_WRITE];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(&self.writing) {
+                let skip = if count == 0 { self.written } else { 0 };
+                *slot = IoSlice::new(&frame[skip..]);
+                count += 1;
+            }
+            match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let left = self.writing[0].len() - self.written;
+            if n >= left {
+                n -= left;
+                self.writing.pop_front();
+                self.written = 0;
+            } else {
+                self.written += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// A random delay in `[0, window)`.
+fn jitter(window: Duration) -> Duration {
+    let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(fastrand::u64(0..nanos))
+}

@@ -1,0 +1,162 @@
+//! The HTTP/1.1 upgrade to WebSocket: path, subprotocol, and handing the raw socket to the
+//! connection task.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use herald_protocol::WireFormat;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use super::connection::Connection;
+use crate::node::NodeCtx;
+
+/// Everything a handshake needs to start the connection it upgrades.
+#[derive(Clone)]
+struct Env {
+    ctx: Arc<NodeCtx>,
+    connections: TaskTracker,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+    remote: SocketAddr,
+}
+
+/// Serves HTTP on one accepted socket until it is upgraded (or closed).
+pub(super) async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    ctx: Arc<NodeCtx>,
+    connections: TaskTracker,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+) {
+    let timeout = ctx.config.websocket.handshake_timeout;
+    let env = Env {
+        ctx,
+        connections,
+        shutdown,
+        kill,
+        remote,
+    };
+    let service = service_fn(move |req| {
+        let env = env.clone();
+        async move { Ok::<_, Infallible>(upgrade(req, env)) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = tokio::time::timeout(timeout, served)
+        .await
+        .unwrap_or(Ok(()))
+    {
+        tracing::debug!(%remote, error = %e, "handshake failed");
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The wire format a client asks for: JSON when it names no subprotocol, else the first
+/// offered one Herald speaks.
+fn choose_format(headers: &HeaderMap) -> Option<(WireFormat, bool)> {
+    let mut offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .peekable();
+    if offered.peek().is_none() {
+        return Some((WireFormat::Json, false));
+    }
+    offered
+        .find_map(WireFormat::from_subprotocol)
+        .map(|f| (f, true))
+}
+
+fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
+    if req.uri().path() != env.ctx.config.websocket.path {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        let mut r = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket only\n",
+        );
+        r.headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        return r;
+    }
+    if env.ctx.is_draining() {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is shutting down; connect to another\n",
+        );
+    }
+    let Some((format, echo)) = choose_format(req.headers()) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "unsupported subprotocol: offer herald.v1.json or herald.v1.msgpack\n",
+        );
+    };
+    let (response, upgraded) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(remote = %env.remote, error = %e, "bad upgrade request");
+            return plain(StatusCode::BAD_REQUEST, "bad WebSocket upgrade request\n");
+        }
+    };
+    let conn_id = env.ctx.next_conn_id();
+    let span = tracing::debug_span!(
+        "conn",
+        conn_id = %conn_id,
+        node_id = %env.ctx.node_id,
+        remote = %env.remote
+    );
+    let ctx = env.ctx.clone();
+    env.connections.spawn(
+        async move {
+            let stream = match upgraded.await {
+                Ok(ws) => ws.into_inner().into_inner(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "upgrade did not complete");
+                    return;
+                }
+            };
+            let parts = match stream.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => parts,
+                Err(_) => {
+                    tracing::error!("upgraded connection is not a TCP stream");
+                    return;
+                }
+            };
+            Connection::new(conn_id, parts.io.into_inner(), parts.read_buf, format, ctx)
+                .run(env.shutdown, env.kill)
+                .await;
+        }
+        .instrument(span),
+    );
+    let mut response = response.map(|_| Full::new(Bytes::new()));
+    if echo {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(format.subprotocol()),
+        );
+    }
+    response
+}

@@ -1,0 +1,157 @@
+//! A client that sends hand-made bytes after a real handshake: malformed frames, huge length
+//! claims, unmasked frames.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::WAIT;
+
+/// A WebSocket connection driven byte by byte.
+pub struct RawClient {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+/// A frame from the server: opcode and payload.
+pub type RawFrame = (u8, Vec<u8>);
+
+impl RawClient {
+    /// Performs the upgrade on `path` offering `protocol` (if any).
+    ///
+    /// # Errors
+    /// When the server does not answer 101.
+    pub async fn connect(
+        addr: SocketAddr,
+        path: &str,
+        protocol: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let mut stream = TcpStream::connect(addr).await?;
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        );
+        if let Some(p) = protocol {
+            req.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        req.push_str("\r\n");
+        stream.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let end = loop {
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .context("handshake timed out")??;
+            if n == 0 {
+                bail!("closed during handshake");
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        if !head.starts_with("HTTP/1.1 101") {
+            bail!("no upgrade: {head}");
+        }
+        Ok(Self {
+            stream,
+            pending: buf[end..].to_vec(),
+        })
+    }
+
+    /// Writes raw bytes.
+    ///
+    /// # Errors
+    /// On a socket error.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// A masked client frame, as a browser builds it.
+    pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut f = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= 65535 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    /// Reads the next server frame (server frames are unmasked).
+    ///
+    /// # Errors
+    /// On a timeout, EOF, or a malformed server frame.
+    pub async fn next_frame(&mut self) -> anyhow::Result<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse(&self.pending)? {
+                self.pending.drain(..used);
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .context("timed out waiting for a frame")??;
+            if n == 0 {
+                bail!("connection closed without a close frame");
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads frames until a close frame, and returns its code.
+    ///
+    /// # Errors
+    /// When none arrives.
+    pub async fn close_code(&mut self) -> anyhow::Result<u16> {
+        loop {
+            let (opcode, payload) = self.next_frame().await?;
+            if opcode == 0x8 {
+                if payload.len() < 2 {
+                    return Ok(1005);
+                }
+                return Ok(u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}
+
+fn parse(buf: &[u8]) -> anyhow::Result<Option<(RawFrame, usize)>> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    if buf[1] & 0x80 != 0 {
+        bail!("server frame is masked");
+    }
+    let (len, at) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => (
+            usize::try_from(u64::from_be_bytes(buf[2..10].try_into()?))?,
+            10,
+        ),
+        126 | 127 => return Ok(None),
+        n => (usize::from(n), 2),
+    };
+    if buf.len() < at + len {
+        return Ok(None);
+    }
+    Ok(Some((
+        (buf[0] & 0x0f, buf[at..at + len].to_vec()),
+        at + len,
+    )))
+}

@@ -1,0 +1,197 @@
+//! A WebSocket test client speaking the native protocol, built on tokio-tungstenite.
+
+use std::collections::VecDeque;
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use herald_protocol::WireFormat;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    tungstenite::{client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame, Message},
+    MaybeTlsStream, WebSocketStream,
+};
+
+use crate::WAIT;
+
+/// What arrived from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A frame, decoded from JSON or MessagePack into a JSON value.
+    Frame(Value),
+    /// A close frame with its code.
+    Close(u16),
+}
+
+/// A client that speaks one wire format and keeps pushes that arrive while it waits for a
+/// reply.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    format: WireFormat,
+    next_id: u64,
+    buffered: VecDeque<Value>,
+}
+
+impl WsClient {
+    /// Connects to `url`, offering `format`'s subprotocol (none when `None`: JSON by default).
+    ///
+    /// # Errors
+    /// When the handshake fails.
+    pub async fn connect(url: &str, format: Option<WireFormat>) -> anyhow::Result<Self> {
+        let mut request = url.into_client_request()?;
+        if let Some(f) = format {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(f.subprotocol()),
+            );
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request).await?;
+        let negotiated = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(f) = format {
+            if negotiated.as_deref() != Some(f.subprotocol()) {
+                bail!("server chose {negotiated:?}, not {}", f.subprotocol());
+            }
+        }
+        Ok(Self {
+            stream,
+            format: format.unwrap_or(WireFormat::Json),
+            next_id: 1,
+            buffered: VecDeque::new(),
+        })
+    }
+
+    /// The wire format in use.
+    pub fn format(&self) -> WireFormat {
+        self.format
+    }
+
+    /// Sends `value` encoded in the client's format.
+    ///
+    /// # Panics
+    /// When the send fails.
+    pub async fn send(&mut self, value: &Value) {
+        let message = match self.format {
+            WireFormat::Json => Message::text(value.to_string()),
+            WireFormat::MsgPack => Message::binary(rmp_serde::to_vec_named(value).expect("encode")),
+        };
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// Sends a raw WebSocket message.
+    ///
+    /// # Panics
+    /// When the send fails.
+    pub async fn send_message(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// Sends `{"id":N, <command>}` and returns the reply with that id; pushes that arrive
+    /// meanwhile are kept for [`WsClient::next_push`].
+    ///
+    /// # Panics
+    /// When no reply arrives within [`WAIT`].
+    pub async fn request(&mut self, command: &str, body: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"id": id, command: body})).await;
+        loop {
+            match self.next().await.expect("reply") {
+                Incoming::Frame(v) if v.get("id") == Some(&json!(id)) => return v,
+                Incoming::Frame(v) if v.get("push").is_some() => self.buffered.push_back(v),
+                other => panic!("expected the reply to request {id}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Subscribes and returns the reply.
+    pub async fn subscribe(&mut self, channels: &[&str]) -> Value {
+        self.request("subscribe", json!({"channels": channels}))
+            .await
+    }
+
+    /// Subscribes and asserts every channel succeeded.
+    ///
+    /// # Panics
+    /// When any channel failed.
+    pub async fn subscribe_ok(&mut self, channels: &[&str]) {
+        let reply = self.subscribe(channels).await;
+        assert_eq!(
+            reply["ok"]["subscribed"].as_array().map(Vec::len),
+            Some(channels.len()),
+            "subscribe reply: {reply}"
+        );
+    }
+
+    /// The next push's body (`{"channel":..,"data":..,"offset":..}`).
+    ///
+    /// # Panics
+    /// When anything else, or nothing within [`WAIT`], arrives.
+    pub async fn next_push(&mut self) -> Value {
+        if let Some(v) = self.buffered.pop_front() {
+            return v["push"].clone();
+        }
+        match self.next().await.expect("push") {
+            Incoming::Frame(v) if v.get("push").is_some() => v["push"].clone(),
+            other => panic!("expected a push, got {other:?}"),
+        }
+    }
+
+    /// The next frame or close, within [`WAIT`].
+    ///
+    /// # Errors
+    /// On a timeout, a socket error or an undecodable frame.
+    pub async fn next(&mut self) -> anyhow::Result<Incoming> {
+        self.next_within(WAIT).await
+    }
+
+    /// The next frame or close, within `wait`.
+    ///
+    /// # Errors
+    /// On a timeout, a socket error or an undecodable frame.
+    pub async fn next_within(&mut self, wait: std::time::Duration) -> anyhow::Result<Incoming> {
+        if let Some(v) = self.buffered.pop_front() {
+            return Ok(Incoming::Frame(v));
+        }
+        loop {
+            let message = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .context("timed out waiting for the server")?
+                .context("connection ended")??;
+            return Ok(match message {
+                Message::Text(t) => Incoming::Frame(serde_json::from_str(t.as_str())?),
+                Message::Binary(b) => Incoming::Frame(rmp_serde::from_slice(&b)?),
+                Message::Close(frame) => {
+                    Incoming::Close(frame.map_or(1005, |f: CloseFrame| u16::from(f.code)))
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            });
+        }
+    }
+
+    /// Waits for a close frame, skipping pushes, and returns its code.
+    ///
+    /// # Panics
+    /// When the connection ends without one within [`WAIT`].
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next().await.expect("close frame") {
+                Incoming::Close(code) => return code,
+                Incoming::Frame(_) => continue,
+            }
+        }
+    }
+
+    /// Closes the connection normally.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
+    /// The underlying stream, for tests that need to stop reading.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
+    }
+}
