@@ -156,8 +156,9 @@ impl WsClient {
         if let Some(v) = self.buffered.pop_front() {
             return Ok(Incoming::Frame(v));
         }
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout(wait, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .context("timed out waiting for the server")?
                 .context("connection ended")??;
