@@ -64,6 +64,11 @@ impl RawClient {
         })
     }
 
+    /// The socket and any bytes already read past the handshake.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.pending)
+    }
+
     /// Writes raw bytes.
     ///
     /// # Errors

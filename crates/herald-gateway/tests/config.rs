@@ -1,0 +1,120 @@
+//! Configuration: the public keys and defaults, file then environment, and loud failures.
+
+use std::{net::SocketAddr, time::Duration};
+
+use herald_gateway::config::GatewayConfig;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("herald-gw-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = GatewayConfig::load_from(None, env(&[])).unwrap();
+    assert_eq!(
+        c.listen.websocket,
+        "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(c.listen.api, "0.0.0.0:9090".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.node.id, None, "a fresh UUID per process");
+    assert_eq!(c.websocket.path, "/ws");
+    assert_eq!(c.websocket.max_message_size, 65536);
+    assert_eq!(c.websocket.outbound_queue_bytes, 1 << 20);
+    assert!(c.api.keys.is_empty());
+    assert!(!c.channels.publish, "client publish is off by default");
+    assert!(c.namespaces.is_empty());
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let file = temp_file(
+        "layered.toml",
+        r#"
+[listen]
+websocket = "127.0.0.1:1000"
+api = "127.0.0.1:1001"
+
+[node]
+id = "6f1c1f2e-8f43-4b7e-9d77-0b1f0b1e2c3d"
+
+[websocket]
+ping_interval = "5s"
+
+[namespaces.chat]
+publish = true
+
+[namespaces.feed]
+"#,
+    );
+    let c = GatewayConfig::load_from(
+        Some(&file),
+        env(&[
+            ("HERALD__LISTEN__WEBSOCKET", "127.0.0.1:2000"),
+            ("HERALD__API__KEYS", "one,two"),
+            ("HERALD__WEBSOCKET__IDLE_TIMEOUT", "90s"),
+            ("HERALD__NAMESPACES__FEED__PUBLISH", "true"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.listen.websocket.port(), 2000, "env wins");
+    assert_eq!(c.listen.api.port(), 1001, "file value kept");
+    assert_eq!(
+        c.node.id.unwrap().to_string(),
+        "6f1c1f2e-8f43-4b7e-9d77-0b1f0b1e2c3d"
+    );
+    assert_eq!(c.websocket.ping_interval, Duration::from_secs(5));
+    assert_eq!(c.websocket.idle_timeout, Duration::from_secs(90));
+    assert_eq!(c.api.keys, ["one", "two"]);
+    assert!(c.namespaces["chat"].publish);
+    assert!(c.namespaces["feed"].publish);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("HERALD__LISTEN__WEBSOKET", "1")], "websoket"),
+        (
+            &[("HERALD__LISTEN__WEBSOCKET", "not-an-address")],
+            "websocket",
+        ),
+        (&[("HERALD__NODE__ID", "nope")], "id"),
+        (
+            &[("HERALD__WEBSOCKET__PING_INTERVAL", "soon")],
+            "ping_interval",
+        ),
+        (
+            &[("HERALD__WEBSOCKET__MAX_MESSAGE_SIZE", "10")],
+            "max_message_size",
+        ),
+        (
+            &[("HERALD__WEBSOCKET__IDLE_TIMEOUT", "1s")],
+            "websocket.idle_timeout",
+        ),
+        (
+            &[("HERALD__SHUTDOWN__DRAIN_WINDOW", "60s")],
+            "shutdown.drain_window",
+        ),
+        (&[("HERALD__LOG__FORMAT", "xml")], "xml"),
+    ];
+    for (vars, needle) in cases {
+        let err = GatewayConfig::load_from(None, env(vars)).expect_err(needle);
+        assert!(err.to_string().contains(needle), "{vars:?}: {err}");
+    }
+    let file = temp_file("unknown.toml", "[websocket]\npath = \"/ws\"\nbuffer = 1\n");
+    let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("buffer"), "{err}");
+    let file = temp_file("ns.toml", "[namespaces.\"bad name\"]\npublish = true\n");
+    let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("bad name"), "{err}");
+}
