@@ -28,9 +28,12 @@ struct BusInner {
     offsets: Mutex<HashMap<ChannelName, u64>>,
 }
 
+/// A node subscribed to a channel: its id on the bus and where its publications go.
+type Route = (u64, Arc<dyn Inbox>);
+
 #[derive(Default)]
 struct Routes {
-    channels: HashMap<ChannelName, Vec<(u64, Arc<dyn Inbox>)>>,
+    channels: HashMap<ChannelName, Vec<Route>>,
     inboxes: HashMap<u64, Arc<dyn Inbox>>,
     next_node: u64,
 }

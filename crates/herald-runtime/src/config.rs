@@ -82,7 +82,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[derive(Debug, Default, serde::Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct Sample {
         listen: Listen,
@@ -94,15 +94,6 @@ mod tests {
     struct Listen {
         websocket: SocketAddr,
         port_count: u16,
-    }
-
-    impl Default for Sample {
-        fn default() -> Self {
-            Self {
-                listen: Listen::default(),
-                keys: vec![],
-            }
-        }
     }
 
     impl Default for Listen {
