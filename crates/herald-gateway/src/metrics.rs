@@ -11,6 +11,8 @@ pub(crate) struct Metrics {
     pub(crate) publications: Counter,
     pub(crate) broker_publications: Counter,
     pub(crate) deliveries: Counter,
+    pub(crate) socket_writes: Counter,
+    pub(crate) frames_written: Counter,
     pub(crate) slow_consumer_evictions: Counter,
     pub(crate) idle_timeouts: Counter,
     pub(crate) protocol_errors: Counter,
@@ -49,6 +51,16 @@ impl Metrics {
             "herald_deliveries_total",
             "Frames queued to subscribers.",
             self.deliveries.get(),
+        );
+        w.counter(
+            "herald_socket_writes_total",
+            "Write syscalls to client sockets (each carries up to 64 frames).",
+            self.socket_writes.get(),
+        );
+        w.counter(
+            "herald_frames_written_total",
+            "Frames completely written to client sockets.",
+            self.frames_written.get(),
         );
         w.counter(
             "herald_slow_consumer_evictions_total",

@@ -206,3 +206,33 @@ async fn handshake_refuses_what_it_cannot_serve() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn queued_frames_are_written_many_per_syscall() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let messages: Vec<_> = (0..500)
+        .map(|n| json!({"channel": "news", "data": n}))
+        .collect();
+    let body = json!({ "messages": messages }).to_string();
+    let writes_before = gw.metric("herald_socket_writes_total").await;
+    let frames_before = gw.metric("herald_frames_written_total").await;
+    assert_eq!(
+        gw.post("/v1/publish/batch", &[], body.as_bytes())
+            .await
+            .status,
+        200
+    );
+    for n in 0..500 {
+        assert_eq!(c.next_push().await["data"], json!(n));
+    }
+    let writes = gw.metric("herald_socket_writes_total").await - writes_before;
+    let frames = gw.metric("herald_frames_written_total").await - frames_before;
+    assert!(frames >= 500.0, "{frames}");
+    assert!(
+        frames / writes >= 4.0,
+        "{frames} frames in {writes} writes: not batched"
+    );
+    gw.stop().await;
+}

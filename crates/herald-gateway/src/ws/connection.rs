@@ -292,7 +292,12 @@ impl Connection {
             }
             match self.stream.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.advance(n),
+                Ok(n) => {
+                    let frames = self.advance(n);
+                    let metrics = &self.ctx.metrics;
+                    metrics.socket_writes.inc();
+                    metrics.frames_written.add(frames);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
@@ -300,18 +305,22 @@ impl Connection {
         Ok(())
     }
 
-    fn advance(&mut self, mut n: usize) {
+    /// Drops `n` written bytes off the front; returns how many frames were completed.
+    fn advance(&mut self, mut n: usize) -> u64 {
+        let mut completed = 0;
         while n > 0 {
             let left = self.writing[0].len() - self.written;
             if n >= left {
                 n -= left;
                 self.writing.pop_front();
                 self.written = 0;
+                completed += 1;
             } else {
                 self.written += n;
                 n = 0;
             }
         }
+        completed
     }
 }
 
