@@ -21,19 +21,7 @@ use reply::{error, text, ApiError};
 
 /// Serves the API until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, ctx: Arc<NodeCtx>, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, _) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::warn!(error = %e, "api accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
+    while let Some((stream, _)) = crate::accept::next(&listener, &stop).await {
         let ctx = ctx.clone();
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -4,7 +4,7 @@ mod connection;
 mod handshake;
 mod requests;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -20,21 +20,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     kill: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Out of file descriptors, or a connection reset before accept: back off a
-                // little rather than spin.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
+    while let Some((stream, remote)) = crate::accept::next(&listener, &shutdown).await {
         let _ = stream.set_nodelay(true);
         let task = handshake::serve(
             stream,

@@ -10,7 +10,7 @@ mod decoder;
 mod encoder;
 
 pub use decoder::{DecodeError, Decoder, Message};
-pub use encoder::{close_frame, control_frame, FrameBuilder};
+pub use encoder::{client_frame, close_frame, control_frame, FrameBuilder};
 
 /// Frame opcodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

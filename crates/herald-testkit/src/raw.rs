@@ -9,6 +9,8 @@ use tokio::{
     net::TcpStream,
 };
 
+use herald_protocol::ws::{client_frame, OpCode};
+
 use crate::WAIT;
 
 /// A WebSocket connection driven byte by byte.
@@ -78,23 +80,10 @@ impl RawClient {
         Ok(())
     }
 
-    /// A masked client frame, as a browser builds it.
+    /// A masked client frame, as a browser builds it; `opcode` may be any 4-bit value.
     pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut f = vec![(u8::from(fin) << 7) | opcode];
-        match payload.len() {
-            n if n < 126 => f.push(0x80 | n as u8),
-            n if n <= 65535 => {
-                f.push(0x80 | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(0x80 | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut f = client_frame(fin, OpCode::Text, [0x37, 0xfa, 0x21, 0x3d], payload);
+        f[0] = (f[0] & 0xF0) | (opcode & 0x0F);
         f
     }
 

@@ -85,6 +85,26 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
     b.finish(OpCode::Close)
 }
 
+/// A masked client frame, as browsers send them: for test clients and load generators.
+pub fn client_frame(fin: bool, opcode: OpCode, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.push((u8::from(fin) << 7) | opcode as u8);
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
