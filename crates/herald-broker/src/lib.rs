@@ -50,6 +50,13 @@ pub enum BrokerError {
     /// The broker cannot be reached or is not ready; retry later.
     #[error("broker unavailable: {0}")]
     Unavailable(&'static str),
+    /// The request was sent but its answer did not come (timeout, or the connection broke):
+    /// it may or may not have taken effect.
+    #[error("outcome unknown: {0}")]
+    Uncertain(&'static str),
+    /// The broker refused the operation (for example a Redis error reply).
+    #[error("broker refused: {0}")]
+    Refused(String),
     /// The broker was shut down.
     #[error("broker closed")]
     Closed,
@@ -60,6 +67,21 @@ pub trait Inbox: Send + Sync + 'static {
     /// Takes one publication. The broker awaits this: a slow inbox slows the broker down
     /// rather than making anything queue without bound.
     fn deliver(&self, publication: Publication) -> BoxFuture<'_, ()>;
+
+    /// The node's subscription to `channel` was lost for a while and is live again:
+    /// publications may have been missed. Every local subscriber must be told.
+    fn gap(&self, channel: ChannelName, reason: &'static str) -> BoxFuture<'_, ()>;
+}
+
+/// Counters a broker keeps about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Messages received from the broker that were not valid envelopes (dropped).
+    pub malformed: u64,
+    /// Connections to the broker re-established after a loss.
+    pub reconnects: u64,
+    /// Channels announced as gaps to the inbox.
+    pub gaps: u64,
 }
 
 /// A node's link to the other nodes.
@@ -89,6 +111,9 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Whether the broker can take publications now (feeds `/readyz`).
     fn is_ready(&self) -> bool;
+
+    /// The broker's counters.
+    fn stats(&self) -> BrokerStats;
 }
 
 /// A shared, type-erased broker.

@@ -144,6 +144,10 @@ impl Broker for MemoryBroker {
     fn is_ready(&self) -> bool {
         true
     }
+
+    fn stats(&self) -> crate::BrokerStats {
+        crate::BrokerStats::default()
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +162,10 @@ mod tests {
     impl Inbox for Recorder {
         fn deliver(&self, p: Publication) -> BoxFuture<'_, ()> {
             self.0.lock().unwrap().push(p);
+            Box::pin(async {})
+        }
+
+        fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
             Box::pin(async {})
         }
     }

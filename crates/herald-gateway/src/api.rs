@@ -53,7 +53,10 @@ async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Full<Bytes>> {
             text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
         }),
         (&Method::GET, "/metrics") => {
-            let mut r = text(StatusCode::OK, ctx.metrics.render());
+            let rendered = ctx
+                .metrics
+                .render(ctx.broker.stats(), ctx.broker.is_ready());
+            let mut r = text(StatusCode::OK, rendered);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -19,6 +19,8 @@ pub struct GatewayConfig {
     pub listen: ListenConfig,
     /// This node's identity.
     pub node: NodeConfig,
+    /// How publications travel between nodes.
+    pub broker: BrokerConfig,
     /// WebSocket connections.
     pub websocket: WebSocketConfig,
     /// The HTTP API.
@@ -63,6 +65,74 @@ pub struct NodeConfig {
     /// `node.id`, default a fresh UUID per process. Set it only to give a node a stable name in
     /// logs and metrics; two running nodes must never share one.
     pub id: Option<NodeId>,
+}
+
+/// `[broker]`: how publications travel between nodes.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// `broker.kind`, default `memory`: `memory` runs one node alone on the embedded broker;
+    /// `redis` relays through Redis so that any number of nodes form a cluster.
+    pub kind: BrokerKind,
+    /// `[broker.redis]`, used when `broker.kind = "redis"`.
+    pub redis: RedisConfig,
+}
+
+/// Which broker a node uses.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// The embedded in-memory broker: one node, no dependencies.
+    #[default]
+    Memory,
+    /// Redis pub/sub.
+    Redis,
+}
+
+/// How Redis is deployed.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One Redis server (PUBLISH/SUBSCRIBE).
+    #[default]
+    Standalone,
+    /// A Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE).
+    Cluster,
+}
+
+/// `[broker.redis]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `broker.redis.mode`, default `standalone`.
+    pub mode: RedisMode,
+    /// `broker.redis.url`, default `redis://127.0.0.1:6379`: `redis://[user:password@]host:port[/db]`;
+    /// in cluster mode, comma-separated seed URLs.
+    pub url: String,
+    /// `broker.redis.prefix`, default `herald:`: prefix of every key and channel, so that
+    /// several deployments can share a Redis.
+    pub prefix: String,
+    /// `broker.redis.timeout`, default `2s`: how long a request may wait for Redis before the
+    /// connection counts as stalled and is rebuilt. Lower notices a stall sooner; too low
+    /// drops healthy connections under load.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `broker.redis.offset_ttl`, default `24h`: how long a channel's offset counter outlives
+    /// its last publication (`0s`: forever). After it expires offsets start again at 1.
+    #[serde(with = "humantime_serde")]
+    pub offset_ttl: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            mode: RedisMode::Standalone,
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "herald:".into(),
+            timeout: Duration::from_secs(2),
+            offset_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// `[websocket]`: client connections.

@@ -13,4 +13,7 @@ pub enum GatewayError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The broker configuration cannot be used.
+    #[error("broker: {0}")]
+    Broker(String),
 }

@@ -94,4 +94,12 @@ impl Inbox for Hub {
                 .await;
         })
     }
+
+    fn gap(&self, channel: ChannelName, reason: &'static str) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let shard = self.shard_index(&channel);
+            self.send(shard, ShardCommand::Gap { channel, reason })
+                .await;
+        })
+    }
 }

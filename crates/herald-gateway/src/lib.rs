@@ -22,4 +22,15 @@ mod outbound;
 mod ws;
 
 pub use error::GatewayError;
+
+/// The error code a broker failure is reported with, to HTTP and WebSocket publishers alike.
+pub(crate) fn broker_error_code(e: &herald_broker::BrokerError) -> herald_protocol::ErrorCode {
+    use herald_broker::BrokerError;
+    use herald_protocol::ErrorCode;
+    match e {
+        BrokerError::Uncertain(_) => ErrorCode::Uncertain,
+        BrokerError::Unavailable(_) | BrokerError::Closed => ErrorCode::Unavailable,
+        BrokerError::Refused(_) => ErrorCode::Internal,
+    }
+}
 pub use node::{run, run_on_bus, Listeners};

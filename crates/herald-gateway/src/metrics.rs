@@ -1,5 +1,6 @@
 //! The gateway's metrics, served at `/metrics` in the Prometheus text format.
 
+use herald_broker::BrokerStats;
 use herald_runtime::metrics::{Counter, Gauge, TextWriter};
 
 /// Every counter and gauge of one gateway node.
@@ -11,6 +12,7 @@ pub(crate) struct Metrics {
     pub(crate) publications: Counter,
     pub(crate) broker_publications: Counter,
     pub(crate) deliveries: Counter,
+    pub(crate) gap_notices: Counter,
     pub(crate) socket_writes: Counter,
     pub(crate) frames_written: Counter,
     pub(crate) slow_consumer_evictions: Counter,
@@ -20,8 +22,28 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn render(&self) -> String {
+    pub(crate) fn render(&self, broker: BrokerStats, broker_ready: bool) -> String {
         let mut w = TextWriter::new();
+        w.gauge(
+            "herald_broker_ready",
+            "1 when the broker takes publications, 0 otherwise.",
+            i64::from(broker_ready),
+        );
+        w.counter(
+            "herald_broker_reconnects_total",
+            "Broker connections re-established after a loss.",
+            broker.reconnects,
+        );
+        w.counter(
+            "herald_broker_malformed_total",
+            "Messages from the broker dropped because they were not valid envelopes.",
+            broker.malformed,
+        );
+        w.counter(
+            "herald_broker_gaps_total",
+            "Channels resubscribed after a broker connection loss (each got a gap notice).",
+            broker.gaps,
+        );
         w.gauge(
             "herald_connections",
             "WebSocket connections open now.",
@@ -51,6 +73,11 @@ impl Metrics {
             "herald_deliveries_total",
             "Frames queued to subscribers.",
             self.deliveries.get(),
+        );
+        w.counter(
+            "herald_gap_notices_total",
+            "Gap notices queued to subscribers after the broker subscription was restored.",
+            self.gap_notices.get(),
         );
         w.counter(
             "herald_socket_writes_total",

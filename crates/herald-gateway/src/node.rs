@@ -9,14 +9,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use herald_broker::{MemoryBus, SharedBroker};
+use herald_broker::{Inbox, MemoryBus, SharedBroker};
+use herald_broker_redis::{RedisBroker, RedisOptions};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     api,
-    config::{GatewayConfig, NamespaceConfig},
+    config::{BrokerKind, GatewayConfig, NamespaceConfig},
     hub::{spawn_shards, Hub},
     metrics::Metrics,
     ws, GatewayError,
@@ -104,9 +105,9 @@ impl Listeners {
     }
 }
 
-/// Runs a node on its own embedded in-memory broker until `shutdown` is cancelled, then drains
-/// it: not ready, stop accepting, close clients with 4000 spread over `shutdown.drain_window`,
-/// and return within `shutdown.grace_period`.
+/// Runs a node with the broker its configuration names until `shutdown` is cancelled, then
+/// drains it: not ready, stop accepting, close clients with 4000 spread over
+/// `shutdown.drain_window`, and return within `shutdown.grace_period`.
 ///
 /// # Errors
 /// [`GatewayError`] when the node cannot start.
@@ -115,7 +116,24 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await
+    match config.broker.kind {
+        BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
+        BrokerKind::Redis => {
+            let redis = &config.broker.redis;
+            let endpoint = herald_broker_redis::Endpoint::parse(&redis.url)
+                .map_err(|e| GatewayError::Broker(e.to_string()))?;
+            let options = RedisOptions {
+                endpoint,
+                prefix: redis.prefix.clone(),
+                timeout: redis.timeout,
+                offset_ttl: redis.offset_ttl,
+            };
+            run_with(config, listeners, shutdown, move |inbox| {
+                Arc::new(RedisBroker::start(options, inbox))
+            })
+            .await
+        }
+    }
 }
 
 /// [`run`] on a shared in-memory bus: several nodes in one process form a cluster.
@@ -128,10 +146,22 @@ pub async fn run_on_bus(
     bus: &MemoryBus,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    run_with(config, listeners, shutdown, |inbox| {
+        Arc::new(bus.join(inbox))
+    })
+    .await
+}
+
+async fn run_with(
+    config: GatewayConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    connect: impl FnOnce(Arc<dyn Inbox>) -> SharedBroker,
+) -> Result<(), GatewayError> {
     let node_id = config.node.id.unwrap_or_else(NodeId::random);
     let metrics = Arc::new(Metrics::default());
     let (hub, receivers) = Hub::new(config.shard_count());
-    let broker: SharedBroker = Arc::new(bus.join(Arc::new(hub.clone())));
+    let broker = connect(Arc::new(hub.clone()));
 
     let background = TaskTracker::new();
     let stop_background = CancellationToken::new();

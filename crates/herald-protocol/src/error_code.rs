@@ -19,6 +19,10 @@ pub enum ErrorCode {
     TooLarge,
     /// 107: the HTTP API key is missing or wrong.
     Unauthorized,
+    /// 108: the broker did not answer in time, or the connection broke after the request was
+    /// sent: the publication may or may not have been made. Check before retrying if
+    /// duplicates matter.
+    Uncertain,
 }
 
 impl ErrorCode {
@@ -33,6 +37,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => 105,
             ErrorCode::TooLarge => 106,
             ErrorCode::Unauthorized => 107,
+            ErrorCode::Uncertain => 108,
         }
     }
 }

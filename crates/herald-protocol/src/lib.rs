@@ -8,11 +8,14 @@
 //!   frames (replies and pushes) encoded once per [`WireFormat`];
 //! - WebSocket framing ([`ws`]): a decoder for client frames that never allocates what a frame
 //!   merely claims, and an encoder for server frames that are built once and shared;
+//! - the envelope between nodes ([`envelope`]), including the forms applications publish
+//!   straight into Redis;
 //! - the close codes ([`close`]) and reply error codes ([`ErrorCode`]) with their meaning.
 
 pub mod channel;
 pub mod client;
 pub mod close;
+pub mod envelope;
 mod error_code;
 mod format;
 mod ids;

@@ -210,6 +210,31 @@ fn push_msgpack(
     Ok(b.finish(OpCode::Binary))
 }
 
+#[derive(Serialize)]
+struct GapBody<'a> {
+    channel: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct GapFrame<'a> {
+    gap: GapBody<'a>,
+}
+
+/// `{"gap":{"channel":..,"reason":..}}`: publications of `channel` may have been missed (the
+/// node lost its broker subscription for a while); the subscription is live again.
+pub fn gap(format: WireFormat, channel: &ChannelName, reason: &str) -> Bytes {
+    encode(
+        format,
+        &GapFrame {
+            gap: GapBody {
+                channel: channel.as_str(),
+                reason,
+            },
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

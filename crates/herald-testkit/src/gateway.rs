@@ -24,6 +24,15 @@ pub fn test_config() -> GatewayConfig {
     c
 }
 
+/// [`test_config`] relaying through the standalone Redis at `url`.
+pub fn redis_config(url: &str) -> GatewayConfig {
+    let mut c = test_config();
+    c.broker.kind = herald_gateway::config::BrokerKind::Redis;
+    c.broker.redis.url = url.to_owned();
+    c.broker.redis.timeout = Duration::from_millis(500);
+    c
+}
+
 /// A running gateway. Stopped (drained) by [`TestGateway::stop`], or cancelled when dropped.
 pub struct TestGateway {
     /// The WebSocket listener's address.

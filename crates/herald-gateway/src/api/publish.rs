@@ -162,7 +162,7 @@ async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> 
         .broker
         .publish(m.channel, m.data)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+        .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
     ctx.metrics.publications.inc();
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
 }

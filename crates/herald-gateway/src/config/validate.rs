@@ -2,7 +2,7 @@
 
 use herald_runtime::config::ConfigError;
 
-use super::GatewayConfig;
+use super::{BrokerKind, GatewayConfig, RedisMode};
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -78,8 +78,42 @@ impl GatewayConfig {
                 });
             }
         }
+        if self.broker.kind == BrokerKind::Redis {
+            self.validate_redis()?;
+        }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        let redis = &self.broker.redis;
+        let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
+            .map_err(|e| invalid("broker.redis.url", e.to_string()))?;
+        if redis.mode == RedisMode::Cluster {
+            return Err(invalid(
+                "broker.redis.mode",
+                "cluster is not available in this version; use standalone",
+            ));
+        }
+        if endpoints.len() != 1 {
+            return Err(invalid(
+                "broker.redis.url",
+                "standalone mode takes exactly one URL",
+            ));
+        }
+        let prefix_ok = !redis.prefix.is_empty()
+            && !redis.prefix.contains(['{', '}'])
+            && !redis.prefix.contains(char::is_whitespace);
+        if !prefix_ok {
+            return Err(invalid(
+                "broker.redis.prefix",
+                "must be non-empty, without braces or spaces",
+            ));
+        }
+        if redis.timeout < std::time::Duration::from_millis(50) {
+            return Err(invalid("broker.redis.timeout", "must be at least 50ms"));
         }
         Ok(())
     }

@@ -29,6 +29,11 @@ pub(crate) enum ShardCommand {
     Disconnect { conn: ConnId },
     /// A publication from the broker.
     Publication(Publication),
+    /// The broker lost and regained `channel`: tell its subscribers they may have missed some.
+    Gap {
+        channel: ChannelName,
+        reason: &'static str,
+    },
     /// The broker's answer to a subscribe this shard asked for.
     BrokerSubscribed {
         channel: ChannelName,
@@ -111,6 +116,7 @@ impl ShardTask {
                 (self.hub.broker_subscribed(&channel, error.is_none()), error)
             }
             ShardCommand::Publication(p) => (self.publish(&p), None),
+            ShardCommand::Gap { channel, reason } => (self.gap(&channel, reason), None),
         };
         for action in actions {
             self.perform(action, broker_error.as_deref());
@@ -125,6 +131,17 @@ impl ShardTask {
                 .ok()
         });
         self.metrics.deliveries.add(fanout.delivered as u64);
+        self.metrics
+            .slow_consumer_evictions
+            .add(fanout.evicted.len() as u64);
+        fanout.actions
+    }
+
+    fn gap(&mut self, channel: &ChannelName, reason: &str) -> Vec<Action<Arc<SubscribeRequest>>> {
+        let fanout = self
+            .hub
+            .publish(channel, |format| Some(server::gap(format, channel, reason)));
+        self.metrics.gap_notices.add(fanout.delivered as u64);
         self.metrics
             .slow_consumer_evictions
             .add(fanout.evicted.len() as u64);

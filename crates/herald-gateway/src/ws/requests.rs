@@ -98,7 +98,7 @@ impl Connection {
                 };
                 self.reply(&server::reply_ok(self.format, id, &ok));
             }
-            Err(e) => self.reply_error(Some(id), ErrorCode::Unavailable, &e.to_string()),
+            Err(e) => self.reply_error(Some(id), crate::broker_error_code(&e), &e.to_string()),
         }
     }
 }

@@ -1,0 +1,84 @@
+//! Where Herald keeps things in Redis, and the function that sequences publications.
+//!
+//! For a channel `news` and the prefix `herald:`:
+//!
+//! - `herald:seq:{news}`: the channel's last offset (a counter, refreshed to a TTL on each
+//!   publication);
+//! - `herald:ch:{news}`: the pub/sub channel its publications travel on.
+//!
+//! Both carry the hash tag `{news}`, so they live in one cluster slot and the function may
+//! touch both atomically.
+
+use herald_protocol::ChannelName;
+
+/// The Redis function library Herald installs (`FUNCTION LOAD REPLACE`) on connecting.
+///
+/// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
+/// text), an optional message id and the sequence key's TTL in seconds as arguments. It
+/// increments the offset and publishes `[1, offset, data, id]` as MessagePack, atomically, and
+/// returns the offset.
+pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
+local function sequence(keys, args)
+  local offset = redis.call('INCR', keys[1])
+  local ttl = tonumber(args[3] or '') or 0
+  if ttl > 0 then redis.call('EXPIRE', keys[1], ttl) end
+  return offset, cmsgpack.pack({1, offset, args[1], args[2] or ''})
+end
+redis.register_function('herald_publish', function(keys, args)
+  local offset, message = sequence(keys, args)
+  redis.call('PUBLISH', keys[2], message)
+  return offset
+end)
+redis.register_function('herald_spublish', function(keys, args)
+  local offset, message = sequence(keys, args)
+  redis.call('SPUBLISH', keys[2], message)
+  return offset
+end)
+"#;
+
+/// Key and channel names under a prefix.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    prefix: String,
+}
+
+impl Layout {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The sequence key of `channel`.
+    pub(crate) fn seq_key(&self, channel: &ChannelName) -> String {
+        format!("{}seq:{{{channel}}}", self.prefix)
+    }
+
+    /// The pub/sub channel of `channel`.
+    pub(crate) fn pubsub_channel(&self, channel: &ChannelName) -> String {
+        format!("{}ch:{{{channel}}}", self.prefix)
+    }
+
+    /// The Herald channel a pub/sub channel carries, if it is one of this prefix's.
+    pub(crate) fn channel_of(&self, pubsub: &[u8]) -> Option<ChannelName> {
+        let rest = pubsub.strip_prefix(self.prefix.as_bytes())?;
+        let inner = rest.strip_prefix(b"ch:{")?.strip_suffix(b"}")?;
+        ChannelName::parse(std::str::from_utf8(inner).ok()?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let l = Layout::new("herald:");
+        let c = ChannelName::parse("chat:room1").unwrap();
+        assert_eq!(l.seq_key(&c), "herald:seq:{chat:room1}");
+        assert_eq!(l.pubsub_channel(&c), "herald:ch:{chat:room1}");
+        assert_eq!(l.channel_of(l.pubsub_channel(&c).as_bytes()), Some(c));
+        assert_eq!(l.channel_of(b"other:ch:{x}"), None);
+        assert_eq!(l.channel_of(b"herald:ch:{bad name}"), None);
+    }
+}

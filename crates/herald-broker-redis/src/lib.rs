@@ -1,0 +1,190 @@
+//! Herald's Redis broker.
+//!
+//! A node keeps two connections to Redis, whatever its number of clients: a pipelined publish
+//! connection, and a pub/sub connection subscribed to exactly the channels that have local
+//! subscribers. Publications are sequenced by the `herald_publish` Redis function (installed on
+//! connecting), which increments the channel's offset and publishes the envelope atomically, so
+//! every node sees the same offsets. Both connections reconnect with jittered backoff; after a
+//! reconnect every channel is subscribed again and its local subscribers get a gap notice. A
+//! stalled Redis is noticed by timeouts (requests, PINGs), and nothing queues without bound
+//! while it is away: publishes fail at once.
+//!
+//! Speaks RESP2 itself (see `resp`) rather than through a client library: the broker needs to
+//! see every disconnect and every subscription confirmation to keep its no-silent-loss
+//! promise, and that is most of what a client library would hide. May depend on tokio and
+//! herald-broker; never on the gateway.
+
+mod conn;
+mod layout;
+mod publisher;
+mod resp;
+mod subscriber;
+mod url;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
+use herald_protocol::{ChannelName, MessageId};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+pub use url::{Endpoint, UrlError};
+
+use layout::Layout;
+use publisher::Publisher;
+use resp::Value;
+
+/// How to reach Redis and lay things out in it.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// The Redis server.
+    pub endpoint: Endpoint,
+    /// Prefix of every key and channel, so that deployments can share a Redis.
+    pub prefix: String,
+    /// How long any request may wait for Redis before the connection is considered stalled.
+    pub timeout: Duration,
+    /// How long a channel's offset counter lives after its last publication (0: forever).
+    pub offset_ttl: Duration,
+}
+
+/// State shared by the broker handle and its connection tasks.
+#[derive(Default)]
+pub(crate) struct Shared {
+    publisher_up: AtomicBool,
+    subscriber_up: AtomicBool,
+    malformed: AtomicU64,
+    reconnects: AtomicU64,
+    gaps: AtomicU64,
+}
+
+/// A node's link to standalone Redis.
+pub struct RedisBroker {
+    layout: Layout,
+    publisher: Publisher,
+    subscriber: mpsc::UnboundedSender<subscriber::Command>,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    ttl: Bytes,
+    _stop: DropGuard,
+}
+
+impl RedisBroker {
+    /// Starts the connection tasks (they run until the broker is dropped). Returns at once:
+    /// the broker reports not ready until both connections are up.
+    pub fn start(options: RedisOptions, inbox: Arc<dyn Inbox>) -> Self {
+        let stop = CancellationToken::new();
+        let shared = Arc::new(Shared::default());
+        let layout = Layout::new(&options.prefix);
+        let publisher = Publisher::start(
+            options.endpoint.clone(),
+            options.timeout,
+            shared.clone(),
+            stop.clone(),
+        );
+        let subscriber = subscriber::start(
+            options.endpoint,
+            options.timeout,
+            layout.clone(),
+            inbox,
+            shared.clone(),
+            stop.clone(),
+        );
+        Self {
+            layout,
+            publisher,
+            subscriber,
+            shared,
+            timeout: options.timeout,
+            ttl: Bytes::from(options.offset_ttl.as_secs().to_string()),
+            _stop: stop.drop_guard(),
+        }
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish(
+        &self,
+        channel: ChannelName,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<Published, BrokerError>> {
+        let id = MessageId::new();
+        let id_text = id.to_string();
+        let seq = self.layout.seq_key(&channel);
+        let pubsub = self.layout.pubsub_channel(&channel);
+        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
+        resp::encode_command(
+            &mut command,
+            &[
+                b"FCALL",
+                b"herald_publish",
+                b"2",
+                seq.as_bytes(),
+                pubsub.as_bytes(),
+                &data,
+                id_text.as_bytes(),
+                &self.ttl,
+            ],
+        );
+        let sent = self.publisher.send(command.freeze());
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let reply = tokio::time::timeout(timeout, sent?)
+                .await
+                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                .map_err(|_| BrokerError::Closed)??;
+            match reply {
+                Value::Int(offset) => Ok(Published {
+                    id,
+                    offset: u64::try_from(offset).ok(),
+                }),
+                Value::Error(message) => Err(BrokerError::Refused(message)),
+                _ => Err(BrokerError::Refused("unexpected reply to FCALL".into())),
+            }
+        })
+    }
+
+    fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
+        if !self.shared.subscriber_up.load(Ordering::Relaxed) {
+            return Box::pin(async { Err(BrokerError::Unavailable("redis is not connected")) });
+        }
+        let (ack, answer) = tokio::sync::oneshot::channel();
+        let sent = self.subscriber.send(subscriber::Command::Subscribe {
+            channel: channel.clone(),
+            ack,
+        });
+        let timeout = self.timeout;
+        Box::pin(async move {
+            sent.map_err(|_| BrokerError::Closed)?;
+            tokio::time::timeout(timeout, answer)
+                .await
+                .map_err(|_| BrokerError::Unavailable("redis did not confirm the subscription"))?
+                .map_err(|_| BrokerError::Closed)?
+        })
+    }
+
+    fn unsubscribe(&self, channel: &ChannelName) {
+        let _ = self.subscriber.send(subscriber::Command::Unsubscribe {
+            channel: channel.clone(),
+        });
+    }
+
+    fn is_ready(&self) -> bool {
+        self.shared.publisher_up.load(Ordering::Relaxed)
+            && self.shared.subscriber_up.load(Ordering::Relaxed)
+    }
+
+    fn stats(&self) -> BrokerStats {
+        BrokerStats {
+            malformed: self.shared.malformed.load(Ordering::Relaxed),
+            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
+            gaps: self.shared.gaps.load(Ordering::Relaxed),
+        }
+    }
+}

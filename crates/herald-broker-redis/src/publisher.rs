@@ -1,0 +1,206 @@
+//! The publish connection: one per node, pipelined. Requests queue in a bounded channel; the
+//! connection task writes every queued command in one write and matches replies in order.
+//! A request older than the timeout means Redis is stalled: the connection is dropped, every
+//! waiting request fails, and the task reconnects.
+
+use std::{
+    collections::VecDeque,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use herald_broker::BrokerError;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    conn::{ok_or_refused, Backoff, Conn, LinkError},
+    layout::LIBRARY,
+    resp::{self, Value},
+    Endpoint, Shared,
+};
+
+/// Publish requests that may wait for the connection; more fail at once.
+const QUEUE: usize = 16 * 1024;
+/// Commands per write at most.
+const BATCH: usize = 512;
+
+pub(crate) struct Request {
+    pub(crate) command: Bytes,
+    pub(crate) reply: oneshot::Sender<Result<Value, BrokerError>>,
+}
+
+/// The handle publishers use.
+#[derive(Clone)]
+pub(crate) struct Publisher {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl Publisher {
+    pub(crate) fn start(
+        endpoint: Endpoint,
+        timeout: Duration,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(endpoint, timeout, rx, shared.clone(), stop));
+        Self { tx, shared }
+    }
+
+    /// Sends one encoded command; fails at once when Redis is not connected or the queue is
+    /// full, so that callers answer fast instead of piling up.
+    pub(crate) fn send(
+        &self,
+        command: Bytes,
+    ) -> Result<oneshot::Receiver<Result<Value, BrokerError>>, BrokerError> {
+        if !self.shared.publisher_up.load(Ordering::Relaxed) {
+            return Err(BrokerError::Unavailable("redis is not connected"));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Request { command, reply })
+            .map_err(|_| BrokerError::Unavailable("redis publish queue is full"))?;
+        Ok(rx)
+    }
+}
+
+async fn run(
+    endpoint: Endpoint,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Request>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new();
+    let mut connected_before = false;
+    loop {
+        match connect(&endpoint, timeout).await {
+            Ok(conn) => {
+                backoff.reset();
+                if connected_before {
+                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                connected_before = true;
+                tracing::info!(redis = %endpoint, "publish connection up");
+                shared.publisher_up.store(true, Ordering::Relaxed);
+                let result = serve(conn, &mut rx, timeout, &stop).await;
+                shared.publisher_up.store(false, Ordering::Relaxed);
+                match result {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(redis = %endpoint, error = %e, "publish connection lost")
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(redis = %endpoint, error = %e, "cannot connect"),
+        }
+        // Until the next attempt, requests fail at once.
+        let retry_at = Instant::now() + backoff.next_delay();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(retry_at) => break,
+                request = rx.recv() => match request {
+                    Some(r) => {
+                        let _ = r.reply.send(Err(BrokerError::Unavailable("redis is not connected")));
+                    }
+                    None => return,
+                },
+            }
+        }
+    }
+}
+
+async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, LinkError> {
+    let mut conn = Conn::open(endpoint, timeout).await?;
+    let reply = conn
+        .call(
+            &[b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY.as_bytes()],
+            timeout,
+        )
+        .await?;
+    ok_or_refused("FUNCTION LOAD", reply)?;
+    Ok(conn)
+}
+
+/// Serves requests until the connection fails (`Err`) or the broker stops (`Ok`).
+async fn serve(
+    conn: Conn,
+    rx: &mut mpsc::Receiver<Request>,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), LinkError> {
+    let Conn { stream, mut buf } = conn;
+    let (mut reader, mut writer) = stream.into_split();
+    let mut pending: VecDeque<(Instant, oneshot::Sender<Result<Value, BrokerError>>)> =
+        VecDeque::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut out = BytesMut::new();
+    let check = timeout / 4;
+    let result = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Ok(()),
+            read = reader.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) => break Err(LinkError::Closed),
+                    Ok(_) => {}
+                    Err(e) => break Err(e.into()),
+                }
+                let mut failed = None;
+                loop {
+                    match resp::parse(&mut buf) {
+                        Ok(Some(value)) => match pending.pop_front() {
+                            Some((_, reply)) => {
+                                let _ = reply.send(Ok(value));
+                            }
+                            None => {
+                                failed = Some(LinkError::Unexpected);
+                                break;
+                            }
+                        },
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e.into());
+                            break;
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    break Err(e);
+                }
+            }
+            received = rx.recv_many(&mut batch, BATCH) => {
+                if received == 0 {
+                    break Ok(());
+                }
+                let now = Instant::now();
+                for request in batch.drain(..) {
+                    out.extend_from_slice(&request.command);
+                    pending.push_back((now, request.reply));
+                }
+                match tokio::time::timeout(timeout, writer.write_all(&out)).await {
+                    Ok(Ok(())) => out.clear(),
+                    Ok(Err(e)) => break Err(e.into()),
+                    Err(_) => break Err(LinkError::Timeout(timeout)),
+                }
+            }
+            _ = tokio::time::sleep(check), if !pending.is_empty() => {
+                if pending.front().is_some_and(|(sent, _)| sent.elapsed() > timeout) {
+                    break Err(LinkError::Timeout(timeout));
+                }
+            }
+        }
+    };
+    for (_, reply) in pending {
+        let _ = reply.send(Err(BrokerError::Uncertain("redis connection lost")));
+    }
+    result
+}

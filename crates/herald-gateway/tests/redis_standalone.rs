@@ -1,0 +1,265 @@
+//! Several gateways relaying through one real redis-server: every publish form, the same
+//! offsets everywhere, no duplicates, and Redis faults that never lose messages silently.
+
+use std::time::{Duration, Instant};
+
+use herald_gateway::config::NamespaceConfig;
+use herald_protocol::WireFormat;
+use herald_testkit::{eventually, redis_config, Incoming, RedisServer, TestGateway, WAIT};
+use serde_json::{json, Value};
+
+async fn gateway(redis: &RedisServer) -> TestGateway {
+    let mut config = redis_config(&redis.url());
+    config
+        .namespaces
+        .insert("chat".into(), NamespaceConfig { publish: true });
+    let gw = TestGateway::start_with(config).await;
+    wait_ready(&gw).await;
+    gw
+}
+
+async fn wait_ready(gw: &TestGateway) {
+    eventually(WAIT, "the gateway is ready", || async {
+        gw.get("/readyz").await.status == 200
+    })
+    .await;
+}
+
+/// Asserts nothing more arrives for a little while.
+async fn assert_quiet(c: &mut herald_testkit::WsClient) {
+    match c.next_within(Duration::from_millis(300)).await {
+        Err(e) => assert!(e.to_string().contains("timed out"), "{e}"),
+        Ok(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_publish_form_reaches_every_node_with_the_same_offsets() {
+    let redis = RedisServer::start().await;
+    let (a, b, c) = (
+        gateway(&redis).await,
+        gateway(&redis).await,
+        gateway(&redis).await,
+    );
+    let mut on_a = a.client(Some(WireFormat::MsgPack)).await;
+    let mut on_b = b.client(None).await;
+    let mut on_c = c.client(None).await;
+    on_a.subscribe_ok(&["chat:room"]).await;
+    on_b.subscribe_ok(&["chat:room"]).await;
+
+    // 1. The HTTP API of node A.
+    assert_eq!(
+        a.publish("chat:room", json!({"n": 1})).await.json()["offset"],
+        json!(1)
+    );
+    // 2. A client publish on node C (which has no subscriber of its own).
+    let reply = on_c
+        .request("publish", json!({"channel": "chat:room", "data": {"n": 2}}))
+        .await;
+    assert_eq!(reply["ok"]["offset"], json!(2), "{reply}");
+    // 3. The sequenced redis-cli form.
+    let offset = redis.cli(&[
+        "FCALL",
+        "herald_publish",
+        "2",
+        "herald:seq:{chat:room}",
+        "herald:ch:{chat:room}",
+        r#"{"n":3}"#,
+    ]);
+    assert_eq!(offset, "3");
+    // 4. The plain redis-cli form: delivered without an offset.
+    redis.cli(&["PUBLISH", "herald:ch:{chat:room}", r#"{"data":{"n":4}}"#]);
+
+    let expected = [
+        json!({"channel": "chat:room", "data": {"n": 1}, "offset": 1}),
+        json!({"channel": "chat:room", "data": {"n": 2}, "offset": 2}),
+        json!({"channel": "chat:room", "data": {"n": 3}, "offset": 3}),
+        json!({"channel": "chat:room", "data": {"n": 4}}),
+    ];
+    for client in [&mut on_a, &mut on_b] {
+        for e in &expected {
+            assert_eq!(&client.next_push().await, e);
+        }
+        assert_quiet(client).await;
+    }
+
+    // Two connections per node, never one per client.
+    let clients = redis.cli(&["CLIENT", "LIST"]);
+    assert_eq!(clients.lines().count(), 3 * 2 + 1, "{clients}");
+    // Redis subscriptions only for channels with local subscribers.
+    assert_eq!(
+        redis.cli(&["PUBSUB", "NUMSUB", "herald:ch:{chat:room}"]),
+        "herald:ch:{chat:room}\n2"
+    );
+    on_b.request("unsubscribe", json!({"channels": ["chat:room"]}))
+        .await;
+    eventually(WAIT, "node B gives the channel back", || async {
+        redis.cli(&["PUBSUB", "NUMSUB", "herald:ch:{chat:room}"]) == "herald:ch:{chat:room}\n1"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_payloads_are_counted_and_never_reach_clients() {
+    let redis = RedisServer::start().await;
+    let gw = gateway(&redis).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    for garbage in ["hello", "{\"nodata\":1}", "{\"data\":", "\u{93}\u{1}"] {
+        redis.cli(&["PUBLISH", "herald:ch:{news}", garbage]);
+    }
+    redis.cli(&[
+        "FCALL",
+        "herald_publish",
+        "2",
+        "herald:seq:{news}",
+        "herald:ch:{news}",
+        "{not json",
+    ]);
+    gw.publish("news", json!("valid")).await;
+    let push = c.next_push().await;
+    assert_eq!(push["data"], json!("valid"), "{push}");
+    assert_eq!(gw.metric("herald_broker_malformed_total").await, 5.0);
+}
+
+#[tokio::test]
+async fn redis_restart_keeps_clients_and_resumes_with_a_gap_notice() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (gateway(&redis).await, gateway(&redis).await);
+    let mut sub = b.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    a.publish("news", json!("before")).await;
+    assert_eq!(sub.next_push().await["data"], json!("before"));
+
+    redis.kill();
+    for gw in [&a, &b] {
+        eventually(WAIT, "not ready without redis", || async {
+            gw.get("/readyz").await.status == 503
+        })
+        .await;
+    }
+    let started = Instant::now();
+    let refused = a.publish("news", json!("lost")).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], json!(105));
+    assert!(started.elapsed() < Duration::from_millis(200), "503 fast");
+    // The client stays connected; new subscriptions fail with a clear error.
+    let reply = sub.subscribe(&["sports"]).await;
+    assert_eq!(reply["ok"]["failed"][0]["code"], json!(105), "{reply}");
+
+    redis.restart().await;
+    let back = Instant::now();
+    // The subscriber is told it may have missed messages.
+    let Incoming::Frame(gap) = sub.next().await.unwrap() else {
+        panic!("expected a gap notice")
+    };
+    assert_eq!(gap["gap"]["channel"], json!("news"), "{gap}");
+    // Delivery resumes within 2 s of Redis being back.
+    let resumed = loop {
+        if a.publish("news", json!("after")).await.status == 200 {
+            break Instant::now();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "publish not back in 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(sub.next_push().await["data"], json!("after"));
+    assert!(
+        resumed - back < Duration::from_secs(2),
+        "{:?}",
+        resumed - back
+    );
+    assert_eq!(b.metric("herald_gap_notices_total").await, 1.0);
+    assert!(b.metric("herald_broker_reconnects_total").await >= 1.0);
+}
+
+#[tokio::test]
+async fn a_dropped_subscriber_connection_is_rebuilt_with_a_gap_notice() {
+    let redis = RedisServer::start().await;
+    let gw = gateway(&redis).await;
+    let mut sub = gw.client(Some(WireFormat::MsgPack)).await;
+    sub.subscribe_ok(&["news", "sports"]).await;
+    // What Redis does to a subscriber over its pubsub output-buffer limit.
+    assert_eq!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    let mut gaps: Vec<Value> = Vec::new();
+    for _ in 0..2 {
+        let Incoming::Frame(gap) = sub.next().await.unwrap() else {
+            panic!("expected gap notices")
+        };
+        gaps.push(gap["gap"]["channel"].clone());
+    }
+    gaps.sort_by_key(|v| v.to_string());
+    assert_eq!(gaps, [json!("news"), json!("sports")]);
+    gw.publish("sports", json!(1)).await;
+    assert_eq!(sub.next_push().await["channel"], json!("sports"));
+}
+
+#[tokio::test]
+async fn a_stalled_redis_is_detected_by_timeouts_and_nothing_waits_for_it() {
+    let redis = RedisServer::start().await;
+    let gw = gateway(&redis).await;
+    let mut sub = gw.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    redis.pause();
+    let started = Instant::now();
+    // Written just before the stall: the outcome is unknown, and said so (504, code 108).
+    let stalled = gw.publish("news", json!("stalled")).await;
+    assert_eq!(stalled.status, 504, "{}", stalled.text());
+    assert_eq!(stalled.json()["error"]["code"], json!(108));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    eventually(WAIT, "not ready while redis is stalled", || async {
+        gw.get("/readyz").await.status == 503
+    })
+    .await;
+    let fast = Instant::now();
+    assert_eq!(gw.publish("news", json!("x")).await.status, 503);
+    assert!(
+        fast.elapsed() < Duration::from_millis(200),
+        "later publishes fail fast"
+    );
+    // Long enough (three timeouts) for the subscriber connection's PING to go unanswered.
+    tokio::time::sleep_until((started + Duration::from_millis(1500)).into()).await;
+
+    redis.resume();
+    wait_ready(&gw).await;
+    gw.publish("news", json!("back")).await;
+    // Redis may still run the stalled publication when it wakes up; whatever else arrives,
+    // the gap notice comes before anything published after the node was ready again.
+    let mut seen_gap = false;
+    loop {
+        match sub.next().await.unwrap() {
+            Incoming::Frame(v) if v.get("gap").is_some() => {
+                assert_eq!(v["gap"]["channel"], json!("news"), "{v}");
+                seen_gap = true;
+            }
+            Incoming::Frame(v) if v["push"]["data"] == json!("back") => break,
+            Incoming::Frame(v) => assert_eq!(v["push"]["data"], json!("stalled"), "{v}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(seen_gap, "the gap notice came before the next publication");
+}
+
+#[tokio::test]
+async fn passwords_are_used_and_a_wrong_one_keeps_the_node_unready() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret"]).await;
+    let url = format!("redis://:s3cret@127.0.0.1:{}", redis.port());
+    let good = TestGateway::start_with(redis_config(&url)).await;
+    wait_ready(&good).await;
+    let mut c = good.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    good.publish("news", json!(1)).await;
+    assert_eq!(c.next_push().await["data"], json!(1));
+
+    let wrong = format!("redis://:nope@127.0.0.1:{}", redis.port());
+    let bad = TestGateway::start_with(redis_config(&wrong)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bad.get("/readyz").await.status, 503);
+    assert_eq!(bad.publish("news", json!(2)).await.status, 503);
+}

@@ -1,0 +1,224 @@
+//! What travels between nodes through Redis, and what applications may publish into it.
+//!
+//! Two forms arrive on a channel's Redis pub/sub channel:
+//!
+//! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
+//!   `[1, offset, data, id]` where `1` is the envelope version, `offset` the channel's sequence
+//!   number, `data` the publication as JSON text and `id` (optional) its message id.
+//! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
+//!   `{"data": <value>}`. It is delivered without an offset.
+//!
+//! The first byte tells them apart: a MessagePack array starts with `0x90..=0x9f`, `0xdc` or
+//! `0xdd`; the plain form with `{`. Anything else, or data that is not JSON, is refused.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+
+/// The envelope version this crate reads.
+pub const VERSION: u8 = 1;
+
+/// A decoded publication from the broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The channel's sequence number; `None` for the plain form.
+    pub offset: Option<u64>,
+    /// The data, as validated JSON text.
+    pub data: Bytes,
+    /// The message id, when the publisher gave one.
+    pub id: Option<uuid::Uuid>,
+}
+
+/// Why a broker message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Neither a MessagePack array nor a JSON object.
+    #[error("not a Herald envelope (first byte {0:#04x})")]
+    UnknownForm(u8),
+    /// Empty message.
+    #[error("empty message")]
+    Empty,
+    /// A sequenced envelope that does not decode.
+    #[error("bad sequenced envelope: {0}")]
+    MsgPack(#[from] rmp_serde::decode::Error),
+    /// A plain form that does not decode, or data that is not JSON.
+    #[error("bad JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An envelope of a version this node does not read.
+    #[error("envelope version {0} is not supported")]
+    Version(u8),
+    /// A message id that is not a UUID.
+    #[error("message id is not a UUID")]
+    BadId,
+}
+
+impl Envelope {
+    /// Decodes one message received from the broker.
+    ///
+    /// # Errors
+    /// [`EnvelopeError`] for anything that is not one of the two documented forms.
+    pub fn decode(message: &[u8]) -> Result<Self, EnvelopeError> {
+        match message.first() {
+            None => Err(EnvelopeError::Empty),
+            Some(0x90..=0x9f | 0xdc | 0xdd) => decode_sequenced(message),
+            Some(b'{') => decode_plain(message),
+            Some(&b) => Err(EnvelopeError::UnknownForm(b)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Plain<'a> {
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+}
+
+fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let plain: Plain<'_> = serde_json::from_slice(message)?;
+    Ok(Envelope {
+        offset: None,
+        data: Bytes::copy_from_slice(plain.data.get().as_bytes()),
+        id: None,
+    })
+}
+
+struct Sequenced {
+    version: u8,
+    offset: u64,
+    data: Vec<u8>,
+    id: Option<Vec<u8>>,
+}
+
+struct SequencedVisitor;
+
+impl<'de> Visitor<'de> for SequencedVisitor {
+    type Value = Sequenced;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[version, offset, data, id?]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sequenced, A::Error> {
+        let version = seq
+            .next_element::<u8>()?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let offset = seq
+            .next_element::<u64>()?
+            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let data = seq
+            .next_element::<serde_bytes_like::Buf>()?
+            .ok_or_else(|| de::Error::invalid_length(2, &self))?
+            .0;
+        let id = seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0);
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Sequenced {
+            version,
+            offset,
+            data,
+            id,
+        })
+    }
+}
+
+/// Lua strings arrive as MessagePack str or bin; take either as bytes.
+mod serde_bytes_like {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+    pub(super) struct Buf(pub(super) Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Buf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Buf;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Buf, E> {
+                    Ok(Buf(v.as_bytes().to_vec()))
+                }
+                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Buf, E> {
+                    Ok(Buf(v.to_vec()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+}
+
+fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(message);
+    let s = de.deserialize_seq(SequencedVisitor)?;
+    if s.version != VERSION {
+        return Err(EnvelopeError::Version(s.version));
+    }
+    serde_json::from_slice::<IgnoredAny>(&s.data)?;
+    let id = match s.id.as_deref() {
+        None | Some(b"") => None,
+        Some(raw) => Some(
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| uuid::Uuid::parse_str(t).ok())
+                .ok_or(EnvelopeError::BadId)?,
+        ),
+    };
+    Ok(Envelope {
+        offset: Some(s.offset),
+        data: Bytes::from(s.data),
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        rmp_serde::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn decodes_the_sequenced_form() {
+        let id = uuid::Uuid::now_v7();
+        let m = packed(&(1u8, 42u64, r#"{"x":1}"#, id.to_string()));
+        let e = Envelope::decode(&m).unwrap();
+        assert_eq!(e.offset, Some(42));
+        assert_eq!(&e.data[..], br#"{"x":1}"#);
+        assert_eq!(e.id, Some(id));
+        // Without an id, as redis-cli FCALL callers send it.
+        let e = Envelope::decode(&packed(&(1u8, 7u64, "[1,2]"))).unwrap();
+        assert_eq!((e.offset, e.id), (Some(7), None));
+    }
+
+    #[test]
+    fn decodes_the_plain_form() {
+        let e = Envelope::decode(br#"{"data":{"x":[1,2]},"other":1}"#).unwrap();
+        assert_eq!(e.offset, None);
+        assert_eq!(&e.data[..], br#"{"x":[1,2]}"#);
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        assert!(Envelope::decode(b"").is_err());
+        assert!(Envelope::decode(b"hello").is_err());
+        assert!(Envelope::decode(b"{\"nodata\":1}").is_err());
+        assert!(Envelope::decode(b"{\"data\":").is_err());
+        assert!(
+            Envelope::decode(&packed(&(2u8, 1u64, "1"))).is_err(),
+            "version"
+        );
+        assert!(
+            Envelope::decode(&packed(&(1u8, 1u64, "{bad"))).is_err(),
+            "data"
+        );
+        assert!(
+            Envelope::decode(&packed(&(1u8, 1u64, "1", "nope"))).is_err(),
+            "id"
+        );
+        assert!(Envelope::decode(&packed(&(1u8,))).is_err(), "short");
+        assert!(Envelope::decode(&[0x93, 0x01]).is_err(), "truncated");
+    }
+}
