@@ -1,8 +1,8 @@
 //! Herald's Redis broker.
 //!
-//! A node keeps two connections to Redis, whatever its number of clients: a pipelined publish
-//! connection, and a pub/sub connection subscribed to exactly the channels that have local
-//! subscribers. Publications are sequenced by the `herald_publish` Redis function (installed on
+//! A node keeps two connections to Redis (to each master of a Redis Cluster, see
+//! [`RedisClusterBroker`]), whatever its number of clients: a pipelined publish connection,
+//! and a pub/sub connection subscribed to exactly the channels that have local subscribers. Publications are sequenced by the `herald_publish` Redis function (installed on
 //! connecting), which increments the channel's offset and publishes the envelope atomically, so
 //! every node sees the same offsets. Both connections reconnect with jittered backoff; after a
 //! reconnect every channel is subscribed again and its local subscribers get a gap notice. A
@@ -14,11 +14,14 @@
 //! promise, and that is most of what a client library would hide. May depend on tokio and
 //! herald-broker; never on the gateway.
 
+mod cluster;
 mod conn;
 mod layout;
 mod publisher;
 mod resp;
+mod slot;
 mod subscriber;
+mod topology;
 mod url;
 
 use std::{
@@ -35,6 +38,7 @@ use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+pub use cluster::RedisClusterBroker;
 pub use url::{Endpoint, UrlError};
 
 use layout::Layout;
@@ -44,8 +48,8 @@ use resp::Value;
 /// How to reach Redis and lay things out in it.
 #[derive(Clone, Debug)]
 pub struct RedisOptions {
-    /// The Redis server.
-    pub endpoint: Endpoint,
+    /// The Redis server; in cluster mode, the seed nodes.
+    pub endpoints: Vec<Endpoint>,
     /// Prefix of every key and channel, so that deployments can share a Redis.
     pub prefix: String,
     /// How long any request may wait for Redis before the connection is considered stalled.
@@ -77,23 +81,31 @@ pub struct RedisBroker {
 
 impl RedisBroker {
     /// Starts the connection tasks (they run until the broker is dropped). Returns at once:
-    /// the broker reports not ready until both connections are up.
+    /// the broker reports not ready until both connections are up. Uses the first endpoint.
+    ///
+    /// # Panics
+    /// When `options.endpoints` is empty.
     pub fn start(options: RedisOptions, inbox: Arc<dyn Inbox>) -> Self {
+        let endpoint = options.endpoints.first().expect("one endpoint").clone();
         let stop = CancellationToken::new();
         let shared = Arc::new(Shared::default());
         let layout = Layout::new(&options.prefix);
         let publisher = Publisher::start(
-            options.endpoint.clone(),
+            endpoint.clone(),
             options.timeout,
             shared.clone(),
             stop.clone(),
         );
         let subscriber = subscriber::start(
-            options.endpoint,
-            options.timeout,
-            layout.clone(),
-            inbox,
-            shared.clone(),
+            subscriber::Setup {
+                endpoint,
+                timeout: options.timeout,
+                flavor: subscriber::Flavor::Plain,
+                layout: layout.clone(),
+                inbox,
+                shared: shared.clone(),
+                events: None,
+            },
             stop.clone(),
         );
         Self {
@@ -157,7 +169,7 @@ impl Broker for RedisBroker {
         let (ack, answer) = tokio::sync::oneshot::channel();
         let sent = self.subscriber.send(subscriber::Command::Subscribe {
             channel: channel.clone(),
-            ack,
+            ack: Some(ack),
         });
         let timeout = self.timeout;
         Box::pin(async move {

@@ -32,12 +32,55 @@ const RESUBSCRIBE_CHUNK: usize = 512;
 pub(crate) type Ack = oneshot::Sender<Result<(), BrokerError>>;
 
 pub(crate) enum Command {
-    Subscribe { channel: ChannelName, ack: Ack },
-    Unsubscribe { channel: ChannelName },
+    /// Subscribe `channel`; `ack` is answered on Redis' confirmation. Without an ack the
+    /// channel is adopted from another shard connection: its subscribers get a gap notice.
+    Subscribe {
+        channel: ChannelName,
+        ack: Option<Ack>,
+    },
+    Unsubscribe {
+        channel: ChannelName,
+    },
+}
+
+/// Plain or sharded pub/sub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// SUBSCRIBE / UNSUBSCRIBE, one connection to a standalone Redis.
+    Plain,
+    /// SSUBSCRIBE / SUNSUBSCRIBE, one connection per cluster master.
+    Sharded,
+}
+
+impl Flavor {
+    fn subscribe(self) -> &'static [u8] {
+        match self {
+            Flavor::Plain => b"SUBSCRIBE",
+            Flavor::Sharded => b"SSUBSCRIBE",
+        }
+    }
+
+    fn unsubscribe(self) -> &'static [u8] {
+        match self {
+            Flavor::Plain => b"UNSUBSCRIBE",
+            Flavor::Sharded => b"SUNSUBSCRIBE",
+        }
+    }
+}
+
+/// What a sharded subscriber reports to the cluster manager.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Redis took `channel` away (its slot moved): it must be adopted by its new owner.
+    Lost(ChannelName),
+    /// Something suggests the topology changed (connection lost, an error reply).
+    Refresh,
 }
 
 /// What the subscriber task owns.
 struct State {
+    flavor: Flavor,
+    events: Option<mpsc::UnboundedSender<Event>>,
     layout: Layout,
     inbox: Arc<dyn Inbox>,
     shared: Arc<Shared>,
@@ -49,18 +92,33 @@ struct State {
     resubscribing: HashSet<ChannelName>,
 }
 
-pub(crate) fn start(
-    endpoint: Endpoint,
-    timeout: Duration,
-    layout: Layout,
-    inbox: Arc<dyn Inbox>,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) -> mpsc::UnboundedSender<Command> {
+/// Where a subscriber connects and reports.
+pub(crate) struct Setup {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) timeout: Duration,
+    pub(crate) flavor: Flavor,
+    pub(crate) layout: Layout,
+    pub(crate) inbox: Arc<dyn Inbox>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+pub(crate) fn start(setup: Setup, stop: CancellationToken) -> mpsc::UnboundedSender<Command> {
+    let Setup {
+        endpoint,
+        timeout,
+        flavor,
+        layout,
+        inbox,
+        shared,
+        events,
+    } = setup;
     // Unbounded so that calls take effect in call order without waiting; the hub issues at
     // most one subscribe per channel until it is answered.
     let (tx, rx) = mpsc::unbounded_channel();
     let state = State {
+        flavor,
+        events,
         layout,
         inbox,
         shared,
@@ -96,6 +154,7 @@ async fn run(
                 };
                 state.shared.subscriber_up.store(false, Ordering::Relaxed);
                 state.lost();
+                state.report(Event::Refresh);
                 match result {
                     Ok(()) => return,
                     Err(e) => {
@@ -103,7 +162,10 @@ async fn run(
                     }
                 }
             }
-            Err(e) => tracing::debug!(redis = %endpoint, error = %e, "cannot connect"),
+            Err(e) => {
+                tracing::debug!(redis = %endpoint, error = %e, "cannot connect");
+                state.report(Event::Refresh);
+            }
         }
         let retry_at = Instant::now() + backoff.next_delay();
         loop {
@@ -120,11 +182,21 @@ async fn run(
 }
 
 impl State {
-    /// A command that arrives while Redis is down: subscribes fail at once.
+    fn report(&self, event: Event) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
+        }
+    }
+
+    /// A command that arrives while Redis is down: subscribes fail at once; adopted channels
+    /// are kept and subscribed (with their gap notice) once connected.
     fn while_down(&mut self, command: Command) {
         match command {
-            Command::Subscribe { ack, .. } => {
+            Command::Subscribe { ack: Some(ack), .. } => {
                 let _ = ack.send(Err(BrokerError::Unavailable("redis is not connected")));
+            }
+            Command::Subscribe { channel, ack: None } => {
+                self.desired.insert(channel);
             }
             Command::Unsubscribe { channel } => {
                 self.desired.remove(&channel);
@@ -217,8 +289,21 @@ impl State {
 
     fn command(&mut self, command: Command, out: &mut BytesMut) {
         match command {
-            Command::Subscribe { channel, ack } => {
-                if self.desired.contains(&channel) && !self.awaiting.contains_key(&channel) {
+            Command::Subscribe { channel, ack: None } => {
+                // Adopted from another shard: subscribe, and announce the gap on confirmation.
+                self.desired.insert(channel.clone());
+                self.resubscribing.insert(channel.clone());
+                let name = self.layout.pubsub_channel(&channel);
+                resp::encode_command(out, &[self.flavor.subscribe(), name.as_bytes()]);
+            }
+            Command::Subscribe {
+                channel,
+                ack: Some(ack),
+            } => {
+                if self.desired.contains(&channel)
+                    && !self.awaiting.contains_key(&channel)
+                    && !self.resubscribing.contains(&channel)
+                {
                     let _ = ack.send(Ok(()));
                     return;
                 }
@@ -227,13 +312,14 @@ impl State {
                 self.awaiting.entry(channel.clone()).or_default().push(ack);
                 if first {
                     let name = self.layout.pubsub_channel(&channel);
-                    resp::encode_command(out, &[b"SUBSCRIBE", name.as_bytes()]);
+                    resp::encode_command(out, &[self.flavor.subscribe(), name.as_bytes()]);
                 }
             }
             Command::Unsubscribe { channel } => {
                 self.desired.remove(&channel);
+                self.resubscribing.remove(&channel);
                 let name = self.layout.pubsub_channel(&channel);
-                resp::encode_command(out, &[b"UNSUBSCRIBE", name.as_bytes()]);
+                resp::encode_command(out, &[self.flavor.unsubscribe(), name.as_bytes()]);
             }
         }
     }
@@ -243,6 +329,13 @@ impl State {
         let items = match value {
             Value::Array(Some(items)) => items,
             Value::Simple(s) if s.eq_ignore_ascii_case("PONG") => return true,
+            Value::Error(message) => {
+                // A subscription refused (MOVED, CLUSTERDOWN...): the requests still waiting
+                // fail and are forgotten; adopted channels go back to the cluster manager.
+                tracing::warn!(%message, "redis refused a subscription");
+                self.refused();
+                return false;
+            }
             other => {
                 tracing::debug!(?other, "unexpected value on the subscriber connection");
                 return false;
@@ -257,6 +350,14 @@ impl State {
                     self.confirmed(channel).await;
                 }
             }
+            b"sunsubscribe" => {
+                // Not asked for while still desired: the slot moved to another master.
+                if let Some(channel) = self.layout.channel_of(name) {
+                    if self.desired.remove(&channel) {
+                        self.report(Event::Lost(channel));
+                    }
+                }
+            }
             b"message" | b"smessage" => {
                 if let (Some(channel), Some(payload)) = (
                     self.layout.channel_of(name),
@@ -268,6 +369,23 @@ impl State {
             _ => {}
         }
         false
+    }
+
+    fn refused(&mut self) {
+        for (channel, acks) in self.awaiting.drain() {
+            self.desired.remove(&channel);
+            for ack in acks {
+                let _ = ack.send(Err(BrokerError::Unavailable(
+                    "redis refused the subscription",
+                )));
+            }
+        }
+        for channel in std::mem::take(&mut self.resubscribing) {
+            self.desired.remove(&channel);
+            self.report(Event::Lost(channel));
+        }
+        self.mark_up_when_resubscribed();
+        self.report(Event::Refresh);
     }
 
     async fn confirmed(&mut self, channel: ChannelName) {

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Where and how to connect to one Redis server.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     /// Host name or address.
     pub host: String,

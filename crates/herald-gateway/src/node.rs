@@ -10,14 +10,14 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{RedisBroker, RedisOptions};
+use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     api,
-    config::{BrokerKind, GatewayConfig, NamespaceConfig},
+    config::{BrokerKind, GatewayConfig, NamespaceConfig, RedisMode},
     hub::{spawn_shards, Hub},
     metrics::Metrics,
     ws, GatewayError,
@@ -120,16 +120,18 @@ pub async fn run(
         BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
         BrokerKind::Redis => {
             let redis = &config.broker.redis;
-            let endpoint = herald_broker_redis::Endpoint::parse(&redis.url)
+            let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
                 .map_err(|e| GatewayError::Broker(e.to_string()))?;
             let options = RedisOptions {
-                endpoint,
+                endpoints,
                 prefix: redis.prefix.clone(),
                 timeout: redis.timeout,
                 offset_ttl: redis.offset_ttl,
             };
-            run_with(config, listeners, shutdown, move |inbox| {
-                Arc::new(RedisBroker::start(options, inbox))
+            let mode = redis.mode;
+            run_with(config, listeners, shutdown, move |inbox| match mode {
+                RedisMode::Standalone => Arc::new(RedisBroker::start(options, inbox)),
+                RedisMode::Cluster => Arc::new(RedisClusterBroker::start(options, inbox)),
             })
             .await
         }

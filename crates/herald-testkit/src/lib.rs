@@ -5,6 +5,7 @@
 //! the binary, [`WsClient`] is an independent WebSocket implementation (tokio-tungstenite), and
 //! [`RawClient`] sends hand-made frames for the cases a well-behaved client never produces.
 
+mod cluster;
 mod eventually;
 mod gateway;
 mod http;
@@ -12,6 +13,7 @@ mod raw;
 mod redis;
 mod ws_client;
 
+pub use cluster::RedisCluster;
 pub use eventually::eventually;
 pub use gateway::{redis_config, test_config, TestGateway};
 pub use http::{http_request, HttpResponse};

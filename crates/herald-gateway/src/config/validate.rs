@@ -91,13 +91,7 @@ impl GatewayConfig {
         let redis = &self.broker.redis;
         let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
             .map_err(|e| invalid("broker.redis.url", e.to_string()))?;
-        if redis.mode == RedisMode::Cluster {
-            return Err(invalid(
-                "broker.redis.mode",
-                "cluster is not available in this version; use standalone",
-            ));
-        }
-        if endpoints.len() != 1 {
+        if redis.mode == RedisMode::Standalone && endpoints.len() != 1 {
             return Err(invalid(
                 "broker.redis.url",
                 "standalone mode takes exactly one URL",

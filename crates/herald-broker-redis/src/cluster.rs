@@ -1,0 +1,416 @@
+//! Redis Cluster with sharded pub/sub: one publish and one subscriber connection per master.
+//!
+//! A publication goes to the master owning its channel's slot (`FCALL herald_spublish`, which
+//! `SPUBLISH`es inside that shard only). A channel is `SSUBSCRIBE`d on its owner's subscriber
+//! connection. A manager task reads the topology (`CLUSTER SLOTS`) every few seconds and
+//! whenever a link reports trouble; when a channel's owner changes (failover, slot migration)
+//! it is adopted by the new owner's connection, and its subscribers get a gap notice once the
+//! new subscription is confirmed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{atomic::Ordering, Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
+use herald_protocol::{ChannelName, MessageId};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::{
+    layout::Layout,
+    publisher::Publisher,
+    resp::{self, Value},
+    slot::slot,
+    subscriber::{self, Event, Flavor},
+    topology::Topology,
+    Endpoint, RedisOptions, Shared,
+};
+
+/// How often the topology is read when nothing asks for it.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// The two connections to one master.
+struct Link {
+    publisher: Publisher,
+    subscriber: mpsc::UnboundedSender<subscriber::Command>,
+    shared: Arc<Shared>,
+    _stop: DropGuard,
+}
+
+#[derive(Default)]
+struct State {
+    topology: Option<Topology>,
+    links: HashMap<Endpoint, Link>,
+    /// Every channel the node subscribes, and the master whose connection holds it.
+    channels: HashMap<ChannelName, Endpoint>,
+    /// Counters of links that were retired.
+    retired: BrokerStats,
+}
+
+struct Inner {
+    options: RedisOptions,
+    layout: Layout,
+    inbox: Arc<dyn Inbox>,
+    events: mpsc::UnboundedSender<Event>,
+    refresh: Notify,
+    state: Mutex<State>,
+    stop: CancellationToken,
+}
+
+/// A node's link to a Redis Cluster.
+pub struct RedisClusterBroker {
+    inner: Arc<Inner>,
+    ttl: Bytes,
+    _stop: DropGuard,
+}
+
+impl RedisClusterBroker {
+    /// Starts the topology manager; links to the masters follow once the topology is known.
+    /// `options.endpoints` are the seed nodes.
+    pub fn start(options: RedisOptions, inbox: Arc<dyn Inbox>) -> Self {
+        let stop = CancellationToken::new();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let ttl = Bytes::from(options.offset_ttl.as_secs().to_string());
+        let inner = Arc::new(Inner {
+            layout: Layout::new(&options.prefix),
+            options,
+            inbox,
+            events,
+            refresh: Notify::new(),
+            state: Mutex::new(State::default()),
+            stop: stop.clone(),
+        });
+        tokio::spawn(manage(inner.clone(), events_rx));
+        Self {
+            inner,
+            ttl,
+            _stop: stop.drop_guard(),
+        }
+    }
+}
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn link(&self, channel: &ChannelName) -> Option<(Endpoint, Publisher, Arc<Shared>)> {
+        let state = self.state();
+        let owner = state
+            .topology
+            .as_ref()?
+            .owner(slot(channel.as_str().as_bytes()))?;
+        let link = state.links.get(owner)?;
+        Some((owner.clone(), link.publisher.clone(), link.shared.clone()))
+    }
+
+    fn publisher_at(&self, addr: &str) -> Option<Publisher> {
+        let state = self.state();
+        state
+            .links
+            .iter()
+            .find(|(e, _)| format!("{}:{}", e.host, e.port) == addr)
+            .map(|(_, l)| l.publisher.clone())
+    }
+
+    fn start_link(&self, endpoint: &Endpoint) -> Link {
+        let stop = self.stop.child_token();
+        let shared = Arc::new(Shared::default());
+        let publisher = Publisher::start(
+            endpoint.clone(),
+            self.options.timeout,
+            shared.clone(),
+            stop.clone(),
+        );
+        let subscriber = subscriber::start(
+            subscriber::Setup {
+                endpoint: endpoint.clone(),
+                timeout: self.options.timeout,
+                flavor: Flavor::Sharded,
+                layout: self.layout.clone(),
+                inbox: self.inbox.clone(),
+                shared: shared.clone(),
+                events: Some(self.events.clone()),
+            },
+            stop.clone(),
+        );
+        Link {
+            publisher,
+            subscriber,
+            shared,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// Brings links and channel placement in line with `topology`.
+    fn apply(&self, topology: Topology, lost: &mut HashSet<ChannelName>) {
+        let mut state = self.state();
+        for master in &topology.masters {
+            if !state.links.contains_key(master) {
+                tracing::info!(redis = %master, "new cluster master");
+                let link = self.start_link(master);
+                state.links.insert(master.clone(), link);
+            }
+        }
+        let mut moves = Vec::new();
+        for (channel, holder) in &state.channels {
+            let Some(owner) = topology.owner(slot(channel.as_str().as_bytes())) else {
+                continue;
+            };
+            if owner != holder || lost.contains(channel) {
+                moves.push((channel.clone(), holder.clone(), owner.clone()));
+            }
+        }
+        lost.clear();
+        for (channel, from, to) in moves {
+            if from != to {
+                if let Some(old) = state.links.get(&from) {
+                    let _ = old.subscriber.send(subscriber::Command::Unsubscribe {
+                        channel: channel.clone(),
+                    });
+                }
+            }
+            if let Some(new) = state.links.get(&to) {
+                let _ = new.subscriber.send(subscriber::Command::Subscribe {
+                    channel: channel.clone(),
+                    ack: None,
+                });
+            }
+            tracing::info!(%channel, from = %from, to = %to, "channel moved to its new master");
+            state.channels.insert(channel, to);
+        }
+        let gone: Vec<Endpoint> = state
+            .links
+            .keys()
+            .filter(|e| !topology.masters.contains(e))
+            .cloned()
+            .collect();
+        for endpoint in gone {
+            if let Some(link) = state.links.remove(&endpoint) {
+                tracing::info!(redis = %endpoint, "master left the cluster topology");
+                let s = stats_of(&link.shared);
+                state.retired.malformed += s.malformed;
+                state.retired.reconnects += s.reconnects;
+                state.retired.gaps += s.gaps;
+            }
+        }
+        state.topology = Some(topology);
+    }
+}
+
+fn stats_of(shared: &Shared) -> BrokerStats {
+    BrokerStats {
+        malformed: shared.malformed.load(Ordering::Relaxed),
+        reconnects: shared.reconnects.load(Ordering::Relaxed),
+        gaps: shared.gaps.load(Ordering::Relaxed),
+    }
+}
+
+async fn manage(inner: Arc<Inner>, mut events: mpsc::UnboundedReceiver<Event>) {
+    let mut lost = HashSet::new();
+    loop {
+        let nodes: Vec<Endpoint> = {
+            let state = inner.state();
+            state
+                .topology
+                .iter()
+                .flat_map(|t| t.masters.iter().cloned())
+                .chain(inner.options.endpoints.iter().cloned())
+                .collect()
+        };
+        match Topology::fetch(&nodes, inner.options.timeout).await {
+            Ok(topology) => inner.apply(topology, &mut lost),
+            Err(e) => tracing::warn!(error = %e, "cannot read the cluster topology"),
+        }
+        // Wait for a reason to look again, then let a burst of reports settle.
+        tokio::select! {
+            _ = inner.stop.cancelled() => return,
+            _ = inner.refresh.notified() => {}
+            _ = tokio::time::sleep(REFRESH_EVERY) => {}
+            event = events.recv() => match event {
+                Some(Event::Lost(channel)) => { lost.insert(channel); }
+                Some(Event::Refresh) => {}
+                None => return,
+            },
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Ok(event) = events.try_recv() {
+            if let Event::Lost(channel) = event {
+                lost.insert(channel);
+            }
+        }
+    }
+}
+
+/// `MOVED 3999 127.0.0.1:6381` -> `127.0.0.1:6381`.
+fn moved_to(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("MOVED ")
+        .or_else(|| message.strip_prefix("ASK "))?;
+    rest.split_whitespace().nth(1)
+}
+
+impl Broker for RedisClusterBroker {
+    fn publish(
+        &self,
+        channel: ChannelName,
+        data: Bytes,
+    ) -> BoxFuture<'static, Result<Published, BrokerError>> {
+        let inner = self.inner.clone();
+        let id = MessageId::new();
+        let id_text = id.to_string();
+        let seq = inner.layout.seq_key(&channel);
+        let pubsub = inner.layout.pubsub_channel(&channel);
+        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
+        resp::encode_command(
+            &mut command,
+            &[
+                b"FCALL",
+                b"herald_spublish",
+                b"2",
+                seq.as_bytes(),
+                pubsub.as_bytes(),
+                &data,
+                id_text.as_bytes(),
+                &self.ttl,
+            ],
+        );
+        let command = command.freeze();
+        let timeout = inner.options.timeout;
+        Box::pin(async move {
+            let Some((_, mut publisher, _)) = inner.link(&channel) else {
+                inner.refresh.notify_one();
+                return Err(BrokerError::Unavailable("cluster topology not known yet"));
+            };
+            // One retry at the node a MOVED names: the first attempt was not executed.
+            for attempt in 0..2 {
+                let sent = publisher.send(command.clone())?;
+                let reply = tokio::time::timeout(timeout, sent)
+                    .await
+                    .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                    .map_err(|_| BrokerError::Closed)??;
+                match reply {
+                    Value::Int(offset) => {
+                        return Ok(Published {
+                            id,
+                            offset: u64::try_from(offset).ok(),
+                        })
+                    }
+                    Value::Error(message) => {
+                        inner.refresh.notify_one();
+                        match moved_to(&message).and_then(|a| inner.publisher_at(a)) {
+                            Some(next) if attempt == 0 => publisher = next,
+                            _ if message.starts_with("MOVED")
+                                || message.starts_with("ASK")
+                                || message.starts_with("CLUSTERDOWN")
+                                || message.starts_with("TRYAGAIN") =>
+                            {
+                                return Err(BrokerError::Unavailable("cluster is reconfiguring"))
+                            }
+                            _ => return Err(BrokerError::Refused(message)),
+                        }
+                    }
+                    _ => return Err(BrokerError::Refused("unexpected reply to FCALL".into())),
+                }
+            }
+            Err(BrokerError::Unavailable("cluster is reconfiguring"))
+        })
+    }
+
+    fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let inner = self.inner.clone();
+        let Some((owner, _, shared)) = inner.link(channel) else {
+            return Box::pin(async {
+                Err(BrokerError::Unavailable("cluster topology not known yet"))
+            });
+        };
+        if !shared.subscriber_up.load(Ordering::Relaxed) {
+            return Box::pin(async { Err(BrokerError::Unavailable("redis is not connected")) });
+        }
+        let (ack, answer) = tokio::sync::oneshot::channel();
+        let sent = {
+            let mut state = inner.state();
+            state.channels.insert(channel.clone(), owner.clone());
+            state.links.get(&owner).map(|l| {
+                l.subscriber.send(subscriber::Command::Subscribe {
+                    channel: channel.clone(),
+                    ack: Some(ack),
+                })
+            })
+        };
+        let channel = channel.clone();
+        let timeout = inner.options.timeout;
+        Box::pin(async move {
+            let result = async {
+                sent.ok_or(BrokerError::Closed)?
+                    .map_err(|_| BrokerError::Closed)?;
+                tokio::time::timeout(timeout, answer)
+                    .await
+                    .map_err(|_| {
+                        BrokerError::Unavailable("redis did not confirm the subscription")
+                    })?
+                    .map_err(|_| BrokerError::Closed)?
+            }
+            .await;
+            if result.is_err() {
+                let mut state = inner.state();
+                if state.channels.get(&channel) == Some(&owner) {
+                    state.channels.remove(&channel);
+                }
+            }
+            result
+        })
+    }
+
+    fn unsubscribe(&self, channel: &ChannelName) {
+        let mut state = self.inner.state();
+        if let Some(holder) = state.channels.remove(channel) {
+            if let Some(link) = state.links.get(&holder) {
+                let _ = link.subscriber.send(subscriber::Command::Unsubscribe {
+                    channel: channel.clone(),
+                });
+            }
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        let state = self.inner.state();
+        state.topology.as_ref().is_some_and(Topology::is_complete)
+            && !state.links.is_empty()
+            && state.links.values().all(|l| {
+                l.shared.publisher_up.load(Ordering::Relaxed)
+                    && l.shared.subscriber_up.load(Ordering::Relaxed)
+            })
+    }
+
+    fn stats(&self) -> BrokerStats {
+        let state = self.inner.state();
+        state
+            .links
+            .values()
+            .map(|l| stats_of(&l.shared))
+            .fold(state.retired, |a, b| BrokerStats {
+                malformed: a.malformed + b.malformed,
+                reconnects: a.reconnects + b.reconnects,
+                gaps: a.gaps + b.gaps,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_redirections() {
+        assert_eq!(
+            moved_to("MOVED 3999 127.0.0.1:6381"),
+            Some("127.0.0.1:6381")
+        );
+        assert_eq!(moved_to("ASK 3999 10.0.0.1:7000"), Some("10.0.0.1:7000"));
+        assert_eq!(moved_to("ERR other"), None);
+    }
+}
