@@ -191,21 +191,10 @@ impl Inner {
         for endpoint in gone {
             if let Some(link) = state.links.remove(&endpoint) {
                 tracing::info!(redis = %endpoint, "master left the cluster topology");
-                let s = stats_of(&link.shared);
-                state.retired.malformed += s.malformed;
-                state.retired.reconnects += s.reconnects;
-                state.retired.gaps += s.gaps;
+                state.retired = state.retired.plus(link.shared.stats());
             }
         }
         state.topology = Some(topology);
-    }
-}
-
-fn stats_of(shared: &Shared) -> BrokerStats {
-    BrokerStats {
-        malformed: shared.malformed.load(Ordering::Relaxed),
-        reconnects: shared.reconnects.load(Ordering::Relaxed),
-        gaps: shared.gaps.load(Ordering::Relaxed),
     }
 }
 
@@ -391,12 +380,8 @@ impl Broker for RedisClusterBroker {
         state
             .links
             .values()
-            .map(|l| stats_of(&l.shared))
-            .fold(state.retired, |a, b| BrokerStats {
-                malformed: a.malformed + b.malformed,
-                reconnects: a.reconnects + b.reconnects,
-                gaps: a.gaps + b.gaps,
-            })
+            .map(|l| l.shared.stats())
+            .fold(state.retired, BrokerStats::plus)
     }
 }
 

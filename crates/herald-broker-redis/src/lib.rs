@@ -66,6 +66,20 @@ pub(crate) struct Shared {
     malformed: AtomicU64,
     reconnects: AtomicU64,
     gaps: AtomicU64,
+    publish_writes: AtomicU64,
+    publish_commands: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn stats(&self) -> BrokerStats {
+        BrokerStats {
+            malformed: self.malformed.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            gaps: self.gaps.load(Ordering::Relaxed),
+            publish_writes: self.publish_writes.load(Ordering::Relaxed),
+            publish_commands: self.publish_commands.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A node's link to standalone Redis.
@@ -193,10 +207,6 @@ impl Broker for RedisBroker {
     }
 
     fn stats(&self) -> BrokerStats {
-        BrokerStats {
-            malformed: self.shared.malformed.load(Ordering::Relaxed),
-            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
-            gaps: self.shared.gaps.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 }

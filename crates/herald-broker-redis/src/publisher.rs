@@ -90,7 +90,7 @@ async fn run(
                 connected_before = true;
                 tracing::info!(redis = %endpoint, "publish connection up");
                 shared.publisher_up.store(true, Ordering::Relaxed);
-                let result = serve(conn, &mut rx, timeout, &stop).await;
+                let result = serve(conn, &mut rx, timeout, &stop, &shared).await;
                 shared.publisher_up.store(false, Ordering::Relaxed);
                 match result {
                     Ok(()) => return,
@@ -136,6 +136,7 @@ async fn serve(
     rx: &mut mpsc::Receiver<Request>,
     timeout: Duration,
     stop: &CancellationToken,
+    shared: &Shared,
 ) -> Result<(), LinkError> {
     let Conn { stream, mut buf } = conn;
     let (mut reader, mut writer) = stream.into_split();
@@ -182,6 +183,8 @@ async fn serve(
                     break Ok(());
                 }
                 let now = Instant::now();
+                shared.publish_writes.fetch_add(1, Ordering::Relaxed);
+                shared.publish_commands.fetch_add(received as u64, Ordering::Relaxed);
                 for request in batch.drain(..) {
                     out.extend_from_slice(&request.command);
                     pending.push_back((now, request.reply));

@@ -82,6 +82,23 @@ pub struct BrokerStats {
     pub reconnects: u64,
     /// Channels announced as gaps to the inbox.
     pub gaps: u64,
+    /// Writes on the publish connection(s).
+    pub publish_writes: u64,
+    /// Publish commands sent (many per write when pipelined under load).
+    pub publish_commands: u64,
+}
+
+impl BrokerStats {
+    /// The sum of two sets of counters.
+    pub fn plus(self, other: Self) -> Self {
+        Self {
+            malformed: self.malformed + other.malformed,
+            reconnects: self.reconnects + other.reconnects,
+            gaps: self.gaps + other.gaps,
+            publish_writes: self.publish_writes + other.publish_writes,
+            publish_commands: self.publish_commands + other.publish_commands,
+        }
+    }
 }
 
 /// A node's link to the other nodes.

@@ -40,6 +40,16 @@ impl Metrics {
             broker.malformed,
         );
         w.counter(
+            "herald_broker_publish_writes_total",
+            "Writes on the broker publish connection(s).",
+            broker.publish_writes,
+        );
+        w.counter(
+            "herald_broker_publish_commands_total",
+            "Publish commands sent to the broker (many per write when pipelined).",
+            broker.publish_commands,
+        );
+        w.counter(
             "herald_broker_gaps_total",
             "Channels resubscribed after a broker connection loss (each got a gap notice).",
             broker.gaps,

@@ -263,3 +263,132 @@ async fn passwords_are_used_and_a_wrong_one_keeps_the_node_unready() {
     assert_eq!(bad.get("/readyz").await.status, 503);
     assert_eq!(bad.publish("news", json!(2)).await.status, 503);
 }
+
+#[tokio::test]
+async fn the_publish_connection_pipelines_under_load() {
+    let redis = RedisServer::start().await;
+    let gw = gateway(&redis).await;
+    let mut sub = gw.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    let api = gw.api_addr;
+    let publishes: Vec<_> = (0..200)
+        .map(|n| {
+            tokio::spawn(async move {
+                let body = json!({"channel": "news", "data": n}).to_string();
+                herald_testkit::http_request(api, "POST", "/v1/publish", &[], body.as_bytes())
+                    .await
+                    .unwrap()
+                    .status
+            })
+        })
+        .collect();
+    for p in publishes {
+        assert_eq!(p.await.unwrap(), 200);
+    }
+    let mut offsets: Vec<u64> = Vec::new();
+    for _ in 0..200 {
+        offsets.push(sub.next_push().await["offset"].as_u64().unwrap());
+    }
+    assert_eq!(
+        offsets,
+        (1..=200).collect::<Vec<_>>(),
+        "in offset order, none lost"
+    );
+    let writes = gw.metric("herald_broker_publish_writes_total").await;
+    let commands = gw.metric("herald_broker_publish_commands_total").await;
+    assert_eq!(commands, 200.0);
+    assert!(
+        commands / writes >= 2.0,
+        "{commands} commands in {writes} writes"
+    );
+    assert_eq!(
+        redis.cli(&["CLIENT", "LIST"]).lines().count(),
+        2 + 1,
+        "two connections"
+    );
+}
+
+#[tokio::test]
+async fn killing_redis_mid_stream_loses_nothing_silently() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (gateway(&redis).await, gateway(&redis).await);
+    let mut sub = b.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+
+    // A publisher that never stops: it records which sequence numbers were acknowledged.
+    let api = a.api_addr;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publisher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut n = 0u64;
+            while !stop.is_cancelled() {
+                n += 1;
+                let body = json!({"channel": "news", "data": n}).to_string();
+                let r =
+                    herald_testkit::http_request(api, "POST", "/v1/publish", &[], body.as_bytes())
+                        .await
+                        .unwrap();
+                if r.status == 200 {
+                    acked.push((n, Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            acked
+        })
+    };
+    let reader = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Ok(Incoming::Frame(v)) = sub.next_within(Duration::from_secs(3)).await {
+            frames.push(v);
+        }
+        frames
+    });
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = Instant::now();
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    wait_ready(&b).await;
+    let b_ready = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let acked = publisher.await.unwrap();
+    let frames = reader.await.unwrap();
+
+    let gap_at = frames
+        .iter()
+        .position(|f| f.get("gap").is_some())
+        .expect("a gap notice");
+    let seqs = |fs: &[Value]| -> Vec<u64> {
+        fs.iter()
+            .filter_map(|f| f["push"]["data"].as_u64())
+            .collect()
+    };
+    let (before, after) = (seqs(&frames[..gap_at]), seqs(&frames[gap_at + 1..]));
+    let all: Vec<u64> = before.iter().chain(&after).copied().collect();
+    let mut unique = all.clone();
+    unique.dedup();
+    assert_eq!(all, unique, "no duplicates");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
+    for (n, at) in &acked {
+        if *at < killed {
+            assert!(
+                before.contains(n),
+                "{n}, acknowledged before the kill, was delivered"
+            );
+        }
+        if *at > b_ready {
+            assert!(
+                after.contains(n),
+                "{n}, acknowledged after recovery, was delivered"
+            );
+        }
+    }
+    assert!(
+        acked.iter().any(|(_, at)| *at > b_ready),
+        "publishing resumed"
+    );
+}
