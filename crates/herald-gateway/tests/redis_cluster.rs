@@ -155,3 +155,51 @@ async fn a_master_failover_resumes_delivery_with_a_gap_notice() {
     );
     assert!(b.metric("herald_broker_gaps_total").await >= 1.0);
 }
+
+#[tokio::test]
+async fn a_migrated_slot_is_resubscribed_on_its_new_master_with_a_gap_notice() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = (gateway(&cluster).await, gateway(&cluster).await);
+    let mut sub = b.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    assert_eq!(
+        a.publish("news", json!("before")).await.json()["offset"],
+        json!(1)
+    );
+    assert_eq!(sub.next_push().await["data"], json!("before"));
+
+    let key = "herald:seq:{news}";
+    let from = cluster.master_of(key);
+    let to = (from + 1) % 3;
+    cluster.migrate_slot_of(key, to);
+    assert_eq!(cluster.master_of(key), to);
+
+    // Redis tells the old master's subscribers (sunsubscribe); the node subscribes the channel
+    // on its new master and sends the gap notice. The offset counter moved with the slot.
+    let reader = tokio::spawn(async move {
+        let mut seen_gap = false;
+        loop {
+            match sub.next().await.unwrap() {
+                Incoming::Frame(v) if v.get("gap").is_some() => seen_gap = true,
+                Incoming::Frame(v) if v["push"]["data"] == json!("after") => {
+                    return (seen_gap, v["push"]["offset"].as_u64().unwrap());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let started = Instant::now();
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        a.publish("news", json!("after")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (seen_gap, offset) = reader.await.unwrap();
+    assert!(
+        seen_gap,
+        "a gap notice before the first publication on the new master"
+    );
+    assert!(
+        offset >= 2,
+        "offsets continue across the migration: {offset}"
+    );
+}

@@ -146,6 +146,42 @@ impl RedisCluster {
         })
     }
 
+    /// Moves the slot of `key` (with its keys) from its master to master `to`, the way
+    /// `redis-cli --cluster reshard` does for each slot: IMPORTING/MIGRATING, MIGRATE, then
+    /// SETSLOT NODE on every master.
+    ///
+    /// # Panics
+    /// When a step fails.
+    pub fn migrate_slot_of(&self, key: &str, to: usize) {
+        let from = self.master_of(key);
+        let src = &self.servers[from];
+        let dst = &self.servers[to];
+        let slot = src.cli(&["CLUSTER", "KEYSLOT", key]);
+        let (src_id, dst_id) = (src.cli(&["CLUSTER", "MYID"]), dst.cli(&["CLUSTER", "MYID"]));
+        assert_eq!(
+            dst.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]),
+            "OK"
+        );
+        assert_eq!(
+            src.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]),
+            "OK"
+        );
+        let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        for k in keys.lines().filter(|k| !k.is_empty()) {
+            let port = dst.port().to_string();
+            let moved = src.cli(&["MIGRATE", "127.0.0.1", &port, k, "0", "5000"]);
+            assert_eq!(moved, "OK", "MIGRATE {k}");
+        }
+        for server in self.servers.iter().filter(|s| s.is_running()) {
+            if server.cli(&["ROLE"]).starts_with("master") {
+                assert_eq!(
+                    server.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &dst_id]),
+                    "OK"
+                );
+            }
+        }
+    }
+
     /// Runs redis-cli in cluster mode (`-c`) against the first live node.
     ///
     /// # Panics
