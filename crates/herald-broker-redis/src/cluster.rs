@@ -121,14 +121,14 @@ impl Inner {
         let shared = Arc::new(Shared::default());
         let publisher = Publisher::start(
             endpoint.clone(),
-            self.options.timeout,
+            self.options.connector(),
             shared.clone(),
             stop.clone(),
         );
         let subscriber = subscriber::start(
             subscriber::Setup {
                 endpoint: endpoint.clone(),
-                timeout: self.options.timeout,
+                connector: self.options.connector(),
                 flavor: Flavor::Sharded,
                 layout: self.layout.clone(),
                 inbox: self.inbox.clone(),
@@ -210,7 +210,7 @@ async fn manage(inner: Arc<Inner>, mut events: mpsc::UnboundedReceiver<Event>) {
                 .chain(inner.options.endpoints.iter().cloned())
                 .collect()
         };
-        match Topology::fetch(&nodes, inner.options.timeout).await {
+        match Topology::fetch(&nodes, &inner.options.connector()).await {
             Ok(topology) => inner.apply(topology, &mut lost),
             Err(e) => tracing::warn!(error = %e, "cannot read the cluster topology"),
         }

@@ -1,17 +1,79 @@
-//! Opening a connection: TCP, `AUTH`, `SELECT`, each bounded by the timeout.
+//! Opening a connection: TCP, TLS for `rediss://`, `AUTH`, `SELECT`, each bounded by the
+//! timeout.
 
-use std::time::Duration;
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::BytesMut;
+use rustls_pki_types::ServerName;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
     net::TcpStream,
 };
+use tokio_rustls::{client::TlsStream, TlsConnector};
 
 use crate::{
     resp::{self, Value},
-    Endpoint,
+    Endpoint, TlsConfig,
 };
+
+/// How a broker opens its connections.
+#[derive(Clone, Debug)]
+pub(crate) struct Connector {
+    /// Bound on connecting and on every request.
+    pub(crate) timeout: Duration,
+    /// Used for `rediss://` endpoints.
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+/// A plain or TLS connection.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Why a connection could not be opened or was lost.
 #[derive(Debug, thiserror::Error)]
@@ -39,23 +101,41 @@ pub(crate) enum LinkError {
     /// An answer arrived that no request was waiting for.
     #[error("unexpected reply")]
     Unexpected,
+    /// A `rediss://` host that is not a valid TLS server name.
+    #[error("{0} is not a valid TLS server name")]
+    ServerName(String),
 }
 
 /// A connection being set up, with its read buffer.
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) buf: BytesMut,
 }
 
-impl Conn {
-    /// Connects and authenticates.
-    pub(crate) async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Self, LinkError> {
+impl Connector {
+    /// Connects (with TLS for `rediss://`) and authenticates.
+    pub(crate) async fn open(&self, endpoint: &Endpoint) -> Result<Conn, LinkError> {
+        let timeout = self.timeout;
         let addr = (endpoint.host.as_str(), endpoint.port);
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            if !endpoint.tls {
+                return Ok(Stream::Tcp(tcp));
+            }
+            let config = match &self.tls {
+                Some(c) => c.clone(),
+                None => TlsConfig::new(None).map_err(|e| std::io::Error::other(e.to_string()))?,
+            };
+            let name = ServerName::try_from(endpoint.host.clone())
+                .map_err(|_| LinkError::ServerName(endpoint.host.clone()))?;
+            let tls = TlsConnector::from(config.0).connect(name, tcp).await?;
+            Ok::<_, LinkError>(Stream::Tls(Box::new(tls)))
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| LinkError::Timeout(timeout))??;
-        stream.set_nodelay(true)?;
-        let mut conn = Self {
+        let mut conn = Conn {
             stream,
             buf: BytesMut::with_capacity(4096),
         };
@@ -76,7 +156,9 @@ impl Conn {
         }
         Ok(conn)
     }
+}
 
+impl Conn {
     /// Sends one command and waits for its reply.
     pub(crate) async fn call(
         &mut self,

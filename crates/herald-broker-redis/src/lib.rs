@@ -21,6 +21,7 @@ mod publisher;
 mod resp;
 mod slot;
 mod subscriber;
+mod tls;
 mod topology;
 mod url;
 
@@ -39,6 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use cluster::RedisClusterBroker;
+pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
 
 use layout::Layout;
@@ -56,6 +58,17 @@ pub struct RedisOptions {
     pub timeout: Duration,
     /// How long a channel's offset counter lives after its last publication (0: forever).
     pub offset_ttl: Duration,
+    /// TLS settings for `rediss://` endpoints (the Mozilla roots when `None`).
+    pub tls: Option<TlsConfig>,
+}
+
+impl RedisOptions {
+    pub(crate) fn connector(&self) -> conn::Connector {
+        conn::Connector {
+            timeout: self.timeout,
+            tls: self.tls.clone(),
+        }
+    }
 }
 
 /// State shared by the broker handle and its connection tasks.
@@ -106,14 +119,14 @@ impl RedisBroker {
         let layout = Layout::new(&options.prefix);
         let publisher = Publisher::start(
             endpoint.clone(),
-            options.timeout,
+            options.connector(),
             shared.clone(),
             stop.clone(),
         );
         let subscriber = subscriber::start(
             subscriber::Setup {
                 endpoint,
-                timeout: options.timeout,
+                connector: options.connector(),
                 flavor: subscriber::Flavor::Plain,
                 layout: layout.clone(),
                 inbox,

@@ -19,7 +19,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    conn::{ok_or_refused, Backoff, Conn, LinkError},
+    conn::{ok_or_refused, Backoff, Conn, Connector, LinkError},
     layout::LIBRARY,
     resp::{self, Value},
     Endpoint, Shared,
@@ -45,12 +45,12 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn start(
         endpoint: Endpoint,
-        timeout: Duration,
+        connector: Connector,
         shared: Arc<Shared>,
         stop: CancellationToken,
     ) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(endpoint, timeout, rx, shared.clone(), stop));
+        tokio::spawn(run(endpoint, connector, rx, shared.clone(), stop));
         Self { tx, shared }
     }
 
@@ -73,15 +73,16 @@ impl Publisher {
 
 async fn run(
     endpoint: Endpoint,
-    timeout: Duration,
+    connector: Connector,
     mut rx: mpsc::Receiver<Request>,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    let timeout = connector.timeout;
     let mut backoff = Backoff::new();
     let mut connected_before = false;
     loop {
-        match connect(&endpoint, timeout).await {
+        match connect(&endpoint, &connector).await {
             Ok(conn) => {
                 backoff.reset();
                 if connected_before {
@@ -118,8 +119,9 @@ async fn run(
     }
 }
 
-async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Conn, LinkError> {
-    let mut conn = Conn::open(endpoint, timeout).await?;
+async fn connect(endpoint: &Endpoint, connector: &Connector) -> Result<Conn, LinkError> {
+    let timeout = connector.timeout;
+    let mut conn = connector.open(endpoint).await?;
     let reply = conn
         .call(
             &[b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY.as_bytes()],
@@ -139,7 +141,7 @@ async fn serve(
     shared: &Shared,
 ) -> Result<(), LinkError> {
     let Conn { stream, mut buf } = conn;
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut pending: VecDeque<(Instant, oneshot::Sender<Result<Value, BrokerError>>)> =
         VecDeque::new();
     let mut batch = Vec::with_capacity(BATCH);

@@ -20,7 +20,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    conn::{Backoff, Conn, LinkError},
+    conn::{Backoff, Conn, Connector, LinkError},
     layout::Layout,
     resp::{self, Value},
     Endpoint, Shared,
@@ -95,7 +95,7 @@ struct State {
 /// Where a subscriber connects and reports.
 pub(crate) struct Setup {
     pub(crate) endpoint: Endpoint,
-    pub(crate) timeout: Duration,
+    pub(crate) connector: Connector,
     pub(crate) flavor: Flavor,
     pub(crate) layout: Layout,
     pub(crate) inbox: Arc<dyn Inbox>,
@@ -106,7 +106,7 @@ pub(crate) struct Setup {
 pub(crate) fn start(setup: Setup, stop: CancellationToken) -> mpsc::UnboundedSender<Command> {
     let Setup {
         endpoint,
-        timeout,
+        connector,
         flavor,
         layout,
         inbox,
@@ -126,21 +126,22 @@ pub(crate) fn start(setup: Setup, stop: CancellationToken) -> mpsc::UnboundedSen
         awaiting: HashMap::new(),
         resubscribing: HashSet::new(),
     };
-    tokio::spawn(run(endpoint, timeout, rx, state, stop));
+    tokio::spawn(run(endpoint, connector, rx, state, stop));
     tx
 }
 
 async fn run(
     endpoint: Endpoint,
-    timeout: Duration,
+    connector: Connector,
     mut rx: mpsc::UnboundedReceiver<Command>,
     mut state: State,
     stop: CancellationToken,
 ) {
+    let timeout = connector.timeout;
     let mut backoff = Backoff::new();
     let mut connected_before = false;
     loop {
-        match Conn::open(&endpoint, timeout).await {
+        match connector.open(&endpoint).await {
             Ok(mut conn) => {
                 backoff.reset();
                 if connected_before {

@@ -1,9 +1,7 @@
 //! Which master owns which slot, read with `CLUSTER SLOTS`.
 
-use std::time::Duration;
-
 use crate::{
-    conn::{Conn, LinkError},
+    conn::{Connector, LinkError},
     resp::Value,
     slot::SLOTS,
     Endpoint,
@@ -80,11 +78,14 @@ impl Topology {
     }
 
     /// Asks the first of `nodes` that answers.
-    pub(crate) async fn fetch(nodes: &[Endpoint], timeout: Duration) -> Result<Self, LinkError> {
+    pub(crate) async fn fetch(
+        nodes: &[Endpoint],
+        connector: &Connector,
+    ) -> Result<Self, LinkError> {
         let mut last = LinkError::Closed;
         for node in nodes {
-            let reply = match Conn::open(node, timeout).await {
-                Ok(mut conn) => conn.call(&[b"CLUSTER", b"SLOTS"], timeout).await,
+            let reply = match connector.open(node).await {
+                Ok(mut conn) => conn.call(&[b"CLUSTER", b"SLOTS"], connector.timeout).await,
                 Err(e) => Err(e),
             };
             match reply {

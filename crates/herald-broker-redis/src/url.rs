@@ -9,7 +9,7 @@ pub struct Endpoint {
     pub host: String,
     /// TCP port (6379 by default).
     pub port: u16,
-    /// `rediss://`: TLS. Not supported yet; refused when parsed.
+    /// `rediss://`: TLS.
     pub tls: bool,
     /// ACL user name, if any.
     pub username: Option<String>,
@@ -67,9 +67,6 @@ impl Endpoint {
         } else {
             return Err(UrlError("must start with redis:// or rediss://"));
         };
-        if tls {
-            return Err(UrlError("rediss:// (TLS) is not supported yet"));
-        }
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),

@@ -121,6 +121,9 @@ pub struct RedisConfig {
     /// its last publication (`0s`: forever). After it expires offsets start again at 1.
     #[serde(with = "humantime_serde")]
     pub offset_ttl: Duration,
+    /// `broker.redis.tls_ca_file`, default none: a PEM file of the certificate authorities
+    /// trusted for `rediss://` URLs; without it, the Mozilla root set is trusted.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -131,6 +134,7 @@ impl Default for RedisConfig {
             prefix: "herald:".into(),
             timeout: Duration::from_secs(2),
             offset_ttl: Duration::from_secs(24 * 3600),
+            tls_ca_file: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions};
+use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions, TlsConfig};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -122,11 +122,19 @@ pub async fn run(
             let redis = &config.broker.redis;
             let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
                 .map_err(|e| GatewayError::Broker(e.to_string()))?;
+            let tls = if endpoints.iter().any(|e| e.tls) {
+                let config = TlsConfig::new(redis.tls_ca_file.as_deref())
+                    .map_err(|e| GatewayError::Broker(e.to_string()))?;
+                Some(config)
+            } else {
+                None
+            };
             let options = RedisOptions {
                 endpoints,
                 prefix: redis.prefix.clone(),
                 timeout: redis.timeout,
                 offset_ttl: redis.offset_ttl,
+                tls,
             };
             let mode = redis.mode;
             run_with(config, listeners, shutdown, move |inbox| match mode {

@@ -34,6 +34,36 @@ fn defaults_are_the_documented_ones() {
     assert!(c.api.keys.is_empty());
     assert!(!c.channels.publish, "client publish is off by default");
     assert!(c.namespaces.is_empty());
+    assert_eq!(c.broker.kind, herald_gateway::config::BrokerKind::Memory);
+    assert_eq!(
+        c.broker.redis.mode,
+        herald_gateway::config::RedisMode::Standalone
+    );
+    assert_eq!(c.broker.redis.prefix, "herald:");
+}
+
+#[test]
+fn the_broker_contract_keys_load_from_the_environment() {
+    let c = GatewayConfig::load_from(
+        None,
+        env(&[
+            ("HERALD__BROKER__KIND", "redis"),
+            ("HERALD__BROKER__REDIS__MODE", "cluster"),
+            (
+                "HERALD__BROKER__REDIS__URL",
+                "redis://a:7000,redis://:pw@b:7001",
+            ),
+            ("HERALD__BROKER__REDIS__PREFIX", "app1:"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.broker.kind, herald_gateway::config::BrokerKind::Redis);
+    assert_eq!(
+        c.broker.redis.mode,
+        herald_gateway::config::RedisMode::Cluster
+    );
+    assert_eq!(c.broker.redis.url, "redis://a:7000,redis://:pw@b:7001");
+    assert_eq!(c.broker.redis.prefix, "app1:");
 }
 
 #[test]
@@ -106,6 +136,35 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
             "shutdown.drain_window",
         ),
         (&[("HERALD__LOG__FORMAT", "xml")], "xml"),
+        (&[("HERALD__BROKER__KIND", "kafka")], "kafka"),
+        (
+            &[
+                ("HERALD__BROKER__KIND", "redis"),
+                ("HERALD__BROKER__REDIS__URL", "http://x"),
+            ],
+            "broker.redis.url",
+        ),
+        (
+            &[
+                ("HERALD__BROKER__KIND", "redis"),
+                ("HERALD__BROKER__REDIS__URL", "redis://a:1,redis://b:2"),
+            ],
+            "exactly one URL",
+        ),
+        (
+            &[
+                ("HERALD__BROKER__KIND", "redis"),
+                ("HERALD__BROKER__REDIS__TLS_CA_FILE", "/nonexistent/ca.pem"),
+            ],
+            "broker.redis.tls_ca_file",
+        ),
+        (
+            &[
+                ("HERALD__BROKER__KIND", "redis"),
+                ("HERALD__BROKER__REDIS__PREFIX", "a{b}"),
+            ],
+            "broker.redis.prefix",
+        ),
     ];
     for (vars, needle) in cases {
         let err = GatewayConfig::load_from(None, env(vars)).expect_err(needle);

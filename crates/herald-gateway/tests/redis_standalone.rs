@@ -392,3 +392,22 @@ async fn killing_redis_mid_stream_loses_nothing_silently() {
         "publishing resumed"
     );
 }
+
+#[tokio::test]
+async fn tls_connections_verify_the_server_certificate() {
+    let redis = RedisServer::start_tls().await;
+    let mut config = redis_config(&redis.url());
+    config.broker.redis.tls_ca_file = Some(redis.ca_file());
+    let good = TestGateway::start_with(config).await;
+    wait_ready(&good).await;
+    let mut c = good.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    assert_eq!(good.publish("news", json!("over tls")).await.status, 200);
+    assert_eq!(c.next_push().await["data"], json!("over tls"));
+
+    // Without the test CA the certificate is not trusted: the node never becomes ready.
+    let untrusted = TestGateway::start_with(redis_config(&redis.url())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(untrusted.get("/readyz").await.status, 503);
+    assert_eq!(untrusted.publish("news", json!(1)).await.status, 503);
+}

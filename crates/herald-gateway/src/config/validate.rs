@@ -106,6 +106,10 @@ impl GatewayConfig {
                 "must be non-empty, without braces or spaces",
             ));
         }
+        if let Some(path) = &redis.tls_ca_file {
+            herald_broker_redis::TlsConfig::new(Some(path))
+                .map_err(|e| invalid("broker.redis.tls_ca_file", e.to_string()))?;
+        }
         if redis.timeout < std::time::Duration::from_millis(50) {
             return Err(invalid("broker.redis.timeout", "must be at least 50ms"));
         }
