@@ -155,13 +155,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_urls() {
-        for bad in [
-            "http://x",
-            "redis://",
-            "redis://h:port",
-            "redis://h/x",
-            "rediss://h",
-        ] {
+        assert!(Endpoint::parse("rediss://h:6380").unwrap().tls);
+        for bad in ["http://x", "redis://", "redis://h:port", "redis://h/x"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
         assert!(Endpoint::parse_list(" , ").is_err());
