@@ -411,3 +411,32 @@ async fn tls_connections_verify_the_server_certificate() {
     assert_eq!(untrusted.get("/readyz").await.status, 503);
     assert_eq!(untrusted.publish("news", json!(1)).await.status, 503);
 }
+
+#[tokio::test]
+async fn exceeding_the_pubsub_output_buffer_limit_is_repaired_with_a_gap_notice() {
+    let redis = RedisServer::start().await;
+    let gw = gateway(&redis).await;
+    let mut sub = gw.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    // A hard limit of 1 kB beyond Redis' 16 kB static reply buffer: one larger message makes
+    // Redis close the node's subscriber connection, as it does to any slow subscriber.
+    assert_eq!(
+        redis.cli(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1kb 1kb 0"
+        ]),
+        "OK"
+    );
+    let big = "x".repeat(40_000);
+    let data = json!({ "data": big }).to_string();
+    redis.cli(&["PUBLISH", "herald:ch:{news}", &data]);
+    let Incoming::Frame(gap) = sub.next().await.unwrap() else {
+        panic!("expected a gap notice")
+    };
+    assert_eq!(gap["gap"]["channel"], json!("news"), "{gap}");
+    assert!(gw.metric("herald_broker_reconnects_total").await >= 1.0);
+    gw.publish("news", json!("small")).await;
+    assert_eq!(sub.next_push().await["data"], json!("small"));
+}
