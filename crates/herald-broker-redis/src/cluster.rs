@@ -13,16 +13,16 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
-    layout::Layout,
+    layout::{Layout, PublishFunction},
     publisher::Publisher,
-    resp::{self, Value},
+    resp::Value,
     slot::slot,
     subscriber::{self, Event, Flavor},
     topology::Topology,
@@ -250,24 +250,10 @@ impl Broker for RedisClusterBroker {
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.inner.clone();
         let id = MessageId::new();
-        let id_text = id.to_string();
-        let seq = inner.layout.seq_key(&channel);
-        let pubsub = inner.layout.pubsub_channel(&channel);
-        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
-        resp::encode_command(
-            &mut command,
-            &[
-                b"FCALL",
-                b"herald_spublish",
-                b"2",
-                seq.as_bytes(),
-                pubsub.as_bytes(),
-                &data,
-                id_text.as_bytes(),
-                &self.ttl,
-            ],
-        );
-        let command = command.freeze();
+        let command =
+            inner
+                .layout
+                .publish_command(PublishFunction::Sharded, &channel, &data, id, &self.ttl);
         let timeout = inner.options.timeout;
         Box::pin(async move {
             let Some((_, mut publisher, _)) = inner.link(&channel) else {

@@ -9,7 +9,19 @@
 //! Both carry the hash tag `{news}`, so they live in one cluster slot and the function may
 //! touch both atomically.
 
-use herald_protocol::ChannelName;
+use bytes::{Bytes, BytesMut};
+use herald_protocol::{ChannelName, MessageId};
+
+use crate::resp;
+
+/// Which of the library's functions publishes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PublishFunction {
+    /// `herald_publish`: PUBLISH, standalone Redis.
+    Plain,
+    /// `herald_spublish`: SPUBLISH, Redis Cluster.
+    Sharded,
+}
 
 /// The Redis function library Herald installs (`FUNCTION LOAD REPLACE`) on connecting.
 ///
@@ -57,6 +69,42 @@ impl Layout {
     /// The pub/sub channel of `channel`.
     pub(crate) fn pubsub_channel(&self, channel: &ChannelName) -> String {
         format!("{}ch:{{{channel}}}", self.prefix)
+    }
+
+    /// The `FCALL` that sequences and publishes `data` in `channel`; `ttl` is the offset key's
+    /// lifetime in seconds, as text.
+    pub(crate) fn publish_command(
+        &self,
+        function: PublishFunction,
+        channel: &ChannelName,
+        data: &[u8],
+        id: MessageId,
+        ttl: &[u8],
+    ) -> Bytes {
+        let name: &[u8] = match function {
+            PublishFunction::Plain => b"herald_publish",
+            PublishFunction::Sharded => b"herald_spublish",
+        };
+        let (seq, pubsub, id) = (
+            self.seq_key(channel),
+            self.pubsub_channel(channel),
+            id.to_string(),
+        );
+        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
+        resp::encode_command(
+            &mut command,
+            &[
+                b"FCALL",
+                name,
+                b"2",
+                seq.as_bytes(),
+                pubsub.as_bytes(),
+                data,
+                id.as_bytes(),
+                ttl,
+            ],
+        );
+        command.freeze()
     }
 
     /// The Herald channel a pub/sub channel carries, if it is one of this prefix's.

@@ -33,7 +33,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::mpsc;
@@ -43,7 +43,7 @@ pub use cluster::RedisClusterBroker;
 pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
 
-use layout::Layout;
+use layout::{Layout, PublishFunction};
 use publisher::Publisher;
 use resp::Value;
 
@@ -154,24 +154,10 @@ impl Broker for RedisBroker {
         data: Bytes,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let id = MessageId::new();
-        let id_text = id.to_string();
-        let seq = self.layout.seq_key(&channel);
-        let pubsub = self.layout.pubsub_channel(&channel);
-        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
-        resp::encode_command(
-            &mut command,
-            &[
-                b"FCALL",
-                b"herald_publish",
-                b"2",
-                seq.as_bytes(),
-                pubsub.as_bytes(),
-                &data,
-                id_text.as_bytes(),
-                &self.ttl,
-            ],
-        );
-        let sent = self.publisher.send(command.freeze());
+        let command =
+            self.layout
+                .publish_command(PublishFunction::Plain, &channel, &data, id, &self.ttl);
+        let sent = self.publisher.send(command);
         let timeout = self.timeout;
         Box::pin(async move {
             let reply = tokio::time::timeout(timeout, sent?)
