@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs one load scenario against gateways started here, on loopback, and stops them after.
+#
+#   loadtest/run.sh idle       [herald-loadtest idle options]     e.g. --connections 15000
+#   loadtest/run.sh fanout     [herald-loadtest fanout options]   e.g. --rates 300,500,1000
+#   loadtest/run.sh cross-node [herald-loadtest fanout options]   two gateways + redis-server
+#
+# The servers are pinned to core 0 and the generator to core 1 when there are two cores.
+# The JSON report goes to loadtest/reports/<scenario>-<UTC time>.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario=${1:?usage: loadtest/run.sh idle|fanout|cross-node [options]}
+shift
+
+cargo build --release --quiet -p herald-gateway -p herald-loadtest
+bin=target/release
+mkdir -p loadtest/reports
+report="loadtest/reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ).json"
+
+server_pin=()
+generator_pin=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  server_pin=(taskset -c 0)
+  generator_pin=(taskset -c 1)
+fi
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_ready() {
+  for _ in $(seq 1 200); do
+    curl -fs "http://127.0.0.1:$1/readyz" >/dev/null && return 0
+    sleep 0.05
+  done
+  echo "gateway on :$1 did not become ready" >&2
+  exit 1
+}
+
+# start_gateway WS_PORT API_PORT [VAR=value...]: prints nothing, appends the pid.
+start_gateway() {
+  local ws=$1 api=$2
+  shift 2
+  env HERALD__LISTEN__WEBSOCKET="127.0.0.1:$ws" HERALD__LISTEN__API="127.0.0.1:$api" \
+    HERALD__LOG__LEVEL=warn "$@" "${server_pin[@]}" "$bin/herald-gateway" &
+  pids+=($!)
+  wait_ready "$api"
+}
+
+ulimit -n 20000 2>/dev/null || true
+case "$scenario" in
+  idle)
+    ws=$(free_port); api=$(free_port)
+    start_gateway "$ws" "$api"
+    "${generator_pin[@]}" "$bin/herald-loadtest" idle --ws "127.0.0.1:$ws" \
+      --server-pid "${pids[0]}" --report "$report" "$@"
+    ;;
+  fanout)
+    ws=$(free_port); api=$(free_port)
+    start_gateway "$ws" "$api"
+    "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
+      --server-pid "${pids[0]}" --report "$report" "$@"
+    ;;
+  cross-node)
+    command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
+    redis_port=$(free_port)
+    "${server_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+      >/dev/null &
+    pids+=($!)
+    sleep 0.3
+    redis=(HERALD__BROKER__KIND=redis "HERALD__BROKER__REDIS__URL=redis://127.0.0.1:$redis_port")
+    ws_b=$(free_port); api_b=$(free_port); ws_a=$(free_port); api_a=$(free_port)
+    start_gateway "$ws_b" "$api_b" "${redis[@]}"
+    start_gateway "$ws_a" "$api_a" "${redis[@]}"
+    # Subscribers on node B, publications through node A; server CPU counts B, A and Redis.
+    "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws_b" --api "127.0.0.1:$api_a" \
+      --server-pid "${pids[1]},${pids[2]},${pids[0]}" --report "$report" "$@"
+    ;;
+  *)
+    echo "unknown scenario $scenario (idle, fanout, cross-node)" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,214 @@
+//! The generator's side of the wire: WebSocket handshake and frames, and a keep-alive HTTP
+//! client for publishing. Frames are scanned in place, never copied.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{bail, Context};
+use herald_protocol::ws::{client_frame, OpCode};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// Microseconds since the Unix epoch: the send time carried in payloads.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Opens a WebSocket connection; returns the socket and bytes read past the handshake.
+pub(crate) async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(256);
+    let end = loop {
+        let mut chunk = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .context("handshake timed out")??;
+        if n == 0 {
+            bail!("closed during the handshake");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    if !buf.starts_with(b"HTTP/1.1 101") {
+        bail!("no upgrade: {}", String::from_utf8_lossy(&buf[..end]));
+    }
+    Ok((stream, buf.split_off(end)))
+}
+
+/// A masked subscribe request for `channel`.
+pub(crate) fn subscribe_frame(id: u64, channel: &str) -> Vec<u8> {
+    let text = format!(r#"{{"id":{id},"subscribe":{{"channels":["{channel}"]}}}}"#);
+    client_frame(true, OpCode::Text, [1, 2, 3, 4], text.as_bytes())
+}
+
+/// The next complete server frame at the front of `buf`: (opcode, payload range, length).
+pub(crate) fn next_frame(buf: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let (len, header) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => (
+            usize::try_from(u64::from_be_bytes(buf[2..10].try_into().ok()?)).ok()?,
+            10,
+        ),
+        126 | 127 => return None,
+        l => (usize::from(l), 2),
+    };
+    (buf.len() >= header + len).then(|| (buf[0] & 0x0f, header..header + len))
+}
+
+/// Reads until one whole frame is buffered and returns its payload.
+pub(crate) async fn read_frame(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+) -> anyhow::Result<Vec<u8>> {
+    loop {
+        if let Some((_, range)) = next_frame(pending) {
+            let payload = pending[range.clone()].to_vec();
+            pending.drain(..range.end);
+            return Ok(payload);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed");
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// What the generator reads from a push of its own publications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// The channel offset the server assigned.
+    pub(crate) offset: u64,
+    /// The send time the publisher wrote into the data, in µs.
+    pub(crate) sent_us: u64,
+}
+
+fn leading_number(s: &[u8]) -> Option<u64> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    s[..digits].iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Reads `{"push":{"channel":"<channel>","data":"<send µs>|...","offset":N}}` without a JSON
+/// parser: the prefix is known, and the offset is the last number of the frame.
+pub(crate) fn stamp(payload: &[u8], prefix: &[u8]) -> Option<Stamp> {
+    let sent_us = leading_number(payload.strip_prefix(prefix)?)?;
+    let body = payload.strip_suffix(b"}}")?;
+    let colon = body.iter().rposition(|&b| b == b':')?;
+    if !body[..colon].ends_with(b"\"offset\"") {
+        return None;
+    }
+    Some(Stamp {
+        offset: leading_number(&body[colon + 1..])?,
+        sent_us,
+    })
+}
+
+/// The fixed start of a JSON push on `channel`, up to the data string's first character.
+pub(crate) fn push_prefix(channel: &str) -> Vec<u8> {
+    format!(r#"{{"push":{{"channel":"{channel}","data":""#).into_bytes()
+}
+
+/// A keep-alive HTTP/1.1 connection for `POST` requests.
+pub(crate) struct HttpConn {
+    addr: SocketAddr,
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl HttpConn {
+    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            addr,
+            stream,
+            buf: Vec::with_capacity(1024),
+        })
+    }
+
+    /// POSTs `body` to `path` and returns the status.
+    pub(crate) async fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(body);
+        self.stream.write_all(&out).await?;
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end])?.to_ascii_lowercase();
+                let status: u16 = head.get(9..12).context("status")?.parse()?;
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(Ok(0), |v| v.trim().parse())?;
+                while self.buf.len() < end + 4 + length {
+                    self.fill().await?;
+                }
+                self.buf.drain(..end + 4 + length);
+                return Ok(status);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 2048];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("API connection closed");
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_frames_and_payloads() {
+        let payload = br#"{"push":{"channel":"load","data":"1700000000000000|xx","offset":42}}"#;
+        let mut frame = vec![0x81, 126];
+        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        frame.extend_from_slice(payload);
+        let (op, range) = next_frame(&frame).unwrap();
+        assert_eq!(op, 1);
+        let prefix = push_prefix("load");
+        assert_eq!(
+            stamp(&frame[range], &prefix),
+            Some(Stamp {
+                offset: 42,
+                sent_us: 1_700_000_000_000_000
+            })
+        );
+        assert!(next_frame(&frame[..frame.len() - 1]).is_none());
+        assert_eq!(stamp(b"{\"other\":1}", &prefix), None);
+        let no_offset = br#"{"push":{"channel":"load","data":"17|x"}}"#;
+        assert_eq!(stamp(no_offset, &prefix), None);
+    }
+}

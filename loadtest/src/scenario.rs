@@ -1,0 +1,4 @@
+//! The scenarios.
+
+pub(crate) mod fanout;
+pub(crate) mod idle;

@@ -1,0 +1,342 @@
+//! `fanout` (and cross-node): S subscribers on one channel, publications at increasing fixed
+//! rates through the HTTP API. Each payload carries its sequence number and send time; each
+//! subscriber checks loss, duplicates and order, and records latency.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{client, procfs, report::Report, stats::Percentiles, Common};
+
+/// Options of the fan-out scenario.
+#[derive(Args, Debug)]
+pub(crate) struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// HTTP API address(es) to publish through, comma-separated. Another node than `--ws`
+    /// makes this the cross-node scenario.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9090")]
+    api: Vec<SocketAddr>,
+    /// Subscribers of the channel.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Publication rates to step through, messages per second, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,500,1000")]
+    rates: Vec<u32>,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 5)]
+    step_seconds: u64,
+    /// Payload size in bytes (about).
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Concurrent publishing connections.
+    #[arg(long, default_value_t = 8)]
+    publishers: usize,
+    /// A step is held when nothing is lost and p99 stays under this bound.
+    #[arg(long, default_value_t = 20.0)]
+    p99_bound_ms: f64,
+}
+
+/// What one subscriber saw.
+#[derive(Default)]
+struct Seen {
+    received: AtomicU64,
+    duplicates: AtomicU64,
+    reordered: AtomicU64,
+    latencies: Mutex<Vec<u32>>,
+}
+
+/// Checks every push in `frames` (complete frames only); returns the bytes used.
+fn scan(
+    frames: &[u8],
+    prefix: &[u8],
+    last: &mut u64,
+    seen: &Seen,
+    latencies: &mut Vec<u32>,
+) -> usize {
+    let now = client::now_us();
+    let mut at = 0;
+    while let Some((opcode, range)) = client::next_frame(&frames[at..]) {
+        let payload = &frames[at + range.start..at + range.end];
+        at += range.end;
+        if opcode != 1 {
+            continue;
+        }
+        if let Some(stamp) = client::stamp(payload, prefix) {
+            seen.received.fetch_add(1, Ordering::Relaxed);
+            if stamp.offset == *last {
+                seen.duplicates.fetch_add(1, Ordering::Relaxed);
+            } else if stamp.offset < *last {
+                seen.reordered.fetch_add(1, Ordering::Relaxed);
+            }
+            *last = (*last).max(stamp.offset);
+            latencies.push(now.saturating_sub(stamp.sent_us).min(u64::from(u32::MAX)) as u32);
+        }
+    }
+    at
+}
+
+async fn subscriber(addr: SocketAddr, path: String, seen: Arc<Seen>) -> anyhow::Result<()> {
+    let (mut stream, mut pending) = client::connect(addr, &path).await?;
+    stream
+        .write_all(&client::subscribe_frame(1, "load"))
+        .await?;
+    let reply = client::read_frame(&mut stream, &mut pending).await?;
+    anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
+    let prefix = client::push_prefix("load");
+    let mut last = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut latencies = Vec::new();
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        // Frames are scanned where they were read; only a partial frame is copied aside.
+        if pending.is_empty() {
+            let used = scan(&buf[..n], &prefix, &mut last, &seen, &mut latencies);
+            pending.extend_from_slice(&buf[used..n]);
+        } else {
+            pending.extend_from_slice(&buf[..n]);
+            let used = scan(&pending, &prefix, &mut last, &seen, &mut latencies);
+            pending.drain(..used);
+        }
+        if !latencies.is_empty() {
+            seen.latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&mut latencies);
+        }
+    }
+}
+
+/// Publishes `count` messages at `rate`/s total from `publishers` connections; returns how
+/// many were accepted.
+async fn publish_step(
+    args: &FanoutArgs,
+    rate: u32,
+    first_seq: u64,
+    count: u64,
+) -> anyhow::Result<u64> {
+    let filler = "x".repeat(args.payload.saturating_sub(40));
+    let next = Arc::new(AtomicU64::new(first_seq));
+    let end = first_seq + count;
+    let period = Duration::from_secs_f64(args.publishers as f64 / f64::from(rate.max(1)));
+    let tasks: Vec<_> = (0..args.publishers)
+        .map(|p| {
+            let (next, filler) = (next.clone(), filler.clone());
+            let api = args.api[p % args.api.len()];
+            tokio::spawn(async move {
+                let mut conn = client::HttpConn::open(api).await?;
+                let mut pace = tokio::time::interval(period);
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut accepted = 0u64;
+                loop {
+                    pace.tick().await;
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= end {
+                        return anyhow::Ok(accepted);
+                    }
+                    let body = format!(
+                        r#"{{"channel":"load","data":"{}|{seq}|{filler}"}}"#,
+                        client::now_us()
+                    );
+                    if conn.post("/v1/publish", body.as_bytes()).await? == 200 {
+                        accepted += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await??;
+    }
+    Ok(accepted)
+}
+
+pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
+    let seen: Vec<Arc<Seen>> = (0..args.subscribers).map(|_| Arc::default()).collect();
+    for (i, s) in seen.iter().enumerate() {
+        let addr = args.common.ws[i % args.common.ws.len()];
+        tokio::spawn(subscriber(addr, args.common.path.clone(), s.clone()));
+        if i % 100 == 99 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Wait until every subscriber is in: a probe message reaches all of them.
+    let ready = Instant::now();
+    let mut probe = client::HttpConn::open(args.api[0]).await?;
+    let mut seq = 1u64;
+    loop {
+        let body = format!(
+            r#"{{"channel":"load","data":"{seq}|{}|probe"}}"#,
+            client::now_us()
+        );
+        probe.post("/v1/publish", body.as_bytes()).await?;
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if seen.iter().all(|s| s.received.load(Ordering::Relaxed) > 0) {
+            break;
+        }
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(60),
+            "subscribers did not all connect"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for s in &seen {
+        s.latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    let pids = &args.common.server_pid;
+    let mut rows = Vec::new();
+    let mut steps = Vec::new();
+    let mut best_held = None;
+    for &rate in &args.rates {
+        let count = u64::from(rate) * args.step_seconds;
+        let received_before: u64 = seen
+            .iter()
+            .map(|s| s.received.load(Ordering::Relaxed))
+            .sum();
+        let (server_cpu, own_cpu, started) = (
+            procfs::cpu_of(pids)?,
+            procfs::cpu_seconds("self")?,
+            Instant::now(),
+        );
+        let accepted = publish_step(&args, rate, seq, count).await?;
+        seq += count;
+        let expected = accepted * args.subscribers as u64;
+        // Let what is in flight arrive.
+        let drain = Instant::now();
+        while drain.elapsed() < Duration::from_secs(3) {
+            let got: u64 = seen
+                .iter()
+                .map(|s| s.received.load(Ordering::Relaxed))
+                .sum::<u64>()
+                - received_before;
+            if got >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let publishing = args.step_seconds as f64;
+        let server_cpu = procfs::cpu_of(pids)? - server_cpu;
+        let own_cpu = procfs::cpu_seconds("self")? - own_cpu;
+        let received: u64 = seen
+            .iter()
+            .map(|s| s.received.load(Ordering::Relaxed))
+            .sum::<u64>()
+            - received_before;
+        let mut samples: Vec<u32> = Vec::with_capacity(received as usize);
+        for s in &seen {
+            samples.append(&mut s.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        let latency = Percentiles::of(&mut samples);
+        let lost = expected.saturating_sub(received);
+        let duplicates: u64 = seen
+            .iter()
+            .map(|s| s.duplicates.swap(0, Ordering::Relaxed))
+            .sum();
+        let reordered: u64 = seen
+            .iter()
+            .map(|s| s.reordered.swap(0, Ordering::Relaxed))
+            .sum();
+        let own_share = own_cpu / elapsed;
+        let valid = own_share < 0.9;
+        let held = valid
+            && lost == 0
+            && duplicates == 0
+            && latency.p99_ms <= args.p99_bound_ms
+            && accepted == count;
+        if held {
+            best_held = Some(f64::from(rate) * args.subscribers as f64);
+        }
+        let per_delivery_us = if received > 0 {
+            server_cpu * 1e6 / received as f64
+        } else {
+            0.0
+        };
+        let deliveries_per_s = received as f64 / publishing;
+        eprintln!(
+            "rate {rate}/s: {deliveries_per_s:.0} deliveries/s, p99 {:.2} ms, lost {lost}, generator {:.0}%",
+            latency.p99_ms,
+            own_share * 100.0
+        );
+        rows.push(vec![
+            rate.to_string(),
+            format!("{deliveries_per_s:.0}"),
+            lost.to_string(),
+            duplicates.to_string(),
+            reordered.to_string(),
+            format!("{:.2}", latency.p50_ms),
+            format!("{:.2}", latency.p99_ms),
+            format!("{:.2}", latency.p999_ms),
+            format!("{:.2}", latency.max_ms),
+            format!("{per_delivery_us:.2}"),
+            format!("{:.0}%", own_share * 100.0),
+            if !valid {
+                "INVALID".into()
+            } else if held {
+                "held".into()
+            } else {
+                "no".into()
+            },
+        ]);
+        steps.push(serde_json::json!({
+            "rate": rate, "published": accepted, "expected_deliveries": expected,
+            "received": received, "deliveries_per_second": deliveries_per_s,
+            "lost": lost, "duplicates": duplicates, "reordered": reordered,
+            "latency": latency, "server_cpu_seconds": server_cpu,
+            "server_cpu_us_per_delivery": per_delivery_us,
+            "generator_cpu_share": own_share, "valid": valid, "held": held,
+        }));
+    }
+    let summary = vec![match best_held {
+        Some(d) => format!(
+            "highest rate held (no loss, p99 <= {} ms): {d:.0} deliveries/s",
+            args.p99_bound_ms
+        ),
+        None => format!("no step held (no loss, p99 <= {} ms)", args.p99_bound_ms),
+    }];
+    Ok(Report {
+        title: format!(
+            "fanout: {} subscribers, {} B payloads, {} s steps",
+            args.subscribers, args.payload, args.step_seconds
+        ),
+        header: vec![
+            "msg/s",
+            "deliveries/s",
+            "lost",
+            "dup",
+            "reord",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "server us/delivery",
+            "generator",
+            "held",
+        ],
+        rows,
+        summary,
+        json: serde_json::json!({
+            "scenario": "fanout", "subscribers": args.subscribers, "payload": args.payload,
+            "ws": args.common.ws, "api": args.api, "steps": steps,
+            "highest_held_deliveries_per_second": best_held,
+        }),
+        path: args.common.report.clone(),
+    })
+}
