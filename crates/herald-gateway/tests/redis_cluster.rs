@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use herald_gateway::config::{NamespaceConfig, RedisMode};
 use herald_protocol::WireFormat;
-use herald_testkit::{eventually, redis_config, Incoming, RedisCluster, TestGateway};
+use herald_testkit::{eventually, redis_config, RedisCluster, TestGateway};
 use serde_json::json;
 
 async fn gateway(cluster: &RedisCluster) -> TestGateway {
@@ -125,19 +125,8 @@ async fn a_master_failover_resumes_delivery_with_a_gap_notice() {
     // Keep publishing; the subscriber must get a gap notice, then live publications again,
     // within 2 s of the failover. Publications in between may be missed: the notice says so.
     let reader = tokio::spawn(async move {
-        let mut seen_gap = false;
-        loop {
-            match sub.next().await.unwrap() {
-                Incoming::Frame(v) if v.get("gap").is_some() => {
-                    assert_eq!(v["gap"]["channel"], json!("news"), "{v}");
-                    seen_gap = true;
-                }
-                Incoming::Frame(v) if v["push"]["data"].as_str() == Some("after") => {
-                    return (seen_gap, Instant::now());
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        let (gaps, _) = sub.gaps_until_push(&json!("after"), |_| false).await;
+        (gaps == ["news"], Instant::now())
     });
     while !reader.is_finished() && promoted.elapsed() < Duration::from_secs(5) {
         a.publish("news", json!("after")).await;
@@ -177,16 +166,8 @@ async fn a_migrated_slot_is_resubscribed_on_its_new_master_with_a_gap_notice() {
     // Redis tells the old master's subscribers (sunsubscribe); the node subscribes the channel
     // on its new master and sends the gap notice. The offset counter moved with the slot.
     let reader = tokio::spawn(async move {
-        let mut seen_gap = false;
-        loop {
-            match sub.next().await.unwrap() {
-                Incoming::Frame(v) if v.get("gap").is_some() => seen_gap = true,
-                Incoming::Frame(v) if v["push"]["data"] == json!("after") => {
-                    return (seen_gap, v["push"]["offset"].as_u64().unwrap());
-                }
-                other => panic!("{other:?}"),
-            }
-        }
+        let (gaps, push) = sub.gaps_until_push(&json!("after"), |_| false).await;
+        (gaps == ["news"], push["offset"].as_u64().unwrap())
     });
     let started = Instant::now();
     while !reader.is_finished() && started.elapsed() < Duration::from_secs(5) {

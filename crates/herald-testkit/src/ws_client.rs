@@ -173,6 +173,32 @@ impl WsClient {
         }
     }
 
+    /// Reads until a push whose data is `data`, and returns the channels of the gap notices
+    /// seen on the way and that push. Other pushes are allowed only when `skip` accepts their
+    /// data.
+    ///
+    /// # Panics
+    /// On anything else, or when nothing arrives within [`WAIT`].
+    pub async fn gaps_until_push(
+        &mut self,
+        data: &Value,
+        skip: impl Fn(&Value) -> bool,
+    ) -> (Vec<String>, Value) {
+        let mut gaps = Vec::new();
+        loop {
+            match self.next().await.expect("a frame") {
+                Incoming::Frame(v) if v.get("gap").is_some() => {
+                    gaps.push(v["gap"]["channel"].as_str().unwrap_or_default().to_owned());
+                }
+                Incoming::Frame(v) if v["push"]["data"] == *data => {
+                    return (gaps, v["push"].clone())
+                }
+                Incoming::Frame(v) if skip(&v["push"]["data"]) => {}
+                other => panic!("waiting for a push of {data}, got {other:?}"),
+            }
+        }
+    }
+
     /// Waits for a close frame, skipping pushes, and returns its code.
     ///
     /// # Panics
