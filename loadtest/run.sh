@@ -4,6 +4,8 @@
 #   loadtest/run.sh idle       [herald-loadtest idle options]     e.g. --connections 15000
 #   loadtest/run.sh fanout     [herald-loadtest fanout options]   e.g. --rates 300,500,1000
 #   loadtest/run.sh cross-node [herald-loadtest fanout options]   two gateways + redis-server
+#   loadtest/run.sh slow       [herald-loadtest fanout options]   fanout without, then with 1%
+#                                                                 of subscribers not reading
 #
 # The servers are pinned to core 0 and the generator to core 1 when there are two cores.
 # The JSON report goes to loadtest/reports/<scenario>-<UTC time>.json.
@@ -68,6 +70,16 @@ case "$scenario" in
     "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
+  slow)
+    # A 64 KiB outbound queue so that stalled clients are evicted within a short run.
+    ws=$(free_port); api=$(free_port)
+    start_gateway "$ws" "$api" HERALD__WEBSOCKET__OUTBOUND_QUEUE_BYTES=65536
+    for fraction in 0 0.01; do
+      "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
+        --server-pid "${pids[0]}" --stalled-fraction "$fraction" \
+        --report "${report%.json}-stalled-$fraction.json" "$@"
+    done
+    ;;
   cross-node)
     command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
     redis_port=$(free_port)
@@ -84,7 +96,7 @@ case "$scenario" in
       --server-pid "${pids[1]},${pids[2]},${pids[0]}" --report "$report" "$@"
     ;;
   *)
-    echo "unknown scenario $scenario (idle, fanout, cross-node)" >&2
+    echo "unknown scenario $scenario (idle, fanout, cross-node, slow)" >&2
     exit 2
     ;;
 esac

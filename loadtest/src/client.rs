@@ -19,7 +19,25 @@ pub(crate) fn now_us() -> u64 {
 
 /// Opens a WebSocket connection; returns the socket and bytes read past the handshake.
 pub(crate) async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await?;
+    connect_with(addr, path, None).await
+}
+
+/// [`connect`] with a receive buffer of `recv_buffer` bytes: a client that stops reading then
+/// fills up after little data, as a slow mobile client would.
+pub(crate) async fn connect_with(
+    addr: SocketAddr,
+    path: &str,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -74,11 +92,21 @@ pub(crate) async fn read_frame(
     stream: &mut TcpStream,
     pending: &mut Vec<u8>,
 ) -> anyhow::Result<Vec<u8>> {
+    read_any_frame(stream, pending)
+        .await
+        .map(|(_, payload)| payload)
+}
+
+/// Reads until one whole frame is buffered and returns its opcode and payload.
+pub(crate) async fn read_any_frame(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+) -> anyhow::Result<(u8, Vec<u8>)> {
     loop {
-        if let Some((_, range)) = next_frame(pending) {
+        if let Some((opcode, range)) = next_frame(pending) {
             let payload = pending[range.clone()].to_vec();
             pending.drain(..range.end);
-            return Ok(payload);
+            return Ok((opcode, payload));
         }
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await?;

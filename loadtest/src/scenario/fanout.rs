@@ -43,6 +43,36 @@ pub(crate) struct FanoutArgs {
     /// A step is held when nothing is lost and p99 stays under this bound.
     #[arg(long, default_value_t = 20.0)]
     p99_bound_ms: f64,
+    /// Share of additional subscribers that stop reading once subscribed (the `slow`
+    /// scenario, e.g. 0.01). They have small receive buffers; at the end they read again and
+    /// report whether the server closed them as slow consumers (4001).
+    #[arg(long, default_value_t = 0.0)]
+    stalled_fraction: f64,
+}
+
+/// A subscriber that reads nothing until `release`, then reads up to the close frame and
+/// returns its code (0 when the connection ended without one).
+async fn stalled(
+    addr: SocketAddr,
+    path: String,
+    release: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<u16> {
+    let (mut stream, mut pending) = client::connect_with(addr, &path, Some(4096)).await?;
+    stream
+        .write_all(&client::subscribe_frame(1, "load"))
+        .await?;
+    client::read_frame(&mut stream, &mut pending).await?;
+    release.notified().await;
+    loop {
+        match client::read_any_frame(&mut stream, &mut pending).await {
+            Ok((8, payload)) if payload.len() >= 2 => {
+                return Ok(u16::from_be_bytes([payload[0], payload[1]]))
+            }
+            Ok((8, _)) => return Ok(1005),
+            Ok(_) => {}
+            Err(_) => return Ok(0),
+        }
+    }
 }
 
 /// What one subscriber saw.
@@ -172,6 +202,14 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             tokio::task::yield_now().await;
         }
     }
+    let stalled_count = (args.subscribers as f64 * args.stalled_fraction).round() as usize;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let stalled_tasks: Vec<_> = (0..stalled_count)
+        .map(|i| {
+            let addr = args.common.ws[i % args.common.ws.len()];
+            tokio::spawn(stalled(addr, args.common.path.clone(), release.clone()))
+        })
+        .collect();
     // Wait until every subscriber is in: a probe message reaches all of them.
     let ready = Instant::now();
     let mut probe = client::HttpConn::open(args.api[0]).await?;
@@ -304,13 +342,26 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             "generator_cpu_share": own_share, "valid": valid, "held": held,
         }));
     }
-    let summary = vec![match best_held {
+    // The stalled subscribers read again: were they closed as slow consumers?
+    release.notify_waiters();
+    let mut evicted = 0usize;
+    for t in stalled_tasks {
+        if let Ok(Ok(Ok(4001))) = tokio::time::timeout(Duration::from_secs(10), t).await {
+            evicted += 1;
+        }
+    }
+    let mut summary = vec![match best_held {
         Some(d) => format!(
             "highest rate held (no loss, p99 <= {} ms): {d:.0} deliveries/s",
             args.p99_bound_ms
         ),
         None => format!("no step held (no loss, p99 <= {} ms)", args.p99_bound_ms),
     }];
+    if stalled_count > 0 {
+        summary.push(format!(
+            "{stalled_count} subscribers stopped reading; {evicted} were closed with 4001 (slow consumer)"
+        ));
+    }
     Ok(Report {
         title: format!(
             "fanout: {} subscribers, {} B payloads, {} s steps",
@@ -335,6 +386,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         json: serde_json::json!({
             "scenario": "fanout", "subscribers": args.subscribers, "payload": args.payload,
             "ws": args.common.ws, "api": args.api, "steps": steps,
+            "stalled": stalled_count, "stalled_evicted": evicted,
             "highest_held_deliveries_per_second": best_held,
         }),
         path: args.common.report.clone(),
