@@ -4,6 +4,7 @@
 #   loadtest/run.sh idle       [herald-loadtest idle options]     e.g. --connections 15000
 #   loadtest/run.sh fanout     [herald-loadtest fanout options]   e.g. --rates 300,500,1000
 #   loadtest/run.sh cross-node [herald-loadtest fanout options]   two gateways + redis-server
+#   loadtest/run.sh churn      [herald-loadtest churn options]    e.g. --rate 2000 --seconds 10
 #   loadtest/run.sh slow       [herald-loadtest fanout options]   fanout without, then with 1%
 #                                                                 of subscribers not reading
 #
@@ -70,6 +71,12 @@ case "$scenario" in
     "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
+  churn)
+    ws=$(free_port); api=$(free_port)
+    start_gateway "$ws" "$api"
+    "${generator_pin[@]}" "$bin/herald-loadtest" churn --ws "127.0.0.1:$ws" \
+      --server-pid "${pids[0]}" --report "$report" "$@"
+    ;;
   slow)
     # A 64 KiB outbound queue so that stalled clients are evicted within a short run.
     ws=$(free_port); api=$(free_port)
@@ -96,7 +103,7 @@ case "$scenario" in
       --server-pid "${pids[1]},${pids[2]},${pids[0]}" --report "$report" "$@"
     ;;
   *)
-    echo "unknown scenario $scenario (idle, fanout, cross-node, slow)" >&2
+    echo "unknown scenario $scenario (idle, fanout, cross-node, slow, churn)" >&2
     exit 2
     ;;
 esac

@@ -32,6 +32,9 @@ enum Scenario {
     /// API; report deliveries/s, loss, duplicates, reordering, latency, server CPU per
     /// delivery. With `--api` on another node than `--ws`, this is the cross-node scenario.
     Fanout(scenario::fanout::FanoutArgs),
+    /// Connect, subscribe and disconnect at a fixed rate; report the server's cost per cycle
+    /// and whether its memory comes back.
+    Churn(scenario::churn::ChurnArgs),
 }
 
 /// Options every scenario takes.
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Fanout(args) => scenario::fanout::run(args).await,
+            Scenario::Churn(args) => scenario::churn::run(args).await,
         }
     })?;
     print!("{}", report.table());

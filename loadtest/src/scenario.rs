@@ -1,4 +1,5 @@
 //! The scenarios.
 
+pub(crate) mod churn;
 pub(crate) mod fanout;
 pub(crate) mod idle;
