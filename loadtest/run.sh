@@ -2,6 +2,7 @@
 # Runs one load scenario against gateways started here, on loopback, and stops them after.
 #
 #   loadtest/run.sh idle       [herald-loadtest idle options]     e.g. --connections 15000
+#       HERALD_LOADTEST_GATEWAYS=5 loadtest/run.sh idle --connections 100000 --workers 6 --source-ips 4
 #   loadtest/run.sh fanout     [herald-loadtest fanout options]   e.g. --rates 300,500,1000
 #   loadtest/run.sh cross-node [herald-loadtest fanout options]   two gateways + redis-server
 #   loadtest/run.sh churn      [herald-loadtest churn options]    e.g. --rate 2000 --seconds 10
@@ -34,8 +35,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# Distinct free ports: all sockets stay bound until every port is chosen.
+ports=()
+take_ports() {
+  mapfile -t ports < <(python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1")
+}
+take_ports 32
+next_port=0
+# port VAR: assigns the next distinct free port to VAR.
+port() {
+  printf -v "$1" '%s' "${ports[$next_port]}"
+  next_port=$((next_port + 1))
 }
 
 wait_ready() {
@@ -60,26 +74,32 @@ start_gateway() {
 ulimit -n 20000 2>/dev/null || true
 case "$scenario" in
   idle)
-    ws=$(free_port); api=$(free_port)
-    start_gateway "$ws" "$api"
-    "${generator_pin[@]}" "$bin/herald-loadtest" idle --ws "127.0.0.1:$ws" \
-      --server-pid "${pids[0]}" --report "$report" "$@"
+    # HERALD_LOADTEST_GATEWAYS=N starts N gateways (each holds at most its open-file limit);
+    # combine with --workers and --source-ips for runs beyond 20k connections.
+    addrs=()
+    for _ in $(seq 1 "${HERALD_LOADTEST_GATEWAYS:-1}"); do
+      port ws; port api
+      start_gateway "$ws" "$api"
+      addrs+=("127.0.0.1:$ws")
+    done
+    "${generator_pin[@]}" "$bin/herald-loadtest" idle --ws "$(IFS=,; echo "${addrs[*]}")" \
+      --server-pid "$(IFS=,; echo "${pids[*]}")" --report "$report" "$@"
     ;;
   fanout)
-    ws=$(free_port); api=$(free_port)
+    port ws; port api
     start_gateway "$ws" "$api"
     "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
   churn)
-    ws=$(free_port); api=$(free_port)
+    port ws; port api
     start_gateway "$ws" "$api"
     "${generator_pin[@]}" "$bin/herald-loadtest" churn --ws "127.0.0.1:$ws" \
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
   slow)
     # A 64 KiB outbound queue so that stalled clients are evicted within a short run.
-    ws=$(free_port); api=$(free_port)
+    port ws; port api
     start_gateway "$ws" "$api" HERALD__WEBSOCKET__OUTBOUND_QUEUE_BYTES=65536
     for fraction in 0 0.01; do
       "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
@@ -89,13 +109,13 @@ case "$scenario" in
     ;;
   cross-node)
     command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
-    redis_port=$(free_port)
+    port redis_port
     "${server_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
       >/dev/null &
     pids+=($!)
     sleep 0.3
     redis=(HERALD__BROKER__KIND=redis "HERALD__BROKER__REDIS__URL=redis://127.0.0.1:$redis_port")
-    ws_b=$(free_port); api_b=$(free_port); ws_a=$(free_port); api_a=$(free_port)
+    port ws_b; port api_b; port ws_a; port api_a
     start_gateway "$ws_b" "$api_b" "${redis[@]}"
     start_gateway "$ws_a" "$api_a" "${redis[@]}"
     # Subscribers on node B, publications through node A; server CPU counts B, A and Redis.

@@ -19,15 +19,19 @@ pub(crate) fn now_us() -> u64 {
 
 /// Opens a WebSocket connection; returns the socket and bytes read past the handshake.
 pub(crate) async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
-    connect_with(addr, path, None).await
+    connect_with(addr, path, None, None).await
 }
 
 /// [`connect`] with a receive buffer of `recv_buffer` bytes: a client that stops reading then
 /// fills up after little data, as a slow mobile client would.
+///
+/// `source` binds the local address first: one source address has about 28k ports towards
+/// one destination, so large runs spread over 127.0.0.x.
 pub(crate) async fn connect_with(
     addr: SocketAddr,
     path: &str,
     recv_buffer: Option<u32>,
+    source: Option<std::net::IpAddr>,
 ) -> anyhow::Result<(TcpStream, Vec<u8>)> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -36,6 +40,9 @@ pub(crate) async fn connect_with(
     };
     if let Some(size) = recv_buffer {
         socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
     }
     let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;

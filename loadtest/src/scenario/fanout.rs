@@ -57,7 +57,7 @@ async fn stalled(
     path: String,
     release: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<u16> {
-    let (mut stream, mut pending) = client::connect_with(addr, &path, Some(4096)).await?;
+    let (mut stream, mut pending) = client::connect_with(addr, &path, Some(4096), None).await?;
     stream
         .write_all(&client::subscribe_frame(1, "load"))
         .await?;
