@@ -13,7 +13,10 @@ pub enum GatewayError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The broker configuration cannot be used.
-    #[error("broker: {0}")]
-    Broker(String),
+    /// `broker.redis.url` is not a usable Redis URL.
+    #[error("broker.redis.url: {0}")]
+    RedisUrl(#[from] herald_broker_redis::UrlError),
+    /// `broker.redis.tls_ca_file` cannot be used.
+    #[error("broker.redis.tls_ca_file: {0}")]
+    RedisTls(#[from] herald_broker_redis::TlsError),
 }

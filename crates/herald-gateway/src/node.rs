@@ -120,11 +120,9 @@ pub async fn run(
         BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
         BrokerKind::Redis => {
             let redis = &config.broker.redis;
-            let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
-                .map_err(|e| GatewayError::Broker(e.to_string()))?;
+            let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)?;
             let tls = if endpoints.iter().any(|e| e.tls) {
-                let config = TlsConfig::new(redis.tls_ca_file.as_deref())
-                    .map_err(|e| GatewayError::Broker(e.to_string()))?;
+                let config = TlsConfig::new(redis.tls_ca_file.as_deref())?;
                 Some(config)
             } else {
                 None

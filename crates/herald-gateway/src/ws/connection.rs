@@ -127,7 +127,6 @@ impl Connection {
             tokio::time::sleep(jitter(window)).await;
         };
         tokio::pin!(drain);
-        let far = Instant::now() + Duration::from_secs(86400 * 365);
 
         if let Err(end) = self.process_input().await {
             return end;
@@ -160,7 +159,8 @@ impl Connection {
                 _ = self.outbound.ready(), if open && !has_output => self.take_outbound(),
                 _ = ping.tick() => self.on_tick(),
                 _ = &mut drain, if open => self.start_close(close::SHUTDOWN),
-                _ = tokio::time::sleep_until(self.close_deadline.unwrap_or(far)), if !open => {
+                // Built only once our close frame is out: open connections make no timer here.
+                _ = close_wait(self.close_deadline), if !open => {
                     return End::CloseTimeout;
                 }
             }
@@ -321,6 +321,14 @@ impl Connection {
             }
         }
         completed
+    }
+}
+
+/// Resolves at `deadline`; never when there is none.
+async fn close_wait(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
