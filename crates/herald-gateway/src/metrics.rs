@@ -1,7 +1,7 @@
 //! The gateway's metrics, served at `/metrics` in the Prometheus text format.
 
 use herald_broker::BrokerStats;
-use herald_runtime::metrics::{Counter, Gauge, TextWriter};
+use herald_runtime::metrics::{Counter, Gauge, Histogram, TextWriter};
 
 /// Every counter and gauge of one gateway node.
 #[derive(Debug, Default)]
@@ -19,6 +19,7 @@ pub(crate) struct Metrics {
     pub(crate) idle_timeouts: Counter,
     pub(crate) protocol_errors: Counter,
     pub(crate) bad_requests: Counter,
+    pub(crate) outbound_delay: Histogram,
 }
 
 impl Metrics {
@@ -118,6 +119,12 @@ impl Metrics {
             "herald_bad_requests_total",
             "Client requests answered with an error because they could not be decoded.",
             self.bad_requests.get(),
+        );
+        w.histogram(
+            "herald_outbound_delay_seconds",
+            "From a frame entering an empty outbound queue to the write that empties the \
+             connection's backlog: the node's share of publish-to-deliver latency.",
+            &self.outbound_delay,
         );
         w.finish()
     }

@@ -7,6 +7,7 @@
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -29,6 +30,8 @@ struct State {
     frames: VecDeque<Bytes>,
     bytes: usize,
     status: QueueStatus,
+    /// When the oldest queued frame was pushed.
+    since: Option<Instant>,
 }
 
 struct Shared {
@@ -52,6 +55,7 @@ impl Outbound {
                 frames: VecDeque::new(),
                 bytes: 0,
                 status: QueueStatus::Open,
+                since: None,
             }),
             ready: Notify::new(),
         }))
@@ -73,11 +77,15 @@ impl Outbound {
             s.status = QueueStatus::Evicted;
             s.frames = VecDeque::new();
             s.bytes = 0;
+            s.since = None;
             drop(s);
             self.0.ready.notify_one();
             return Push::Evicted;
         }
         let was_empty = s.frames.is_empty();
+        if was_empty {
+            s.since = Some(Instant::now());
+        }
         s.bytes += frame.len();
         s.frames.push_back(frame.clone());
         drop(s);
@@ -89,14 +97,20 @@ impl Outbound {
 
     /// Moves every queued frame to the back of `into` and reports the queue's status.
     pub(crate) fn take(&self, into: &mut VecDeque<Bytes>) -> QueueStatus {
+        self.take_since(into).0
+    }
+
+    /// [`Outbound::take`], also saying when the oldest frame taken was pushed.
+    pub(crate) fn take_since(&self, into: &mut VecDeque<Bytes>) -> (QueueStatus, Option<Instant>) {
         let mut s = self.state();
+        let since = s.since.take();
         if into.is_empty() {
             std::mem::swap(into, &mut s.frames);
         } else {
             into.append(&mut s.frames);
         }
         s.bytes = 0;
-        s.status
+        (s.status, since)
     }
 
     /// Stops taking frames; what is queued stays for [`Outbound::take`].

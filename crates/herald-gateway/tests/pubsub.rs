@@ -218,6 +218,7 @@ async fn queued_frames_are_written_many_per_syscall() {
     let body = json!({ "messages": messages }).to_string();
     let writes_before = gw.metric("herald_socket_writes_total").await;
     let frames_before = gw.metric("herald_frames_written_total").await;
+    let delays_before = gw.metric("herald_outbound_delay_seconds_count").await;
     assert_eq!(
         gw.post("/v1/publish/batch", &[], body.as_bytes())
             .await
@@ -233,6 +234,12 @@ async fn queued_frames_are_written_many_per_syscall() {
     assert!(
         frames / writes >= 4.0,
         "{frames} frames in {writes} writes: not batched"
+    );
+    // One delay per emptied backlog: at least one, and no more than there were writes.
+    let delays = gw.metric("herald_outbound_delay_seconds_count").await - delays_before;
+    assert!(
+        delays >= 1.0 && delays <= writes,
+        "{delays} delays for {writes} writes"
     );
     gw.stop().await;
 }

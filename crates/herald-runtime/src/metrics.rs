@@ -49,6 +49,51 @@ impl Gauge {
     }
 }
 
+/// Upper bounds, in microseconds, of the latency histogram's buckets (the last is +Inf).
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    1_000_000,
+    u64::MAX,
+];
+
+/// A latency histogram over [`LATENCY_BUCKETS_US`]: one relaxed add per bucket hit, plus the
+/// sum, so recording costs two atomic adds and a short search.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation of `us` microseconds.
+    pub fn record_us(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US.partition_point(|&bound| bound < us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Observations per bucket (not cumulative), in the order of [`LATENCY_BUCKETS_US`].
+    pub fn counts(&self) -> [u64; LATENCY_BUCKETS_US.len()] {
+        std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed))
+    }
+
+    /// The sum of every observation, in microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
+    }
+}
+
 /// Builds a Prometheus text exposition.
 #[derive(Debug, Default)]
 pub struct TextWriter {
@@ -77,6 +122,23 @@ impl TextWriter {
         );
     }
 
+    /// Writes a histogram in seconds, with cumulative buckets, sum and count.
+    pub fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut total = 0;
+        for (bound, count) in LATENCY_BUCKETS_US.iter().zip(h.counts()) {
+            total += count;
+            if *bound == u64::MAX {
+                let _ = writeln!(self.out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+            } else {
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(self.out, "{name}_bucket{{le=\"{le}\"}} {total}");
+            }
+        }
+        let sum = h.sum_us() as f64 / 1e6;
+        let _ = write!(self.out, "{name}_sum {sum}\n{name}_count {total}\n");
+    }
+
     /// The finished text.
     pub fn finish(self) -> String {
         self.out
@@ -102,5 +164,33 @@ mod tests {
             "# HELP herald_x_total Things.\n# TYPE herald_x_total counter\nherald_x_total 3\n\
              # HELP herald_y Level.\n# TYPE herald_y gauge\nherald_y 3\n"
         );
+    }
+
+    #[test]
+    fn histograms_are_cumulative_in_seconds() {
+        let h = Histogram::default();
+        h.record_us(50);
+        h.record_us(51);
+        h.record_us(2_000_000);
+        let mut w = TextWriter::new();
+        w.histogram("herald_d_seconds", "Delay.", &h);
+        let text = w.finish();
+        assert!(
+            text.contains("herald_d_seconds_bucket{le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_d_seconds_bucket{le=\"0.0001\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_d_seconds_bucket{le=\"1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_d_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("herald_d_seconds_sum 2.000101\nherald_d_seconds_count 3\n"));
     }
 }

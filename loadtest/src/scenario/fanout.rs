@@ -159,14 +159,19 @@ async fn publish_step(
     let filler = "x".repeat(args.payload.saturating_sub(40));
     let next = Arc::new(AtomicU64::new(first_seq));
     let end = first_seq + count;
-    let period = Duration::from_secs_f64(args.publishers as f64 / f64::from(rate.max(1)));
+    let publishers = args.publishers;
+    let period = Duration::from_secs_f64(publishers as f64 / f64::from(rate.max(1)));
     let tasks: Vec<_> = (0..args.publishers)
         .map(|p| {
             let (next, filler) = (next.clone(), filler.clone());
             let api = args.api[p % args.api.len()];
             tokio::spawn(async move {
                 let mut conn = client::HttpConn::open(api).await?;
-                let mut pace = tokio::time::interval(period);
+                // Publishers take evenly spaced turns: together they offer a steady rate,
+                // not a burst of `publishers` messages every period.
+                let phase = period.mul_f64(p as f64 / publishers as f64);
+                let start = tokio::time::Instant::now() + phase;
+                let mut pace = tokio::time::interval_at(start, period);
                 pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut accepted = 0u64;
                 loop {

@@ -64,6 +64,8 @@ pub(super) struct Connection {
     writing: VecDeque<Bytes>,
     /// Bytes of `writing[0]` already written.
     written: usize,
+    /// When the oldest frame of `writing` taken from the queue was pushed there.
+    queued_since: Option<std::time::Instant>,
     last_heard: Instant,
     /// Shards this connection subscribed in (bit `i % 64` for shard `i`).
     pub(super) shards: u64,
@@ -91,6 +93,7 @@ impl Connection {
             read_buf: BytesMut::from(&early[..]),
             writing: VecDeque::new(),
             written: 0,
+            queued_since: None,
             last_heard: Instant::now(),
             shards: 0,
             close_deadline: None,
@@ -248,7 +251,9 @@ impl Connection {
     }
 
     fn take_outbound(&mut self) {
-        if self.outbound.take(&mut self.writing) == QueueStatus::Evicted {
+        let (status, since) = self.outbound.take_since(&mut self.writing);
+        self.queued_since = self.queued_since.or(since);
+        if status == QueueStatus::Evicted {
             tracing::debug!("slow consumer: closing");
             // What it has not read will not be read: keep only a frame already half written,
             // so that the close frame follows on a frame boundary.
@@ -297,6 +302,14 @@ impl Connection {
                     let metrics = &self.ctx.metrics;
                     metrics.socket_writes.inc();
                     metrics.frames_written.add(frames);
+                    if self.writing.is_empty() {
+                        if let Some(since) = self.queued_since.take() {
+                            let us = since.elapsed().as_micros();
+                            metrics
+                                .outbound_delay
+                                .record_us(us.try_into().unwrap_or(u64::MAX));
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
