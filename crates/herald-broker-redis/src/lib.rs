@@ -17,6 +17,7 @@
 mod cluster;
 mod conn;
 mod layout;
+mod presence;
 mod publisher;
 mod resp;
 mod slot;
@@ -40,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use cluster::RedisClusterBroker;
+pub use presence::{JoinOutcome, PresenceError, RedisPresence};
 pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
 

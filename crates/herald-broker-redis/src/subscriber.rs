@@ -11,7 +11,7 @@ use std::{
 
 use bytes::BytesMut;
 use herald_broker::{BrokerError, Inbox, Publication};
-use herald_protocol::{envelope::Envelope, ChannelName, MessageId};
+use herald_protocol::{envelope::BrokerMessage, ChannelName, MessageId};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     sync::{mpsc, oneshot},
@@ -405,8 +405,9 @@ impl State {
     }
 
     async fn message(&mut self, channel: ChannelName, payload: &[u8]) {
-        match Envelope::decode(payload) {
-            Ok(e) => {
+        match BrokerMessage::decode(payload) {
+            Ok(BrokerMessage::Presence(notice)) => self.inbox.presence(channel, notice).await,
+            Ok(BrokerMessage::Publication(e)) => {
                 let publication = Publication {
                     channel,
                     data: e.data,

@@ -14,7 +14,7 @@ mod memory;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{presence::PresenceNotice, ChannelName, MessageId};
 
 pub use memory::{MemoryBroker, MemoryBus};
 
@@ -71,6 +71,10 @@ pub trait Inbox: Send + Sync + 'static {
     /// The node's subscription to `channel` was lost for a while and is live again:
     /// publications may have been missed. Every local subscriber must be told.
     fn gap(&self, channel: ChannelName, reason: &'static str) -> BoxFuture<'_, ()>;
+
+    /// A member joined or left presence channel `channel`, cluster-wide. Every local
+    /// subscriber must be told.
+    fn presence(&self, channel: ChannelName, notice: PresenceNotice) -> BoxFuture<'_, ()>;
 }
 
 /// Counters a broker keeps about itself.

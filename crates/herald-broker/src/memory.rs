@@ -165,6 +165,14 @@ mod tests {
             Box::pin(async {})
         }
 
+        fn presence(
+            &self,
+            _: ChannelName,
+            _: herald_protocol::presence::PresenceNotice,
+        ) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+
         fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
             Box::pin(async {})
         }

@@ -3,6 +3,7 @@
 //! Routes (docs/http-api.md): `POST /v1/publish`, `POST /v1/publish/batch`, `GET /healthz`,
 //! `GET /readyz`, `GET /metrics`.
 
+mod presence;
 mod publish;
 mod reply;
 
@@ -68,7 +69,11 @@ async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Full<Bytes>> {
         (_, "/healthz" | "/readyz" | "/metrics" | "/v1/publish" | "/v1/publish/batch") => {
             Err(ApiError::method_not_allowed())
         }
-        _ => Err(ApiError::not_found()),
+        (method, path) => match presence::route(path) {
+            Some(query) if method == Method::GET => presence::answer(&req, query, ctx).await,
+            Some(_) => Err(ApiError::method_not_allowed()),
+            None => Err(ApiError::not_found()),
+        },
     };
     result.unwrap_or_else(error)
 }

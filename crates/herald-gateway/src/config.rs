@@ -29,6 +29,8 @@ pub struct GatewayConfig {
     pub hub: HubConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Presence channels.
+    pub presence: PresenceConfig,
     /// Options of channels without a namespace prefix.
     pub channels: NamespaceConfig,
     /// Options per namespace: `namespaces.chat` applies to channels named `chat:...`. A channel
@@ -239,6 +241,33 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// `[presence]`: who is in each presence channel.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PresenceConfig {
+    /// `presence.lease`, default `10s`: how long the cluster keeps a node's members after its
+    /// last heartbeat. A node killed without a goodbye has its members leave within this plus
+    /// the presence service's `expire_interval`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// `presence.heartbeat_interval`, default `2s`: how often the node renews its lease.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// `presence.max_info_size`, default `1024`: the largest `info` (JSON bytes) a connection
+    /// may give.
+    pub max_info_size: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(2),
+            max_info_size: 1024,
+        }
+    }
+}
+
 /// Options of a namespace (and, as `[channels]`, of channels without one).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -246,6 +275,9 @@ pub struct NamespaceConfig {
     /// `publish`, default false: whether clients may publish over their WebSocket. The HTTP API
     /// can always publish.
     pub publish: bool,
+    /// `presence`, default false: the channels are presence channels. Subscribers must have a
+    /// user id; they are members, and receive join and leave pushes.
+    pub presence: bool,
 }
 
 /// `[log]`: logging.

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use herald_broker::{BoxFuture, Inbox, Publication};
 use herald_hub::shard_of;
-use herald_protocol::{ChannelName, ConnId};
+use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId};
 use tokio::sync::mpsc;
 
-pub(crate) use request::SubscribeRequest;
+pub(crate) use request::{Membership, SubscribeRequest};
 pub(crate) use shard_task::{spawn_shards, ShardCommand};
 
 use crate::outbound::Outbound;
@@ -91,6 +91,14 @@ impl Inbox for Hub {
         Box::pin(async move {
             let shard = self.shard_index(&publication.channel);
             self.send(shard, ShardCommand::Publication(publication))
+                .await;
+        })
+    }
+
+    fn presence(&self, channel: ChannelName, notice: PresenceNotice) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let shard = self.shard_index(&channel);
+            self.send(shard, ShardCommand::Presence { channel, notice })
                 .await;
         })
     }

@@ -19,6 +19,7 @@ mod hub;
 mod metrics;
 mod node;
 mod outbound;
+mod presence;
 mod ws;
 
 pub use error::GatewayError;

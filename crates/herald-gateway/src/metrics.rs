@@ -20,6 +20,7 @@ pub(crate) struct Metrics {
     pub(crate) protocol_errors: Counter,
     pub(crate) bad_requests: Counter,
     pub(crate) outbound_delay: Histogram,
+    pub(crate) presence_notices: Counter,
 }
 
 impl Metrics {
@@ -119,6 +120,11 @@ impl Metrics {
             "herald_bad_requests_total",
             "Client requests answered with an error because they could not be decoded.",
             self.bad_requests.get(),
+        );
+        w.counter(
+            "herald_presence_notices_total",
+            "Join and leave pushes queued to subscribers of presence channels.",
+            self.presence_notices.get(),
         );
         w.histogram(
             "herald_outbound_delay_seconds",

@@ -10,7 +10,9 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions, TlsConfig};
+use herald_broker_redis::{
+    RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence, TlsConfig,
+};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -20,6 +22,7 @@ use crate::{
     config::{BrokerKind, GatewayConfig, NamespaceConfig, RedisMode},
     hub::{spawn_shards, Hub},
     metrics::Metrics,
+    presence::{Presence, Store},
     ws, GatewayError,
 };
 
@@ -30,6 +33,7 @@ pub(crate) struct NodeCtx {
     pub(crate) hub: Hub,
     pub(crate) broker: SharedBroker,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) presence: Arc<Presence>,
     draining: AtomicBool,
     next_conn: AtomicU64,
 }
@@ -135,10 +139,21 @@ pub async fn run(
                 tls,
             };
             let mode = redis.mode;
-            run_with(config, listeners, shutdown, move |inbox| match mode {
-                RedisMode::Standalone => Arc::new(RedisBroker::start(options, inbox)),
-                RedisMode::Cluster => Arc::new(RedisClusterBroker::start(options, inbox)),
-            })
+            // Nodes without presence channels keep no presence table in Redis (nor a
+            // connection for it).
+            let any_presence =
+                config.channels.presence || config.namespaces.values().any(|n| n.presence);
+            let presence = any_presence.then(|| RedisPresence::new(&options));
+            run_with(
+                config,
+                listeners,
+                shutdown,
+                presence,
+                move |inbox| match mode {
+                    RedisMode::Standalone => Arc::new(RedisBroker::start(options, inbox)),
+                    RedisMode::Cluster => Arc::new(RedisClusterBroker::start(options, inbox)),
+                },
+            )
             .await
         }
     }
@@ -154,7 +169,7 @@ pub async fn run_on_bus(
     bus: &MemoryBus,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_with(config, listeners, shutdown, |inbox| {
+    run_with(config, listeners, shutdown, None, |inbox| {
         Arc::new(bus.join(inbox))
     })
     .await
@@ -164,6 +179,7 @@ async fn run_with(
     config: GatewayConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
+    redis_presence: Option<RedisPresence>,
     connect: impl FnOnce(Arc<dyn Inbox>) -> SharedBroker,
 ) -> Result<(), GatewayError> {
     let node_id = config.node.id.unwrap_or_else(NodeId::random);
@@ -182,12 +198,25 @@ async fn run_with(
         &stop_background,
     );
 
+    let store = match redis_presence {
+        Some(redis) => Store::Redis(Arc::new(redis)),
+        None => Store::embedded(config.presence.lease, hub.clone()),
+    };
+    let presence = Presence::start(
+        node_id,
+        store,
+        config.presence.lease,
+        config.presence.heartbeat_interval,
+        stop_background.clone(),
+        &background,
+    );
     let ctx = Arc::new(NodeCtx {
         config,
         node_id,
         hub,
         broker,
         metrics,
+        presence,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
     });

@@ -45,7 +45,10 @@ async fn client_publish_is_off_by_default_and_allowed_per_namespace() {
     let mut config = test_config();
     config.namespaces.insert(
         "chat".into(),
-        herald_gateway::config::NamespaceConfig { publish: true },
+        herald_gateway::config::NamespaceConfig {
+            publish: true,
+            ..herald_gateway::config::NamespaceConfig::default()
+        },
     );
     let gw = TestGateway::start_with(config).await;
     let mut json_sub = gw.client(None).await;

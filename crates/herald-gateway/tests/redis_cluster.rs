@@ -12,9 +12,13 @@ use serde_json::json;
 async fn gateway(cluster: &RedisCluster) -> TestGateway {
     let mut config = redis_config(&cluster.urls());
     config.broker.redis.mode = RedisMode::Cluster;
-    config
-        .namespaces
-        .insert("chat".into(), NamespaceConfig { publish: true });
+    config.namespaces.insert(
+        "chat".into(),
+        NamespaceConfig {
+            publish: true,
+            ..NamespaceConfig::default()
+        },
+    );
     let gw = TestGateway::start_with(config).await;
     eventually(Duration::from_secs(10), "the gateway is ready", || async {
         gw.get("/readyz").await.status == 200

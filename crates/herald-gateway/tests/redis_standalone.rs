@@ -10,9 +10,13 @@ use serde_json::{json, Value};
 
 async fn gateway(redis: &RedisServer) -> TestGateway {
     let mut config = redis_config(&redis.url());
-    config
-        .namespaces
-        .insert("chat".into(), NamespaceConfig { publish: true });
+    config.namespaces.insert(
+        "chat".into(),
+        NamespaceConfig {
+            publish: true,
+            ..NamespaceConfig::default()
+        },
+    );
     let gw = TestGateway::start_with(config).await;
     wait_ready(&gw).await;
     gw

@@ -25,6 +25,8 @@ pub enum Event {
         channel: ChannelName,
         /// The user.
         user: UserId,
+        /// The info they had joined with (JSON text).
+        info: Bytes,
     },
 }
 
@@ -155,11 +157,15 @@ impl PresenceTable {
         if !member.nodes.remove(&node) || !member.nodes.is_empty() {
             return None;
         }
-        members.remove(&user);
+        let info = members.remove(&user).map(|m| m.info).unwrap_or_default();
         if members.is_empty() {
             self.channels.remove(&channel);
         }
-        Some(Event::Leave { channel, user })
+        Some(Event::Leave {
+            channel,
+            user,
+            info,
+        })
     }
 
     /// The members of `channel` with their info, ordered by user id.

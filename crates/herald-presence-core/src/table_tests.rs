@@ -24,6 +24,7 @@ fn leave_of(user: &str) -> Event {
     Event::Leave {
         channel: ch("room"),
         user: u(user),
+        info: Bytes::from_static(b"{}"),
     }
 }
 

@@ -42,6 +42,16 @@ pub enum Command {
         /// The data, as compact JSON text.
         data: Bytes,
     },
+    /// List the members of a presence channel.
+    Presence {
+        /// Channel name as sent.
+        channel: String,
+    },
+    /// Count the members of a presence channel.
+    PresenceStats {
+        /// Channel name as sent.
+        channel: String,
+    },
 }
 
 /// A frame that is not a valid request.
@@ -149,6 +159,9 @@ enum Key {
     Subscribe,
     Unsubscribe,
     Publish,
+    Presence,
+    #[serde(rename = "presence_stats")]
+    PresenceStats,
     #[serde(other)]
     Other,
 }
@@ -156,6 +169,11 @@ enum Key {
 #[derive(serde::Deserialize)]
 struct ChannelsBody {
     channels: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChannelBody {
+    channel: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -173,7 +191,10 @@ where
     type Value = ClientRequest;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a request map with an id and one of subscribe, unsubscribe, publish")
+        f.write_str(
+            "a request map with an id and one of subscribe, unsubscribe, publish, presence, \
+             presence_stats",
+        )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientRequest, A::Error> {
@@ -195,6 +216,12 @@ where
                 Key::Unsubscribe => Command::Unsubscribe {
                     channels: map.next_value::<ChannelsBody>()?.channels,
                 },
+                Key::Presence => Command::Presence {
+                    channel: map.next_value::<ChannelBody>()?.channel,
+                },
+                Key::PresenceStats => Command::PresenceStats {
+                    channel: map.next_value::<ChannelBody>()?.channel,
+                },
                 Key::Publish => {
                     let body = map.next_value::<PublishBody<P>>()?;
                     Command::Publish {
@@ -209,7 +236,10 @@ where
         }
         let id = id.ok_or_else(|| de::Error::missing_field("id"))?;
         let command = command.ok_or_else(|| {
-            de::Error::custom("missing command: one of subscribe, unsubscribe, publish")
+            de::Error::custom(
+                "missing command: one of subscribe, unsubscribe, publish, presence, \
+                 presence_stats",
+            )
         })?;
         Ok(ClientRequest { id, command })
     }
@@ -221,6 +251,26 @@ mod tests {
 
     fn json(s: &str) -> Result<ClientRequest, RequestError> {
         ClientRequest::decode(WireFormat::Json, s.as_bytes())
+    }
+
+    #[test]
+    fn decodes_presence_queries() {
+        let r = json(r#"{"id":4,"presence":{"channel":"room:1"}}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Presence {
+                channel: "room:1".into()
+            }
+        );
+        let r = json(r#"{"id":5,"presence_stats":{"channel":"room:1"}}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::PresenceStats {
+                channel: "room:1".into()
+            }
+        );
+        let e = json(r#"{"id":6,"presence":{}}"#).unwrap_err();
+        assert_eq!(e.id, Some(6));
     }
 
     #[test]

@@ -30,6 +30,30 @@ pub struct Envelope {
     pub id: Option<uuid::Uuid>,
 }
 
+/// Anything that arrives on a channel's pub/sub channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BrokerMessage {
+    /// A publication, sequenced or plain.
+    Publication(Envelope),
+    /// A presence notice (`[2, ..]`, see [`crate::presence`]).
+    Presence(crate::presence::PresenceNotice),
+}
+
+impl BrokerMessage {
+    /// Decodes one message received from the broker.
+    ///
+    /// # Errors
+    /// [`EnvelopeError`] for anything that is not one of the documented forms.
+    pub fn decode(message: &[u8]) -> Result<Self, EnvelopeError> {
+        if crate::presence::is_notice(message) {
+            return crate::presence::PresenceNotice::from_broker(message)
+                .map(BrokerMessage::Presence)
+                .map_err(EnvelopeError::Presence);
+        }
+        Envelope::decode(message).map(BrokerMessage::Publication)
+    }
+}
+
 /// Why a broker message was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
@@ -51,6 +75,9 @@ pub enum EnvelopeError {
     /// A message id that is not a UUID.
     #[error("message id is not a UUID")]
     BadId,
+    /// A presence notice that does not decode.
+    #[error(transparent)]
+    Presence(crate::presence::NoticeError),
 }
 
 impl Envelope {

@@ -19,6 +19,7 @@ pub mod envelope;
 mod error_code;
 mod format;
 mod ids;
+pub mod presence;
 pub mod server;
 pub mod ws;
 

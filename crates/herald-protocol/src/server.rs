@@ -38,6 +38,20 @@ pub enum ReplyOk<'a> {
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         failed: &'a [ChannelFailure],
     },
+    /// Reply to `presence`: every member of the channel, in user id order.
+    Presence {
+        /// The channel.
+        channel: &'a str,
+        /// Its members.
+        members: &'a [crate::presence::Member],
+    },
+    /// Reply to `presence_stats`.
+    PresenceStats {
+        /// The channel.
+        channel: &'a str,
+        /// How many members it has.
+        count: u64,
+    },
     /// Reply to `publish`.
     Publish {
         /// The publication's id.
@@ -235,6 +249,29 @@ pub fn gap(format: WireFormat, channel: &ChannelName, reason: &str) -> Bytes {
     )
 }
 
+#[derive(Serialize)]
+struct NoticeBody<'a> {
+    channel: &'a str,
+    user: &'a str,
+    info: &'a serde_json::Value,
+}
+
+/// `{"join":{"channel":..,"user":..,"info":..}}` or the same with `leave`.
+pub fn presence(
+    format: WireFormat,
+    channel: &ChannelName,
+    notice: &crate::presence::PresenceNotice,
+) -> Bytes {
+    let body = NoticeBody {
+        channel: channel.as_str(),
+        user: &notice.member.user,
+        info: &notice.member.info,
+    };
+    let mut frame = std::collections::BTreeMap::new();
+    frame.insert(notice.change.as_str(), body);
+    encode(format, &frame)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +347,28 @@ mod tests {
         for n in [0, 7, 10, 99, 12345, u64::MAX] {
             assert_eq!(itoa_u64(n, &mut [0; 20]), n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn presence_pushes_name_the_change() {
+        use crate::presence::{Change, Member, PresenceNotice};
+        let c = ChannelName::parse("room:1").unwrap();
+        let n = PresenceNotice {
+            change: Change::Join,
+            member: Member {
+                user: "u1".into(),
+                info: serde_json::json!({"name": "Ann"}),
+            },
+        };
+        let f = presence(WireFormat::Json, &c, &n);
+        let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"join":{"channel":"room:1","user":"u1","info":{"name":"Ann"}}})
+        );
+        let f = presence(WireFormat::MsgPack, &c, &n);
+        assert_eq!(f[0], 0x82, "a final binary frame");
+        let v: serde_json::Value = rmp_serde::from_slice(payload(&f)).unwrap();
+        assert_eq!(v["join"]["user"], "u1");
     }
 }

@@ -99,9 +99,10 @@ impl WsClient {
         self.next_id += 1;
         self.send(&json!({"id": id, command: body})).await;
         loop {
-            match self.next().await.expect("reply") {
+            match self.read_within(WAIT).await.expect("reply") {
                 Incoming::Frame(v) if v.get("id") == Some(&json!(id)) => return v,
-                Incoming::Frame(v) if v.get("push").is_some() => self.buffered.push_back(v),
+                // Pushes, presence notices and gap notices carry no id: keep them for later.
+                Incoming::Frame(v) if v.get("id").is_none() => self.buffered.push_back(v),
                 other => panic!("expected the reply to request {id}, got {other:?}"),
             }
         }
@@ -140,6 +141,17 @@ impl WsClient {
         }
     }
 
+    /// The next frame, whatever it is.
+    ///
+    /// # Panics
+    /// When a close or nothing within [`WAIT`] arrives.
+    pub async fn next_frame(&mut self) -> Value {
+        match self.next().await.expect("frame") {
+            Incoming::Frame(v) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
     /// The next frame or close, within [`WAIT`].
     ///
     /// # Errors
@@ -156,6 +168,11 @@ impl WsClient {
         if let Some(v) = self.buffered.pop_front() {
             return Ok(Incoming::Frame(v));
         }
+        self.read_within(wait).await
+    }
+
+    /// The next frame or close from the socket (not from what was set aside), within `wait`.
+    async fn read_within(&mut self, wait: std::time::Duration) -> anyhow::Result<Incoming> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let message = tokio::time::timeout_at(deadline, self.stream.next())

@@ -100,7 +100,7 @@ async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError>
     }
 }
 
-fn authorize<B>(req: &Request<B>, keys: &[String]) -> Result<(), ApiError> {
+pub(super) fn authorize<B>(req: &Request<B>, keys: &[String]) -> Result<(), ApiError> {
     if keys.is_empty() {
         return Ok(());
     }

@@ -78,8 +78,28 @@ impl GatewayConfig {
                 });
             }
         }
+        let presence = &self.presence;
+        if presence.heartbeat_interval.is_zero() || presence.heartbeat_interval * 2 > presence.lease
+        {
+            return Err(invalid(
+                "presence.heartbeat_interval",
+                "must be more than zero and at most half of presence.lease",
+            ));
+        }
+        if presence.max_info_size == 0 {
+            return Err(invalid("presence.max_info_size", "must be more than zero"));
+        }
         if self.broker.kind == BrokerKind::Redis {
             self.validate_redis()?;
+            let any_presence =
+                self.channels.presence || self.namespaces.values().any(|n| n.presence);
+            if any_presence && self.broker.redis.mode == RedisMode::Cluster {
+                return Err(invalid(
+                    "broker.redis.mode",
+                    "presence channels need a standalone Redis (the presence table is not \
+                     sharded yet)",
+                ));
+            }
         }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));

@@ -8,7 +8,21 @@ use herald_protocol::{
     ChannelName,
 };
 
-use crate::outbound::Outbound;
+use herald_protocol::ConnId;
+
+use crate::{
+    outbound::Outbound,
+    presence::{Identity, Presence},
+};
+
+/// The presence channels of a request, entered as each one's subscription succeeds (so that a
+/// member is always a subscriber, and sees the notices from its own join on).
+pub(crate) struct Membership {
+    pub(crate) presence: Arc<Presence>,
+    pub(crate) conn: ConnId,
+    pub(crate) identity: Identity,
+    pub(crate) channels: Vec<ChannelName>,
+}
 
 struct Progress {
     remaining: usize,
@@ -21,6 +35,7 @@ pub(crate) struct SubscribeRequest {
     id: u64,
     sink: Outbound,
     progress: Mutex<Progress>,
+    membership: Option<Membership>,
 }
 
 impl SubscribeRequest {
@@ -31,10 +46,12 @@ impl SubscribeRequest {
         sink: Outbound,
         pending: usize,
         failed: Vec<ChannelFailure>,
+        membership: Option<Membership>,
     ) -> Arc<Self> {
         let request = Arc::new(Self {
             id,
             sink,
+            membership,
             progress: Mutex::new(Progress {
                 remaining: pending,
                 subscribed: Vec::with_capacity(pending),
@@ -55,7 +72,16 @@ impl SubscribeRequest {
     pub(crate) fn settle(&self, channel: &ChannelName, outcome: Result<(), ChannelFailure>) {
         let mut p = self.lock();
         match outcome {
-            Ok(()) => p.subscribed.push(channel.to_string()),
+            Ok(()) => {
+                p.subscribed.push(channel.to_string());
+                if let Some(m) = self
+                    .membership
+                    .as_ref()
+                    .filter(|m| m.channels.contains(channel))
+                {
+                    m.presence.enter(m.conn, &m.identity, channel.clone());
+                }
+            }
             Err(failure) => p.failed.push(failure),
         }
         p.remaining = p.remaining.saturating_sub(1);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use herald_broker::{Publication, SharedBroker};
 use herald_hub::{Action, HubShard};
 use herald_protocol::{
+    presence::PresenceNotice,
     server::{self, ChannelFailure},
     ChannelName, ConnId, ErrorCode,
 };
@@ -33,6 +34,11 @@ pub(crate) enum ShardCommand {
     Gap {
         channel: ChannelName,
         reason: &'static str,
+    },
+    /// A member joined or left presence channel `channel`.
+    Presence {
+        channel: ChannelName,
+        notice: PresenceNotice,
     },
     /// The broker's answer to a subscribe this shard asked for.
     BrokerSubscribed {
@@ -117,6 +123,16 @@ impl ShardTask {
             }
             ShardCommand::Publication(p) => (self.publish(&p), None),
             ShardCommand::Gap { channel, reason } => (self.gap(&channel, reason), None),
+            ShardCommand::Presence { channel, notice } => {
+                let fanout = self.hub.publish(&channel, |format| {
+                    Some(server::presence(format, &channel, &notice))
+                });
+                self.metrics.presence_notices.add(fanout.delivered as u64);
+                self.metrics
+                    .slow_consumer_evictions
+                    .add(fanout.evicted.len() as u64);
+                (fanout.actions, None)
+            }
         };
         for action in actions {
             self.perform(action, broker_error.as_deref());

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     node::NodeCtx,
     outbound::{Outbound, QueueStatus},
+    presence::Identity,
 };
 
 /// Bytes asked of the socket per read, at least.
@@ -57,6 +58,8 @@ pub(super) struct Connection {
     stream: TcpStream,
     pub(super) ctx: Arc<NodeCtx>,
     pub(super) format: WireFormat,
+    /// Who the client said it is when connecting.
+    pub(super) identity: Option<Identity>,
     pub(super) outbound: Outbound,
     decoder: Decoder,
     read_buf: BytesMut,
@@ -81,6 +84,7 @@ impl Connection {
         stream: TcpStream,
         early: Bytes,
         format: WireFormat,
+        identity: Option<Identity>,
         ctx: Arc<NodeCtx>,
     ) -> Self {
         let ws = &ctx.config.websocket;
@@ -88,6 +92,7 @@ impl Connection {
             id,
             stream,
             format,
+            identity,
             outbound: Outbound::new(format, ws.outbound_queue_bytes),
             decoder: Decoder::new(ws.max_message_size),
             read_buf: BytesMut::from(&early[..]),
@@ -112,6 +117,9 @@ impl Connection {
             end => tracing::debug!(?end, "connection ended"),
         }
         self.outbound.close();
+        if self.identity.is_some() {
+            self.ctx.presence.disconnect(self.id);
+        }
         let hub = &self.ctx.hub;
         for shard in (0..hub.shard_count()).filter(|s| self.shards & (1 << (s % 64)) != 0) {
             hub.disconnect(self.id, shard).await;

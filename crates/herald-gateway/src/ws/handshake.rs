@@ -14,7 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::connection::Connection;
-use crate::node::NodeCtx;
+use crate::{node::NodeCtx, presence::Identity};
 
 /// Everything a handshake needs to start the connection it upgrades.
 #[derive(Clone)]
@@ -108,6 +108,15 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
             "node is shutting down; connect to another\n",
         );
     }
+    let max_info = env.ctx.config.presence.max_info_size;
+    let identity = match Identity::from_query(req.uri().query(), max_info) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let mut r = plain(StatusCode::BAD_REQUEST, "");
+            *r.body_mut() = Full::new(Bytes::from(format!("bad connect parameters: {e}\n")));
+            return r;
+        }
+    };
     let Some((format, echo)) = choose_format(req.headers()) else {
         return plain(
             StatusCode::BAD_REQUEST,
@@ -145,7 +154,8 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
                     return;
                 }
             };
-            Connection::new(conn_id, parts.io.into_inner(), parts.read_buf, format, ctx)
+            let io = parts.io.into_inner();
+            Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
                 .run(env.shutdown, env.kill)
                 .await;
         }

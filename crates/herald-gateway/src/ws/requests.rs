@@ -1,4 +1,4 @@
-//! The native protocol's requests: subscribe, unsubscribe, publish.
+//! The native protocol's requests: subscribe, unsubscribe, publish, presence queries.
 
 use bytes::Bytes;
 use herald_protocol::{
@@ -8,7 +8,7 @@ use herald_protocol::{
 };
 
 use super::connection::Connection;
-use crate::hub::SubscribeRequest;
+use crate::hub::{Membership, SubscribeRequest};
 
 impl Connection {
     /// Decodes and answers one request. Replies go through the outbound queue, in order with
@@ -26,6 +26,8 @@ impl Connection {
             Command::Subscribe { channels } => self.subscribe(request.id, channels).await,
             Command::Unsubscribe { channels } => self.unsubscribe(request.id, channels).await,
             Command::Publish { channel, data } => self.publish(request.id, &channel, data).await,
+            Command::Presence { channel } => self.presence(request.id, &channel, false).await,
+            Command::PresenceStats { channel } => self.presence(request.id, &channel, true).await,
         }
     }
 
@@ -38,13 +40,16 @@ impl Connection {
         self.reply(&server::reply_error(self.format, id, code, message));
     }
 
-    /// Splits names into valid channels (deduplicated) and failures.
-    fn check_all(&self, names: Vec<String>) -> (Vec<ChannelName>, Vec<ChannelFailure>) {
-        let mut valid: Vec<ChannelName> = Vec::with_capacity(names.len());
+    /// Splits names into valid channels (deduplicated, each with whether it is a presence
+    /// channel) and failures.
+    fn check_all(&self, names: Vec<String>) -> (Vec<(ChannelName, bool)>, Vec<ChannelFailure>) {
+        let mut valid: Vec<(ChannelName, bool)> = Vec::with_capacity(names.len());
         let mut failed = Vec::new();
         for name in names {
             match self.ctx.check_channel(&name) {
-                Ok((channel, _)) if !valid.contains(&channel) => valid.push(channel),
+                Ok((channel, ns)) if !valid.iter().any(|(c, _)| *c == channel) => {
+                    valid.push((channel, ns.presence));
+                }
                 Ok(_) => {}
                 Err((code, message)) => failed.push(ChannelFailure::new(name, code, message)),
             }
@@ -53,9 +58,33 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, id: u64, names: Vec<String>) {
-        let (valid, failed) = self.check_all(names);
-        let request = SubscribeRequest::new(id, self.outbound.clone(), valid.len(), failed);
-        for channel in valid {
+        let (mut valid, mut failed) = self.check_all(names);
+        if self.identity.is_none() {
+            valid.retain(|(channel, presence)| {
+                if *presence {
+                    failed.push(ChannelFailure::new(
+                        channel.as_str(),
+                        ErrorCode::Unauthorized,
+                        "presence channels need a user: connect with ?user=<id>",
+                    ));
+                }
+                !presence
+            });
+        }
+        let membership = self.identity.as_ref().map(|identity| Membership {
+            presence: self.ctx.presence.clone(),
+            conn: self.id,
+            identity: identity.clone(),
+            channels: valid
+                .iter()
+                .filter(|(_, presence)| *presence)
+                .map(|(c, _)| c.clone())
+                .collect(),
+        });
+        let membership = membership.filter(|m| !m.channels.is_empty());
+        let request =
+            SubscribeRequest::new(id, self.outbound.clone(), valid.len(), failed, membership);
+        for (channel, _) in valid {
             self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
             self.ctx
                 .hub
@@ -66,8 +95,11 @@ impl Connection {
 
     async fn unsubscribe(&mut self, id: u64, names: Vec<String>) {
         let (valid, failed) = self.check_all(names);
-        let names: Vec<String> = valid.iter().map(ToString::to_string).collect();
-        for channel in valid {
+        let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
+        for (channel, presence) in valid {
+            if let (true, Some(identity)) = (presence, &self.identity) {
+                self.ctx.presence.exit(self.id, &identity.user, &channel);
+            }
             self.ctx.hub.unsubscribe(self.id, channel).await;
         }
         let ok = ReplyOk::Unsubscribe {
@@ -99,6 +131,42 @@ impl Connection {
                 self.reply(&server::reply_ok(self.format, id, &ok));
             }
             Err(e) => self.reply_error(Some(id), crate::broker_error_code(&e), &e.to_string()),
+        }
+    }
+
+    async fn presence(&mut self, id: u64, name: &str, stats: bool) {
+        let channel = match self.ctx.check_channel(name) {
+            Ok((channel, ns)) if ns.presence => channel,
+            Ok(_) => {
+                return self.reply_error(
+                    Some(id),
+                    ErrorCode::PermissionDenied,
+                    "not a presence channel",
+                )
+            }
+            Err((code, message)) => return self.reply_error(Some(id), code, &message),
+        };
+        let presence = &self.ctx.presence;
+        let frame = if stats {
+            presence.count(&channel).await.map(|count| {
+                let ok = ReplyOk::PresenceStats {
+                    channel: channel.as_str(),
+                    count,
+                };
+                server::reply_ok(self.format, id, &ok)
+            })
+        } else {
+            presence.members(&channel).await.map(|members| {
+                let ok = ReplyOk::Presence {
+                    channel: channel.as_str(),
+                    members: &members,
+                };
+                server::reply_ok(self.format, id, &ok)
+            })
+        };
+        match frame {
+            Ok(frame) => self.reply(&frame),
+            Err(e) => self.reply_error(Some(id), ErrorCode::Unavailable, &e.to_string()),
         }
     }
 }

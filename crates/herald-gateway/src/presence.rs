@@ -1,0 +1,212 @@
+//! Presence on a gateway node: which of its connections are members of which presence
+//! channels, reported in order to the cluster table (embedded or in Redis).
+//!
+//! Connections tell [`Presence`] when they enter and leave; [`LocalPresence`] folds several
+//! connections of one user into one member. Changes go through one reporter task, so that the
+//! table sees each node's joins and leaves in the order they happened. The same task renews the
+//! node's lease and re-reports every member when the table has forgotten the node.
+
+mod identity;
+mod store;
+
+use std::{sync::Mutex, time::Duration};
+
+use bytes::Bytes;
+use herald_presence_core::{LocalChange, LocalPresence, UserId};
+use herald_protocol::{presence::Member, ChannelName, ConnId, NodeId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use identity::Identity;
+pub(crate) use store::{Store, StoreError};
+
+/// What the reporter task is asked to do.
+enum Op {
+    Change(LocalChange),
+}
+
+/// The node's presence: local members, and the queue to the cluster table.
+pub(crate) struct Presence {
+    local: Mutex<LocalPresence>,
+    ops: mpsc::UnboundedSender<Op>,
+    pub(crate) store: Store,
+}
+
+impl Presence {
+    /// Starts the reporter task; it runs until `stop` is cancelled, then tells the table that
+    /// the node is gone.
+    pub(crate) fn start(
+        node: NodeId,
+        store: Store,
+        lease: Duration,
+        heartbeat: Duration,
+        stop: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> std::sync::Arc<Self> {
+        let (ops, rx) = mpsc::unbounded_channel();
+        let presence = std::sync::Arc::new(Self {
+            local: Mutex::new(LocalPresence::new()),
+            ops,
+            store,
+        });
+        let reporter = Reporter {
+            node,
+            lease,
+            presence: std::sync::Arc::downgrade(&presence),
+            store: presence.store.clone(),
+        };
+        tracker.spawn(reporter.run(rx, heartbeat, stop));
+        presence
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, LocalPresence> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, change: Option<LocalChange>) {
+        if let Some(change) = change {
+            let _ = self.ops.send(Op::Change(change));
+        }
+    }
+
+    /// `conn` of `user` entered presence channel `channel`.
+    pub(crate) fn enter(&self, conn: ConnId, identity: &Identity, channel: ChannelName) {
+        let change =
+            self.local()
+                .enter(conn, identity.user.clone(), channel, identity.info.clone());
+        self.report(change);
+    }
+
+    /// `conn` of `user` left presence channel `channel`.
+    pub(crate) fn exit(&self, conn: ConnId, user: &UserId, channel: &ChannelName) {
+        let change = self.local().exit(conn, user, channel);
+        self.report(change);
+    }
+
+    /// `conn` is gone: it leaves every presence channel it was in.
+    pub(crate) fn disconnect(&self, conn: ConnId) {
+        let changes = self.local().disconnect(conn);
+        for change in changes {
+            self.report(Some(change));
+        }
+    }
+
+    /// The members of `channel`, cluster-wide, in user id order.
+    pub(crate) async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, StoreError> {
+        self.store.members(channel).await
+    }
+
+    /// How many members `channel` has, cluster-wide.
+    pub(crate) async fn count(&self, channel: &ChannelName) -> Result<u64, StoreError> {
+        self.store.count(channel).await
+    }
+}
+
+struct Reporter {
+    node: NodeId,
+    lease: Duration,
+    presence: std::sync::Weak<Presence>,
+    store: Store,
+}
+
+/// Delay between attempts while the table is unreachable.
+const RETRY: Duration = Duration::from_millis(250);
+
+impl Reporter {
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Op>,
+        heartbeat: Duration,
+        stop: CancellationToken,
+    ) {
+        let mut beat = tokio::time::interval(heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                op = rx.recv() => match op {
+                    Some(op) => self.handle(op, &stop).await,
+                    None => break,
+                },
+                _ = beat.tick() => self.heartbeat(&stop).await,
+            }
+        }
+        // Changes queued before the stop (connections closing) still count.
+        while let Ok(op) = rx.try_recv() {
+            self.handle(op, &stop).await;
+        }
+        match self.store.node_gone(self.node).await {
+            Ok(left) => tracing::debug!(left, "presence: node gone"),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: could not report the node gone; its lease will run out")
+            }
+        }
+    }
+
+    async fn handle(&self, op: Op, stop: &CancellationToken) {
+        match op {
+            Op::Change(change) => self.apply(change, stop).await,
+        }
+    }
+
+    /// Reports one change, retrying while the table is unreachable (order matters more than
+    /// speed: a leave must not overtake the join before it).
+    async fn apply(&self, change: LocalChange, stop: &CancellationToken) {
+        loop {
+            match self.store.report(self.node, &change).await {
+                Ok(true) => return,
+                // The table forgot this node: renew the lease and report everything again,
+                // which includes this change.
+                Ok(false) => return self.resync(stop).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "presence: report failed; retrying");
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+
+    async fn heartbeat(&self, stop: &CancellationToken) {
+        match self.store.heartbeat(self.node, self.lease).await {
+            Ok(true) => {}
+            Ok(false) => self.resync(stop).await,
+            Err(e) => tracing::debug!(error = %e, "presence: heartbeat failed"),
+        }
+    }
+
+    /// Renews the lease and reports every local member again.
+    async fn resync(&self, stop: &CancellationToken) {
+        let Some(presence) = self.presence.upgrade() else {
+            return;
+        };
+        if let Err(e) = self.store.heartbeat(self.node, self.lease).await {
+            tracing::debug!(error = %e, "presence: heartbeat failed");
+        }
+        let snapshot = presence.local().snapshot();
+        tracing::info!(
+            members = snapshot.len(),
+            "presence: re-reporting this node's members"
+        );
+        for change in snapshot {
+            if stop.is_cancelled() {
+                return;
+            }
+            if let Err(e) = self.store.report(self.node, &change).await {
+                tracing::debug!(error = %e, "presence: re-report failed; the next heartbeat retries");
+                return;
+            }
+        }
+    }
+}
+
+/// Converts a user id and info for the table's notices.
+pub(crate) fn member(user: &UserId, info: &Bytes) -> Member {
+    Member {
+        user: user.as_str().to_owned(),
+        info: serde_json::from_slice(info).unwrap_or(serde_json::Value::Null),
+    }
+}

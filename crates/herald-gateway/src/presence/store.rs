@@ -1,0 +1,188 @@
+//! The cluster presence table a node reports to: in-process with the embedded broker, in Redis
+//! otherwise.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use herald_broker::Inbox;
+use herald_broker_redis::{JoinOutcome, PresenceError, RedisPresence};
+use herald_presence_core::{Event, LocalChange, PresenceTable};
+use herald_protocol::{
+    presence::{Change, Member, PresenceNotice},
+    ChannelName, NodeId,
+};
+
+use crate::hub::Hub;
+
+/// Why the table could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The Redis table failed.
+    #[error(transparent)]
+    Redis(#[from] PresenceError),
+}
+
+/// The table in this process: the nodes on the embedded broker share it.
+pub(crate) struct Embedded {
+    table: Mutex<PresenceTable>,
+    started: Instant,
+    hub: Hub,
+}
+
+/// Where the table lives.
+#[derive(Clone)]
+pub(crate) enum Store {
+    /// In this process; notices go straight to the hub.
+    Embedded(Arc<Embedded>),
+    /// In Redis; notices come back through the broker subscription.
+    Redis(Arc<RedisPresence>),
+}
+
+impl Store {
+    pub(crate) fn embedded(lease: Duration, hub: Hub) -> Self {
+        let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        Self::Embedded(Arc::new(Embedded {
+            table: Mutex::new(PresenceTable::new(lease)),
+            started: Instant::now(),
+            hub,
+        }))
+    }
+
+    /// Reports one change of `node`. False when the table does not know the node: it must
+    /// renew its lease and report everything again.
+    pub(crate) async fn report(
+        &self,
+        node: NodeId,
+        change: &LocalChange,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let now = e.now();
+                let event = {
+                    let mut table = e.table();
+                    match change.clone() {
+                        LocalChange::Joined {
+                            channel,
+                            user,
+                            info,
+                        } => table.join(node, channel, user, info, now),
+                        LocalChange::Left { channel, user } => {
+                            table.leave(node, &channel, &user, now)
+                        }
+                    }
+                };
+                e.deliver(event.into_iter().collect()).await;
+                Ok(true)
+            }
+            Store::Redis(r) => {
+                match change {
+                    LocalChange::Joined {
+                        channel,
+                        user,
+                        info,
+                    } => Ok(r.join(node, channel, user.as_str(), info).await?
+                        != JoinOutcome::UnknownNode),
+                    LocalChange::Left { channel, user } => {
+                        r.leave(node, channel, user.as_str()).await?;
+                        Ok(true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renews `node`'s lease. False when the table did not know the node.
+    pub(crate) async fn heartbeat(
+        &self,
+        node: NodeId,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let now = e.now();
+                let (known, events) = {
+                    let mut table = e.table();
+                    let known = table.heartbeat(node, now);
+                    (known, table.expire(now))
+                };
+                e.deliver(events).await;
+                Ok(known)
+            }
+            Store::Redis(r) => Ok(r.heartbeat(node, lease).await?),
+        }
+    }
+
+    /// `node` leaves for good: its members leave now. Returns how many left their channel.
+    pub(crate) async fn node_gone(&self, node: NodeId) -> Result<u64, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let events = e.table().node_gone(node);
+                let left = events.len() as u64;
+                e.deliver(events).await;
+                Ok(left)
+            }
+            Store::Redis(r) => Ok(r.node_gone(node).await?),
+        }
+    }
+
+    pub(crate) async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, StoreError> {
+        match self {
+            Store::Embedded(e) => Ok(e
+                .table()
+                .members(channel)
+                .iter()
+                .map(|(user, info)| super::member(user, info))
+                .collect()),
+            Store::Redis(r) => Ok(r.members(channel).await?),
+        }
+    }
+
+    pub(crate) async fn count(&self, channel: &ChannelName) -> Result<u64, StoreError> {
+        match self {
+            Store::Embedded(e) => Ok(e.table().count(channel) as u64),
+            Store::Redis(r) => Ok(r.count(channel).await?),
+        }
+    }
+}
+
+impl Embedded {
+    fn table(&self) -> std::sync::MutexGuard<'_, PresenceTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    async fn deliver(&self, events: Vec<Event>) {
+        for event in events {
+            let (channel, notice) = match event {
+                Event::Join {
+                    channel,
+                    user,
+                    info,
+                } => (
+                    channel,
+                    PresenceNotice {
+                        change: Change::Join,
+                        member: super::member(&user, &info),
+                    },
+                ),
+                Event::Leave {
+                    channel,
+                    user,
+                    info,
+                } => (
+                    channel,
+                    PresenceNotice {
+                        change: Change::Leave,
+                        member: super::member(&user, &info),
+                    },
+                ),
+            };
+            self.hub.presence(channel, notice).await;
+        }
+    }
+}
