@@ -350,9 +350,12 @@ async fn killing_redis_mid_stream_loses_nothing_silently() {
     redis.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.restart().await;
+    // Publications go through A and are delivered by B: both must have reconnected (each
+    // backs off on its own schedule, up to 1 s).
+    wait_ready(&a).await;
     wait_ready(&b).await;
     let b_ready = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     stop.cancel();
     let acked = publisher.await.unwrap();
     let frames = reader.await.unwrap();
