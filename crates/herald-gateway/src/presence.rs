@@ -29,7 +29,7 @@ enum Op {
 pub(crate) struct Presence {
     local: Mutex<LocalPresence>,
     ops: mpsc::UnboundedSender<Op>,
-    pub(crate) store: Store,
+    store: Store,
 }
 
 impl Presence {

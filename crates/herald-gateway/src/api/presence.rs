@@ -19,9 +19,10 @@ pub(super) enum Query {
 pub(super) fn route(path: &str) -> Option<Query> {
     let rest = path.strip_prefix("/v1/channels/")?;
     let decode = |raw: &str| {
-        form_urlencoded::parse(format!("c={raw}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
     };
     if let Some(raw) = rest.strip_suffix("/presence/stats") {
         return decode(raw).map(Query::Stats);

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use herald_broker::{Publication, SharedBroker};
 use herald_hub::{Action, HubShard};
 use herald_protocol::{
     presence::PresenceNotice,
     server::{self, ChannelFailure},
-    ChannelName, ConnId, ErrorCode,
+    ChannelName, ConnId, ErrorCode, WireFormat,
 };
+use herald_runtime::metrics::Counter;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -124,14 +126,9 @@ impl ShardTask {
             ShardCommand::Publication(p) => (self.publish(&p), None),
             ShardCommand::Gap { channel, reason } => (self.gap(&channel, reason), None),
             ShardCommand::Presence { channel, notice } => {
-                let fanout = self.hub.publish(&channel, |format| {
-                    Some(server::presence(format, &channel, &notice))
-                });
-                self.metrics.presence_notices.add(fanout.delivered as u64);
-                self.metrics
-                    .slow_consumer_evictions
-                    .add(fanout.evicted.len() as u64);
-                (fanout.actions, None)
+                let encode = |format| server::presence(format, &channel, &notice);
+                let actions = self.notify(&channel, encode, |m| &m.presence_notices);
+                (actions, None)
             }
         };
         for action in actions {
@@ -154,10 +151,20 @@ impl ShardTask {
     }
 
     fn gap(&mut self, channel: &ChannelName, reason: &str) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let fanout = self
-            .hub
-            .publish(channel, |format| Some(server::gap(format, channel, reason)));
-        self.metrics.gap_notices.add(fanout.delivered as u64);
+        let encode = |format| server::gap(format, channel, reason);
+        self.notify(channel, encode, |m| &m.gap_notices)
+    }
+
+    /// Sends a notice (a gap, a join, a leave) to every subscriber of `channel`, counting the
+    /// deliveries in `counter`.
+    fn notify(
+        &mut self,
+        channel: &ChannelName,
+        encode: impl Fn(WireFormat) -> Bytes,
+        counter: impl Fn(&Metrics) -> &Counter,
+    ) -> Vec<Action<Arc<SubscribeRequest>>> {
+        let fanout = self.hub.publish(channel, |format| Some(encode(format)));
+        counter(&self.metrics).add(fanout.delivered as u64);
         self.metrics
             .slow_consumer_evictions
             .add(fanout.evicted.len() as u64);

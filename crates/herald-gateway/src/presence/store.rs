@@ -158,29 +158,21 @@ impl Embedded {
 
     async fn deliver(&self, events: Vec<Event>) {
         for event in events {
-            let (channel, notice) = match event {
+            let (change, channel, user, info) = match event {
                 Event::Join {
                     channel,
                     user,
                     info,
-                } => (
-                    channel,
-                    PresenceNotice {
-                        change: Change::Join,
-                        member: super::member(&user, &info),
-                    },
-                ),
+                } => (Change::Join, channel, user, info),
                 Event::Leave {
                     channel,
                     user,
                     info,
-                } => (
-                    channel,
-                    PresenceNotice {
-                        change: Change::Leave,
-                        member: super::member(&user, &info),
-                    },
-                ),
+                } => (Change::Leave, channel, user, info),
+            };
+            let notice = PresenceNotice {
+                change,
+                member: super::member(&user, &info),
             };
             self.hub.presence(channel, notice).await;
         }
