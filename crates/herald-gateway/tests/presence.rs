@@ -95,6 +95,39 @@ async fn unsubscribing_leaves_and_the_http_api_answers_the_same() {
     gw.stop().await;
 }
 
+/// An unsubscribe that overtakes its own subscribe (sent before the broker answered) leaves
+/// no member behind.
+#[tokio::test]
+async fn unsubscribing_before_the_subscription_settles_leaves_no_member() {
+    let gw = TestGateway::start_with(presence_config()).await;
+    let mut c = as_user(&gw, "user=dan").await;
+    let channels: Vec<String> = (0..20).map(|i| format!("room:quick{i}")).collect();
+    for (i, channel) in channels.iter().enumerate() {
+        let id = 2 * i as u64 + 1;
+        c.send(&json!({"id": id, "subscribe": {"channels": [channel]}}))
+            .await;
+        c.send(&json!({"id": id + 1, "unsubscribe": {"channels": [channel]}}))
+            .await;
+    }
+    let mut replies = 0;
+    while replies < 2 * channels.len() {
+        let frame = c.next_frame().await;
+        if frame.get("id").is_some() {
+            assert!(frame.get("ok").is_some(), "{frame}");
+            replies += 1;
+        }
+    }
+    // Give any late join time to land, then nobody may be a member.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for channel in &channels {
+        let r = gw
+            .get(&format!("/v1/channels/{channel}/presence/stats"))
+            .await;
+        assert_eq!(r.json()["count"], 0, "{channel}");
+    }
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn presence_refuses_what_it_cannot_serve() {
     let gw = TestGateway::start_with(presence_config()).await;

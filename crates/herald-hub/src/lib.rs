@@ -11,7 +11,7 @@
 
 mod shard;
 
-pub use shard::{Action, Fanout, HubShard};
+pub use shard::{Action, Fanout, HubShard, Settlement};
 
 use bytes::Bytes;
 use herald_protocol::WireFormat;

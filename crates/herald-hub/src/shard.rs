@@ -16,16 +16,27 @@ pub enum Action<W> {
     BrokerSubscribe(ChannelName),
     /// Unsubscribe the node from `channel` in the broker.
     BrokerUnsubscribe(ChannelName),
-    /// A subscribe request for `channel` is settled: `subscribed` tells whether the connection
-    /// now receives its publications.
+    /// A subscribe request for `channel` is settled.
     Settled {
         /// The waiter given to [`HubShard::subscribe`].
         waiter: W,
         /// The channel.
         channel: ChannelName,
-        /// True when subscribed; false when the broker refused the channel.
-        subscribed: bool,
+        /// How it ended.
+        outcome: Settlement,
     },
+}
+
+/// How a subscribe request for one channel ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// The connection now receives the channel's publications.
+    Subscribed,
+    /// The broker refused the channel.
+    Refused,
+    /// The connection unsubscribed before the broker answered: the request succeeded, and was
+    /// undone at once.
+    Withdrawn,
 }
 
 /// The outcome of one publication.
@@ -117,7 +128,7 @@ impl<S: Sink, W> HubShard<S, W> {
                 Some(Action::Settled {
                     waiter,
                     channel,
-                    subscribed: true,
+                    outcome: Settlement::Subscribed,
                 })
             }
             None => {
@@ -153,7 +164,11 @@ impl<S: Sink, W> HubShard<S, W> {
             actions.push(Action::Settled {
                 waiter: w.waiter,
                 channel: channel.clone(),
-                subscribed: ok,
+                outcome: if ok {
+                    Settlement::Subscribed
+                } else {
+                    Settlement::Refused
+                },
             });
         }
         if ch.is_unused() {
@@ -182,7 +197,7 @@ impl<S: Sink, W> HubShard<S, W> {
             actions.extend(gone.into_iter().map(|w| Action::Settled {
                 waiter: w.waiter,
                 channel: channel.clone(),
-                subscribed: true,
+                outcome: Settlement::Withdrawn,
             }));
         } else if ch.is_unused() {
             self.channels.remove(channel);

@@ -56,11 +56,11 @@ fn json_sink() -> FakeSink {
     FakeSink::new(WireFormat::Json, 100)
 }
 
-fn settled(waiter: u32, channel: &str, subscribed: bool) -> Action<u32> {
+fn settled(waiter: u32, channel: &str, outcome: Settlement) -> Action<u32> {
     Action::Settled {
         waiter,
         channel: ch(channel),
-        subscribed,
+        outcome,
     }
 }
 
@@ -88,13 +88,16 @@ fn first_subscriber_subscribes_the_broker_and_waits_for_it() {
     let actions = hub.broker_subscribed(&ch("news"), true);
     assert_eq!(
         actions,
-        vec![settled(10, "news", true), settled(20, "news", true)]
+        vec![
+            settled(10, "news", Settlement::Subscribed),
+            settled(20, "news", Settlement::Subscribed)
+        ]
     );
     assert_eq!(hub.subscriber_count("news"), 2);
     // Later subscribers settle at once.
     assert_eq!(
         hub.subscribe(ConnId(3), json_sink(), ch("news"), 30),
-        Some(settled(30, "news", true))
+        Some(settled(30, "news", Settlement::Subscribed))
     );
 }
 
@@ -106,7 +109,10 @@ fn broker_failure_rolls_back_every_waiter() {
     let actions = hub.broker_subscribed(&ch("news"), false);
     assert_eq!(
         actions,
-        vec![settled(1, "news", false), settled(2, "news", false)]
+        vec![
+            settled(1, "news", Settlement::Refused),
+            settled(2, "news", Settlement::Refused)
+        ]
     );
     assert_eq!(hub.channel_count(), 0);
     // Nothing is left of the connections: the next subscribe asks the broker again.
@@ -154,10 +160,10 @@ fn everyone_leaving_while_pending_unsubscribes_when_the_broker_answers() {
     hub.subscribe(ConnId(1), json_sink(), ch("news"), 1);
     hub.subscribe(ConnId(2), json_sink(), ch("news"), 2);
     assert!(hub.disconnect(ConnId(1)).is_empty());
-    // An unsubscribe of a waiting request settles it, and the unsubscribe then applies.
+    // An unsubscribe of a waiting request settles it as withdrawn: it does not receive.
     assert_eq!(
         hub.unsubscribe(ConnId(2), &ch("news")),
-        vec![settled(2, "news", true)]
+        vec![settled(2, "news", Settlement::Withdrawn)]
     );
     assert_eq!(
         hub.broker_subscribed(&ch("news"), true),

@@ -68,16 +68,18 @@ impl SubscribeRequest {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records the outcome for `channel`; the last one sends the reply.
-    pub(crate) fn settle(&self, channel: &ChannelName, outcome: Result<(), ChannelFailure>) {
+    /// Records the outcome for `channel`: `Ok(true)` when the connection now receives it,
+    /// `Ok(false)` when it unsubscribed before the subscription settled (the request succeeded
+    /// and was undone: no presence membership). The last one sends the reply.
+    pub(crate) fn settle(&self, channel: &ChannelName, outcome: Result<bool, ChannelFailure>) {
         let mut p = self.lock();
         match outcome {
-            Ok(()) => {
+            Ok(receiving) => {
                 p.subscribed.push(channel.to_string());
                 if let Some(m) = self
                     .membership
                     .as_ref()
-                    .filter(|m| m.channels.contains(channel))
+                    .filter(|m| receiving && m.channels.contains(channel))
                 {
                     m.presence.enter(m.conn, &m.identity, channel.clone());
                 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_broker::{Publication, SharedBroker};
-use herald_hub::{Action, HubShard};
+use herald_hub::{Action, HubShard, Settlement};
 use herald_protocol::{
     presence::PresenceNotice,
     server::{self, ChannelFailure},
@@ -189,16 +189,16 @@ impl ShardTask {
             Action::Settled {
                 waiter,
                 channel,
-                subscribed,
+                outcome,
             } => {
-                let outcome = if subscribed {
-                    Ok(())
-                } else {
-                    Err(ChannelFailure::new(
+                let outcome = match outcome {
+                    Settlement::Subscribed => Ok(true),
+                    Settlement::Withdrawn => Ok(false),
+                    Settlement::Refused => Err(ChannelFailure::new(
                         channel.as_str(),
                         ErrorCode::Unavailable,
                         broker_error.unwrap_or("broker unavailable"),
-                    ))
+                    )),
                 };
                 waiter.settle(&channel, outcome);
             }
