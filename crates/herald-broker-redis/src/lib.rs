@@ -65,6 +65,45 @@ pub struct RedisOptions {
 }
 
 impl RedisOptions {
+    /// Options for `endpoints`, with TLS set up (trusting `tls_ca_file`, else the Mozilla
+    /// roots) when any of them is `rediss://`. Offsets never expire: set `offset_ttl` after.
+    ///
+    /// # Errors
+    /// [`TlsError`] when the CA file cannot be used.
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        prefix: &str,
+        timeout: Duration,
+        tls_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, TlsError> {
+        let tls = if endpoints.iter().any(|e| e.tls) {
+            Some(TlsConfig::new(tls_ca_file)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            endpoints,
+            prefix: prefix.to_owned(),
+            timeout,
+            offset_ttl: Duration::ZERO,
+            tls,
+        })
+    }
+
+    /// Whether `prefix` can prefix Herald's keys: non-empty, without braces (they would
+    /// change Redis Cluster hash slots) or whitespace.
+    ///
+    /// # Errors
+    /// Why it cannot.
+    pub fn check_prefix(prefix: &str) -> Result<(), &'static str> {
+        if prefix.is_empty() || prefix.contains(['{', '}']) || prefix.contains(char::is_whitespace)
+        {
+            Err("must be non-empty, without braces or spaces")
+        } else {
+            Ok(())
+        }
+    }
+
     pub(crate) fn connector(&self) -> conn::Connector {
         conn::Connector {
             timeout: self.timeout,

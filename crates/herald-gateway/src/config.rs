@@ -37,7 +37,7 @@ pub struct GatewayConfig {
     /// whose prefix names no namespace here is refused.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Logging.
-    pub log: LogConfig,
+    pub log: herald_runtime::logging::LogConfig,
 }
 
 /// `[listen]`: where the node listens.
@@ -278,36 +278,6 @@ pub struct NamespaceConfig {
     /// `presence`, default false: the channels are presence channels. Subscribers must have a
     /// user id; they are members, and receive join and leave pushes.
     pub presence: bool,
-}
-
-/// `[log]`: logging.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `log.level`, default `info`: a tracing filter directive; `RUST_LOG` overrides it.
-    pub level: String,
-    /// `log.format`, default `text`: `text` or `json`.
-    pub format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
-    }
 }
 
 /// Keys whose environment values are comma-separated lists.

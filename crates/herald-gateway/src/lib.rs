@@ -11,7 +11,6 @@
 //! (`outbound`). The HTTP API (`api`) publishes through the broker and serves health and
 //! metrics. May depend on everything below it; nothing depends on it but the test kit.
 
-mod accept;
 mod api;
 pub mod config;
 mod error;

@@ -1,10 +1,11 @@
-//! `herald-gateway`: parse arguments, load configuration, start logging, run the node.
+//! `herald-gateway`: parse arguments, then load configuration, start logging and run the node
+//! (`herald_runtime::service::main`).
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use herald_gateway::config::{GatewayConfig, LogFormat};
-use tokio_util::sync::CancellationToken;
+use herald_gateway::config::GatewayConfig;
+use herald_runtime::service::Launch;
 
 /// The Herald WebSocket gateway. With no configuration it runs one node on the embedded
 /// in-memory broker: WebSocket on 0.0.0.0:8080/ws, HTTP API on 0.0.0.0:9090.
@@ -21,45 +22,19 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match GatewayConfig::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("herald-gateway: {e}");
-            return ExitCode::from(2);
-        }
+    let launch = Launch {
+        name: "herald-gateway",
+        config_file: args.config.as_deref(),
+        check_only: args.check_config,
+        multi_thread: true,
     };
-    if args.check_config {
-        println!("configuration OK");
-        return ExitCode::SUCCESS;
-    }
-    let json = config.log.format == LogFormat::Json;
-    if let Err(e) = herald_runtime::logging::init(&config.log.level, json) {
-        eprintln!("herald-gateway: configuration: log.level: {e}");
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("herald-gateway: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let listeners = match herald_gateway::Listeners::bind(&config).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let shutdown = CancellationToken::new();
-        herald_runtime::shutdown::cancel_on_signal(shutdown.clone());
-        match herald_gateway::run(config, listeners, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    herald_runtime::service::main(
+        &launch,
+        GatewayConfig::load,
+        |c| &c.log,
+        |config, shutdown| async move {
+            let listeners = herald_gateway::Listeners::bind(&config).await?;
+            herald_gateway::run(config, listeners, shutdown).await
+        },
+    )
 }

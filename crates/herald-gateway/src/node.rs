@@ -10,9 +10,7 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{
-    RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence, TlsConfig,
-};
+use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -125,19 +123,13 @@ pub async fn run(
         BrokerKind::Redis => {
             let redis = &config.broker.redis;
             let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)?;
-            let tls = if endpoints.iter().any(|e| e.tls) {
-                let config = TlsConfig::new(redis.tls_ca_file.as_deref())?;
-                Some(config)
-            } else {
-                None
-            };
-            let options = RedisOptions {
+            let mut options = RedisOptions::new(
                 endpoints,
-                prefix: redis.prefix.clone(),
-                timeout: redis.timeout,
-                offset_ttl: redis.offset_ttl,
-                tls,
-            };
+                &redis.prefix,
+                redis.timeout,
+                redis.tls_ca_file.as_deref(),
+            )?;
+            options.offset_ttl = redis.offset_ttl;
             let mode = redis.mode;
             // Nodes without presence channels keep no presence table in Redis (nor a
             // connection for it).

@@ -20,7 +20,7 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     kill: CancellationToken,
 ) {
-    while let Some((stream, remote)) = crate::accept::next(&listener, &shutdown).await {
+    while let Some((stream, remote)) = herald_http::accept::next(&listener, &shutdown).await {
         let _ = stream.set_nodelay(true);
         let task = handshake::serve(
             stream,

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Accept errors (out of file descriptors, a connection reset before it was accepted) are
 /// logged and retried after a short pause instead of spinning.
-pub(crate) async fn next(
+pub async fn next(
     listener: &TcpListener,
     stop: &CancellationToken,
 ) -> Option<(TcpStream, SocketAddr)> {

@@ -1,5 +1,5 @@
-//! Dev-only test kit: real Herald gateways in-process on free loopback ports, real
-//! redis-server processes, WebSocket test clients, a small HTTP client, and eventually-asserts.
+//! Dev-only test kit: real Herald gateways in-process on free loopback ports, Herald's
+//! binaries as child processes, real redis-server processes, WebSocket test clients, a small HTTP client, and eventually-asserts.
 //!
 //! Tests use real sockets end to end: [`TestGateway`] runs the same `herald_gateway::run` as
 //! the binary, [`WsClient`] is an independent WebSocket implementation (tokio-tungstenite), and
@@ -9,6 +9,7 @@ mod cluster;
 mod eventually;
 mod gateway;
 mod http;
+mod process;
 mod raw;
 mod redis;
 mod ws_client;
@@ -17,6 +18,7 @@ pub use cluster::RedisCluster;
 pub use eventually::eventually;
 pub use gateway::{redis_config, test_config, TestGateway};
 pub use http::{http_request, HttpResponse};
+pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
 pub use redis::RedisServer;
 pub use ws_client::{Incoming, WsClient};

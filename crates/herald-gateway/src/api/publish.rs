@@ -8,8 +8,11 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::reply::{json, ApiError};
 use crate::node::NodeCtx;
+use herald_http::{
+    auth::authorize,
+    reply::{json, ApiError},
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,40 +103,6 @@ async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError>
     }
 }
 
-pub(super) fn authorize<B>(req: &Request<B>, keys: &[String]) -> Result<(), ApiError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(given) = given else {
-        return Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "missing 'Authorization: Bearer <key>'",
-        ));
-    };
-    // Compare with every key, in constant time per key, so timing tells nothing.
-    let matched = keys.iter().fold(false, |found, key| {
-        found | constant_time_eq(given.as_bytes(), key.as_bytes())
-    });
-    if matched {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::Unauthorized, "wrong API key"))
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")))
@@ -165,29 +134,4 @@ async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> 
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
     ctx.metrics.publications.inc();
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_keys_compare_exactly() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secrets"));
-        let req = |auth: Option<&str>| {
-            let mut b = Request::builder();
-            if let Some(a) = auth {
-                b = b.header(header::AUTHORIZATION, a);
-            }
-            b.body(()).unwrap()
-        };
-        let keys = vec!["k1".to_string(), "k2".to_string()];
-        assert!(authorize(&req(Some("Bearer k2")), &keys).is_ok());
-        assert!(authorize(&req(Some("Bearer k3")), &keys).is_err());
-        assert!(authorize(&req(Some("k1")), &keys).is_err());
-        assert!(authorize(&req(None), &keys).is_err());
-        assert!(authorize(&req(None), &[]).is_ok());
-    }
 }

@@ -117,15 +117,8 @@ impl GatewayConfig {
                 "standalone mode takes exactly one URL",
             ));
         }
-        let prefix_ok = !redis.prefix.is_empty()
-            && !redis.prefix.contains(['{', '}'])
-            && !redis.prefix.contains(char::is_whitespace);
-        if !prefix_ok {
-            return Err(invalid(
-                "broker.redis.prefix",
-                "must be non-empty, without braces or spaces",
-            ));
-        }
+        herald_broker_redis::RedisOptions::check_prefix(&redis.prefix)
+            .map_err(|e| invalid("broker.redis.prefix", e))?;
         if let Some(path) = &redis.tls_ca_file {
             herald_broker_redis::TlsConfig::new(Some(path))
                 .map_err(|e| invalid("broker.redis.tls_ca_file", e.to_string()))?;
