@@ -29,6 +29,8 @@ pub struct GatewayConfig {
     pub hub: HubConfig,
     /// Graceful shutdown.
     pub shutdown: ShutdownConfig,
+    /// Who may connect: tokens.
+    pub auth: AuthConfig,
     /// Presence channels.
     pub presence: PresenceConfig,
     /// Options of channels without a namespace prefix.
@@ -268,10 +270,93 @@ impl Default for PresenceConfig {
     }
 }
 
+/// `[auth]`: connection tokens (JWT).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `auth.anonymous`, default true: connections without a token are let in. Set it to
+    /// false on anything facing the internet; the node warns at startup while it is true.
+    pub anonymous: bool,
+    /// `[[auth.keys]]`, default none: the keys connection and channel tokens are verified
+    /// with. With none, tokens are refused and clients may name themselves with `?user=`.
+    pub keys: Vec<KeyConfig>,
+    /// `auth.audience`, default none: when set, tokens must carry this `aud`.
+    pub audience: Option<String>,
+    /// `auth.issuer`, default none: when set, tokens must carry this `iss`.
+    pub issuer: Option<String>,
+    /// `auth.leeway`, default `5s`: clock skew allowed when checking `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            anonymous: true,
+            keys: Vec::new(),
+            audience: None,
+            issuer: None,
+            leeway: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One `[[auth.keys]]` entry: an algorithm pinned to a key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// `kid`, optional: tokens whose header names this `kid` are verified with this key only.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// `alg`: `HS256`, `RS256` or `ES256`. A token is verified only by keys of its own `alg`.
+    pub alg: TokenAlgorithm,
+    /// `secret`: the shared secret of an `HS256` key.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `secret_file`: a file holding the shared secret of an `HS256` key (trailing newline
+    /// ignored).
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// `public_key`: the PEM public key of an `RS256` or `ES256` key.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// `public_key_file`: a PEM file holding the public key of an `RS256` or `ES256` key.
+    #[serde(default)]
+    pub public_key_file: Option<std::path::PathBuf>,
+}
+
+/// The token signature algorithms Herald accepts.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    /// HMAC with SHA-256, a shared secret.
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+}
+
+/// Who may subscribe to a namespace's channels.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscribePolicy {
+    /// Any connection.
+    #[default]
+    Anyone,
+    /// Connections that came with a valid token.
+    Authenticated,
+    /// Connections granted the channel: listed in their connection token's `channels` claim,
+    /// or by a channel token sent with the subscribe request (private channels).
+    Token,
+}
+
 /// Options of a namespace (and, as `[channels]`, of channels without one).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NamespaceConfig {
+    /// `subscribe`, default `anyone`: who may subscribe: `anyone`, `authenticated` (a
+    /// connection with a valid token) or `token` (a connection granted the channel by a token).
+    pub subscribe: SubscribePolicy,
     /// `publish`, default false: whether clients may publish over their WebSocket. The HTTP API
     /// can always publish.
     pub publish: bool,

@@ -16,6 +16,9 @@ pub enum GatewayError {
     /// `broker.redis.url` is not a usable Redis URL.
     #[error("broker.redis.url: {0}")]
     RedisUrl(#[from] herald_broker_redis::UrlError),
+    /// A key of `auth.keys` cannot be used.
+    #[error(transparent)]
+    AuthKey(#[from] crate::auth::KeyError),
     /// `broker.redis.tls_ca_file` cannot be used.
     #[error("broker.redis.tls_ca_file: {0}")]
     RedisTls(#[from] herald_broker_redis::TlsError),

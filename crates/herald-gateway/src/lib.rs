@@ -12,6 +12,7 @@
 //! metrics. May depend on everything below it; nothing depends on it but the test kit.
 
 mod api;
+mod auth;
 pub mod config;
 mod error;
 mod hub;
@@ -21,6 +22,7 @@ mod outbound;
 mod presence;
 mod ws;
 
+pub use auth::KeyError;
 pub use error::GatewayError;
 
 /// The error code a broker failure is reported with, to HTTP and WebSocket publishers alike.

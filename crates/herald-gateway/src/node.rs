@@ -17,6 +17,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     api,
+    auth::Auth,
     config::{BrokerKind, GatewayConfig, NamespaceConfig, RedisMode},
     hub::{spawn_shards, Hub},
     metrics::Metrics,
@@ -32,6 +33,7 @@ pub(crate) struct NodeCtx {
     pub(crate) broker: SharedBroker,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) presence: Arc<Presence>,
+    pub(crate) auth: Auth,
     draining: AtomicBool,
     next_conn: AtomicU64,
 }
@@ -202,6 +204,13 @@ async fn run_with(
         stop_background.clone(),
         &background,
     );
+    let auth = Auth::new(&config.auth, config.presence.max_info_size)?;
+    if config.auth.anonymous {
+        tracing::warn!(
+            "auth.anonymous = true: connections without a token are accepted; set it to false \
+             (with auth.keys) on a node that faces the internet"
+        );
+    }
     let ctx = Arc::new(NodeCtx {
         config,
         node_id,
@@ -209,6 +218,7 @@ async fn run_with(
         broker,
         metrics,
         presence,
+        auth,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
     });

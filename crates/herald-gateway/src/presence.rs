@@ -6,7 +6,6 @@
 //! table sees each node's joins and leaves in the order they happened. The same task renews the
 //! node's lease and re-reports every member when the table has forgotten the node.
 
-mod identity;
 mod store;
 
 use std::{sync::Mutex, time::Duration};
@@ -17,7 +16,7 @@ use herald_protocol::{presence::Member, ChannelName, ConnId, NodeId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use identity::Identity;
+pub(crate) use crate::auth::Identity;
 pub(crate) use store::{Store, StoreError};
 
 /// What the reporter task is asked to do.

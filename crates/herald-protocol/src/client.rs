@@ -1,5 +1,6 @@
-//! Requests a client sends: `{"id":1,"subscribe":{"channels":[..]}}`,
-//! `{"id":2,"unsubscribe":{"channels":[..]}}`, `{"id":3,"publish":{"channel":..,"data":..}}`.
+//! Requests a client sends: `{"id":1,"subscribe":{"channels":[..],"token":..}}`,
+//! `{"id":2,"unsubscribe":{"channels":[..]}}`, `{"id":3,"publish":{"channel":..,"data":..}}`,
+//! the presence queries, and `{"id":4,"refresh":{"token":..}}`.
 //!
 //! JSON arrives in text frames, MessagePack (a map of the same shape) in binary frames.
 //! Publication data is normalised to JSON text in both cases, so that every subscriber gets the
@@ -29,6 +30,8 @@ pub enum Command {
     Subscribe {
         /// Channel names as sent.
         channels: Vec<String>,
+        /// A channel token granting some of them (namespaces with `subscribe = "token"`).
+        token: Option<String>,
     },
     /// Unsubscribe from each channel.
     Unsubscribe {
@@ -51,6 +54,11 @@ pub enum Command {
     PresenceStats {
         /// Channel name as sent.
         channel: String,
+    },
+    /// Replace the connection's token with a fresh one for the same user.
+    Refresh {
+        /// The new connection token.
+        token: String,
     },
 }
 
@@ -162,6 +170,7 @@ enum Key {
     Presence,
     #[serde(rename = "presence_stats")]
     PresenceStats,
+    Refresh,
     #[serde(other)]
     Other,
 }
@@ -169,6 +178,18 @@ enum Key {
 #[derive(serde::Deserialize)]
 struct ChannelsBody {
     channels: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SubscribeBody {
+    channels: Vec<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenBody {
+    token: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -193,7 +214,7 @@ where
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "a request map with an id and one of subscribe, unsubscribe, publish, presence, \
-             presence_stats",
+             presence_stats, refresh",
         )
     }
 
@@ -210,8 +231,15 @@ where
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
-                Key::Subscribe => Command::Subscribe {
-                    channels: map.next_value::<ChannelsBody>()?.channels,
+                Key::Subscribe => {
+                    let body = map.next_value::<SubscribeBody>()?;
+                    Command::Subscribe {
+                        channels: body.channels,
+                        token: body.token,
+                    }
+                }
+                Key::Refresh => Command::Refresh {
+                    token: map.next_value::<TokenBody>()?.token,
                 },
                 Key::Unsubscribe => Command::Unsubscribe {
                     channels: map.next_value::<ChannelsBody>()?.channels,
@@ -238,7 +266,7 @@ where
         let command = command.ok_or_else(|| {
             de::Error::custom(
                 "missing command: one of subscribe, unsubscribe, publish, presence, \
-                 presence_stats",
+                 presence_stats, refresh",
             )
         })?;
         Ok(ClientRequest { id, command })
@@ -280,9 +308,21 @@ mod tests {
         assert_eq!(
             r.command,
             Command::Subscribe {
-                channels: vec!["news".into(), "chat:room1".into()]
+                channels: vec!["news".into(), "chat:room1".into()],
+                token: None,
             }
         );
+        let r = json(r#"{"id":7,"subscribe":{"channels":["p:1"],"token":"t"}}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Subscribe {
+                channels: vec!["p:1".into()],
+                token: Some("t".into()),
+            }
+        );
+        let r = json(r#"{"id":8,"refresh":{"token":"t2"}}"#).unwrap();
+        assert_eq!(r.command, Command::Refresh { token: "t2".into() });
+        assert_eq!(json(r#"{"id":9,"refresh":{}}"#).unwrap_err().id, Some(9));
         let r = json(r#"{"unsubscribe":{"channels":["news"]},"id":2}"#).unwrap();
         assert_eq!(
             r.command,

@@ -23,6 +23,10 @@ pub const SLOW_CONSUMER: u16 = 4001;
 /// 4002: the client did not answer pings within the idle timeout. Reconnect.
 pub const IDLE_TIMEOUT: u16 = 4002;
 
+/// 4500: the connection's token expired and no fresh one came with `refresh`. Do not
+/// reconnect with the same token: get a new one first.
+pub const TOKEN_EXPIRED: u16 = 4500;
+
 /// Whether a client closed with `code` should reconnect, per Herald's convention.
 pub fn should_reconnect(code: u16) -> bool {
     matches!(code, 1001 | 1006 | 1011 | 1012 | 1013 | 4000..=4499)
@@ -39,6 +43,7 @@ pub fn reason(code: u16) -> &'static str {
         SHUTDOWN => "shutdown: reconnect",
         SLOW_CONSUMER => "slow consumer",
         IDLE_TIMEOUT => "idle timeout",
+        TOKEN_EXPIRED => "token expired: reconnect with a new token",
         _ => "",
     }
 }

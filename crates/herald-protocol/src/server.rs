@@ -52,6 +52,12 @@ pub enum ReplyOk<'a> {
         /// How many members it has.
         count: u64,
     },
+    /// Reply to `refresh`: when the new token expires (Unix seconds), if it does.
+    Refresh {
+        /// The token's `exp`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<u64>,
+    },
     /// Reply to `publish`.
     Publish {
         /// The publication's id.

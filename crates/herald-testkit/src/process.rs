@@ -15,6 +15,7 @@ use crate::{http::http_request, redis::free_port, HttpResponse};
 pub struct ServiceProcess {
     binary: &'static str,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     api: SocketAddr,
     websocket: Option<SocketAddr>,
     log: PathBuf,
@@ -49,10 +50,24 @@ impl ServiceProcess {
     /// # Panics
     /// When the binary is missing or does not start.
     pub async fn gateway(env: &[(&str, &str)]) -> Self {
+        Self::gateway_with_config("", env).await
+    }
+
+    /// [`ServiceProcess::gateway`] with a TOML configuration file holding `toml` (for what
+    /// environment variables cannot say, such as `[[auth.keys]]`).
+    ///
+    /// # Panics
+    /// As [`ServiceProcess::gateway`].
+    pub async fn gateway_with_config(toml: &str, env: &[(&str, &str)]) -> Self {
         let websocket = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut p = Self::new("herald-gateway", env, Some(websocket));
         p.env
             .push(("HERALD__LISTEN__WEBSOCKET".into(), websocket.to_string()));
+        if !toml.is_empty() {
+            let file = p.log.with_extension("toml");
+            std::fs::write(&file, toml).expect("a configuration file");
+            p.args = vec!["--config".into(), file.display().to_string()];
+        }
         p.launch().await;
         p
     }
@@ -83,6 +98,7 @@ impl ServiceProcess {
         Self {
             binary,
             env: all,
+            args: Vec::new(),
             api,
             websocket,
             log,
@@ -100,9 +116,12 @@ impl ServiceProcess {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD__")) {
             command.env_remove(k);
         }
+        if !self.env.iter().any(|(k, _)| k == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
         let child = command
+            .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -38,7 +38,24 @@ impl WsClient {
     /// # Errors
     /// When the handshake fails.
     pub async fn connect(url: &str, format: Option<WireFormat>) -> anyhow::Result<Self> {
+        Self::connect_with(url, format, &[]).await
+    }
+
+    /// Connects to `url` with extra request headers (`[("Authorization", "Bearer ..")]`).
+    ///
+    /// # Errors
+    /// When the handshake fails.
+    pub async fn connect_with(
+        url: &str,
+        format: Option<WireFormat>,
+        headers: &[(&'static str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_str(value)?);
+        }
         if let Some(f) = format {
             request.headers_mut().insert(
                 "Sec-WebSocket-Protocol",
@@ -62,6 +79,30 @@ impl WsClient {
             next_id: 1,
             buffered: VecDeque::new(),
         })
+    }
+
+    /// Tries to connect and returns the HTTP status and body the upgrade was refused with.
+    ///
+    /// # Panics
+    /// When the upgrade succeeds, or fails without an HTTP response.
+    pub async fn refused(url: &str, headers: &[(&'static str, &str)]) -> (u16, String) {
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => panic!("the upgrade to {url} was accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let body = response.body().clone().unwrap_or_default();
+                (
+                    response.status().as_u16(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                )
+            }
+            Err(e) => panic!("the upgrade failed without an HTTP answer: {e}"),
+        }
     }
 
     /// The wire format in use.

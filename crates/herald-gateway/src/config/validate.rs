@@ -2,7 +2,7 @@
 
 use herald_runtime::config::ConfigError;
 
-use super::{BrokerKind, GatewayConfig, RedisMode};
+use super::{BrokerKind, GatewayConfig, RedisMode, SubscribePolicy};
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -78,6 +78,7 @@ impl GatewayConfig {
                 });
             }
         }
+        self.validate_auth()?;
         let presence = &self.presence;
         if presence.heartbeat_interval.is_zero() || presence.heartbeat_interval * 2 > presence.lease
         {
@@ -103,6 +104,29 @@ impl GatewayConfig {
         }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        if let Err(e) = crate::auth::Verifier::new(auth) {
+            return Err(invalid("auth.keys", e.to_string()));
+        }
+        if !auth.anonymous && auth.keys.is_empty() {
+            return Err(invalid(
+                "auth.anonymous",
+                "false needs at least one of auth.keys, or no client could connect",
+            ));
+        }
+        let token_namespaces = std::iter::once(&self.channels)
+            .chain(self.namespaces.values())
+            .any(|n| n.subscribe != SubscribePolicy::Anyone);
+        if token_namespaces && auth.keys.is_empty() {
+            return Err(invalid(
+                "namespaces",
+                "subscribe = \"authenticated\" or \"token\" needs auth.keys",
+            ));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 use std::{
     collections::VecDeque,
     io::{self, IoSlice},
+    pin::Pin,
     sync::Arc,
     time::Duration,
 };
@@ -18,13 +19,16 @@ use herald_protocol::{
     ws::{close_frame, control_frame, Decoder, Message, OpCode},
     ConnId, WireFormat,
 };
-use tokio::{net::TcpStream, time::Instant};
+use tokio::{
+    net::TcpStream,
+    time::{Instant, Sleep},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    auth::{Identity, Session},
     node::NodeCtx,
     outbound::{Outbound, QueueStatus},
-    presence::Identity,
 };
 
 /// Bytes asked of the socket per read, at least.
@@ -60,6 +64,8 @@ pub(super) struct Connection {
     pub(super) format: WireFormat,
     /// Who the client said it is when connecting.
     pub(super) identity: Option<Identity>,
+    /// What its token allows, and until when.
+    pub(super) session: Session,
     pub(super) outbound: Outbound,
     decoder: Decoder,
     read_buf: BytesMut,
@@ -93,6 +99,7 @@ impl Connection {
             stream,
             format,
             identity,
+            session: Session::default(),
             outbound: Outbound::new(format, ws.outbound_queue_bytes),
             decoder: Decoder::new(ws.max_message_size),
             read_buf: BytesMut::from(&early[..]),
@@ -105,6 +112,12 @@ impl Connection {
             input_done: false,
             ctx,
         }
+    }
+
+    /// The connection's standing from its token.
+    pub(super) fn with_session(mut self, session: Session) -> Self {
+        self.session = session;
+        self
     }
 
     /// Serves the connection until it ends, then leaves every shard it subscribed in.
@@ -139,12 +152,23 @@ impl Connection {
         };
         tokio::pin!(drain);
 
+        // Built only for a token that expires, and again when a refresh changes the expiry.
+        let mut expiry: Option<Pin<Box<Sleep>>> = None;
+        let mut expiry_of = None;
+
         if let Err(end) = self.process_input().await {
             return end;
         }
         loop {
             if let Err(e) = self.flush() {
                 return End::Io(e);
+            }
+            if self.session.expires_at != expiry_of {
+                expiry_of = self.session.expires_at;
+                expiry = self
+                    .session
+                    .remaining()
+                    .map(|d| Box::pin(tokio::time::sleep(d)));
             }
             if self.close_deadline.is_some() && self.writing.is_empty() && self.input_done {
                 return End::Closed;
@@ -170,6 +194,10 @@ impl Connection {
                 _ = self.outbound.ready(), if open && !has_output => self.take_outbound(),
                 _ = ping.tick() => self.on_tick(),
                 _ = &mut drain, if open => self.start_close(close::SHUTDOWN),
+                _ = expiry_wait(&mut expiry), if open && expiry.is_some() => {
+                    tracing::debug!("token expired without a refresh");
+                    self.start_close(close::TOKEN_EXPIRED);
+                }
                 // Built only once our close frame is out: open connections make no timer here.
                 _ = close_wait(self.close_deadline), if !open => {
                     return End::CloseTimeout;
@@ -342,6 +370,14 @@ impl Connection {
             }
         }
         completed
+    }
+}
+
+/// Resolves when the token's expiry timer fires; never when there is none.
+async fn expiry_wait(expiry: &mut Option<Pin<Box<Sleep>>>) {
+    match expiry {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

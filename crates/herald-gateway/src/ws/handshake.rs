@@ -14,7 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use super::connection::Connection;
-use crate::{node::NodeCtx, presence::Identity};
+use crate::{auth::Refusal, node::NodeCtx};
 
 /// Everything a handshake needs to start the connection it upgrades.
 #[derive(Clone)]
@@ -108,12 +108,16 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
             "node is shutting down; connect to another\n",
         );
     }
-    let max_info = env.ctx.config.presence.max_info_size;
-    let identity = match Identity::from_query(req.uri().query(), max_info) {
-        Ok(identity) => identity,
-        Err(e) => {
-            let mut r = plain(StatusCode::BAD_REQUEST, "");
-            *r.body_mut() = Full::new(Bytes::from(format!("bad connect parameters: {e}\n")));
+    let (identity, session) = match env.ctx.auth.admit(req.headers(), req.uri().query()) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let (status, text) = match refusal {
+                Refusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
+                Refusal::Unauthorized(text) => (StatusCode::UNAUTHORIZED, text),
+            };
+            tracing::debug!(remote = %env.remote, %status, reason = %text, "upgrade refused");
+            let mut r = plain(status, "");
+            *r.body_mut() = Full::new(Bytes::from(text + "\n"));
             return r;
         }
     };
@@ -156,6 +160,7 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
             };
             let io = parts.io.into_inner();
             Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
+                .with_session(session)
                 .run(env.shutdown, env.kill)
                 .await;
         }

@@ -1,4 +1,5 @@
-//! The native protocol's requests: subscribe, unsubscribe, publish, presence queries.
+//! The native protocol's requests: subscribe, unsubscribe, publish, presence queries, token
+//! refresh.
 
 use bytes::Bytes;
 use herald_protocol::{
@@ -8,7 +9,11 @@ use herald_protocol::{
 };
 
 use super::connection::Connection;
-use crate::hub::{Membership, SubscribeRequest};
+use crate::{
+    auth::may_subscribe,
+    config::NamespaceConfig,
+    hub::{Membership, SubscribeRequest},
+};
 
 impl Connection {
     /// Decodes and answers one request. Replies go through the outbound queue, in order with
@@ -23,11 +28,14 @@ impl Connection {
             }
         };
         match request.command {
-            Command::Subscribe { channels } => self.subscribe(request.id, channels).await,
+            Command::Subscribe { channels, token } => {
+                self.subscribe(request.id, channels, token.as_deref()).await;
+            }
             Command::Unsubscribe { channels } => self.unsubscribe(request.id, channels).await,
             Command::Publish { channel, data } => self.publish(request.id, &channel, data).await,
             Command::Presence { channel } => self.presence(request.id, &channel, false).await,
             Command::PresenceStats { channel } => self.presence(request.id, &channel, true).await,
+            Command::Refresh { token } => self.refresh(request.id, &token),
         }
     }
 
@@ -40,15 +48,18 @@ impl Connection {
         self.reply(&server::reply_error(self.format, id, code, message));
     }
 
-    /// Splits names into valid channels (deduplicated, each with whether it is a presence
-    /// channel) and failures.
-    fn check_all(&self, names: Vec<String>) -> (Vec<(ChannelName, bool)>, Vec<ChannelFailure>) {
-        let mut valid: Vec<(ChannelName, bool)> = Vec::with_capacity(names.len());
+    /// Splits names into valid channels (deduplicated, each with its namespace's options) and
+    /// failures.
+    fn check_all(
+        &self,
+        names: Vec<String>,
+    ) -> (Vec<(ChannelName, NamespaceConfig)>, Vec<ChannelFailure>) {
+        let mut valid: Vec<(ChannelName, NamespaceConfig)> = Vec::with_capacity(names.len());
         let mut failed = Vec::new();
         for name in names {
             match self.ctx.check_channel(&name) {
                 Ok((channel, ns)) if !valid.iter().any(|(c, _)| *c == channel) => {
-                    valid.push((channel, ns.presence));
+                    valid.push((channel, *ns));
                 }
                 Ok(_) => {}
                 Err((code, message)) => failed.push(ChannelFailure::new(name, code, message)),
@@ -57,27 +68,40 @@ impl Connection {
         (valid, failed)
     }
 
-    async fn subscribe(&mut self, id: u64, names: Vec<String>) {
+    async fn subscribe(&mut self, id: u64, names: Vec<String>, token: Option<&str>) {
         let (mut valid, mut failed) = self.check_all(names);
-        if self.identity.is_none() {
-            valid.retain(|(channel, presence)| {
-                if *presence {
-                    failed.push(ChannelFailure::new(
-                        channel.as_str(),
-                        ErrorCode::Unauthorized,
-                        "presence channels need a user: connect with ?user=<id>",
-                    ));
+        let granted = match token {
+            Some(token) => self.ctx.auth.channel_grant(token, self.identity.as_ref()),
+            None => Ok(Vec::new()),
+        };
+        valid.retain(|(channel, ns)| {
+            let allowed =
+                may_subscribe(ns.subscribe, &self.session, channel, &granted).and_then(|()| {
+                    match self.identity {
+                        None if ns.presence => Err((
+                            ErrorCode::Unauthorized,
+                            "presence channels need a user: connect with a token (or with ?user= on a node \
+                         without auth.keys)"
+                            .into(),
+                        )),
+                        _ => Ok(()),
+                    }
+                });
+            match allowed {
+                Ok(()) => true,
+                Err((code, message)) => {
+                    failed.push(ChannelFailure::new(channel.as_str(), code, message));
+                    false
                 }
-                !presence
-            });
-        }
+            }
+        });
         let membership = self.identity.as_ref().map(|identity| Membership {
             presence: self.ctx.presence.clone(),
             conn: self.id,
             identity: identity.clone(),
             channels: valid
                 .iter()
-                .filter(|(_, presence)| *presence)
+                .filter(|(_, ns)| ns.presence)
                 .map(|(c, _)| c.clone())
                 .collect(),
         });
@@ -96,8 +120,8 @@ impl Connection {
     async fn unsubscribe(&mut self, id: u64, names: Vec<String>) {
         let (valid, failed) = self.check_all(names);
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
-        for (channel, presence) in valid {
-            if let (true, Some(identity)) = (presence, &self.identity) {
+        for (channel, ns) in valid {
+            if let (true, Some(identity)) = (ns.presence, &self.identity) {
                 self.ctx.presence.exit(self.id, &identity.user, &channel);
             }
             self.ctx.hub.unsubscribe(self.id, channel).await;
@@ -167,6 +191,23 @@ impl Connection {
         match frame {
             Ok(frame) => self.reply(&frame),
             Err(e) => self.reply_error(Some(id), ErrorCode::Unavailable, &e.to_string()),
+        }
+    }
+
+    /// Replaces the connection's token: same user, new expiry and grants. A refused token
+    /// leaves the connection as it was.
+    fn refresh(&mut self, id: u64, token: &str) {
+        match self.ctx.auth.refresh(token, self.identity.as_ref()) {
+            Ok(session) => {
+                let expires_at = session.expires_at;
+                self.session = session;
+                self.reply(&server::reply_ok(
+                    self.format,
+                    id,
+                    &ReplyOk::Refresh { expires_at },
+                ));
+            }
+            Err((code, message)) => self.reply_error(Some(id), code, &message),
         }
     }
 }
