@@ -31,6 +31,8 @@ pub struct GatewayConfig {
     pub shutdown: ShutdownConfig,
     /// Who may connect: tokens.
     pub auth: AuthConfig,
+    /// Per-node and per-connection limits.
+    pub limits: LimitsConfig,
     /// Presence channels.
     pub presence: PresenceConfig,
     /// Options of channels without a namespace prefix.
@@ -171,6 +173,11 @@ pub struct WebSocketConfig {
     /// `websocket.handshake_timeout`, default `10s`: time allowed for the HTTP upgrade request.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
+    /// `websocket.allowed_origins`, default none (any): the `Origin` values browsers may
+    /// connect from, exact match with the scheme (`https://app.example.com`). Others get 403.
+    /// Requests without `Origin` (not from a browser) are not affected. From the environment,
+    /// comma-separated.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketConfig {
@@ -183,6 +190,7 @@ impl Default for WebSocketConfig {
             idle_timeout: Duration::from_secs(60),
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -266,6 +274,39 @@ impl Default for PresenceConfig {
             lease: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(2),
             max_info_size: 1024,
+        }
+    }
+}
+
+/// `[limits]`: what one node and one connection may use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// `limits.max_connections`, default 100000: WebSocket connections the node holds at most;
+    /// upgrades beyond it get 503 (the client tries another node).
+    pub max_connections: usize,
+    /// `limits.max_subscriptions`, default 1024: channels one connection may be subscribed to
+    /// at once; more fail with 109.
+    pub max_subscriptions: usize,
+    /// `limits.publish_rate`, default 50: publications per second one connection may send
+    /// (a token bucket as deep as one second's worth); more fail with 109.
+    pub publish_rate: u32,
+    /// `limits.max_channel_length`, default 255 (the most): the longest channel name, in bytes;
+    /// longer names fail with 102.
+    pub max_channel_length: usize,
+    /// `limits.max_json_depth`, default 32: how deeply publication data may nest (arrays and
+    /// objects); deeper data fails with 101.
+    pub max_json_depth: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 100_000,
+            max_subscriptions: 1024,
+            publish_rate: 50,
+            max_channel_length: herald_protocol::channel::MAX_LEN,
+            max_json_depth: 32,
         }
     }
 }
@@ -366,7 +407,7 @@ pub struct NamespaceConfig {
 }
 
 /// Keys whose environment values are comma-separated lists.
-const LIST_KEYS: &[&str] = &["api.keys"];
+const LIST_KEYS: &[&str] = &["api.keys", "websocket.allowed_origins"];
 
 impl GatewayConfig {
     /// Loads and validates the configuration from `file` (optional) and the environment.

@@ -3,7 +3,7 @@
 use std::{
     net::SocketAddr,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -36,6 +36,17 @@ pub(crate) struct NodeCtx {
     pub(crate) auth: Auth,
     draining: AtomicBool,
     next_conn: AtomicU64,
+    /// Connections admitted and not yet ended (`limits.max_connections`).
+    slots: AtomicUsize,
+}
+
+/// One of the node's connection slots, held by a connection from its upgrade to its end.
+pub(crate) struct ConnectionSlot(Arc<NodeCtx>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.slots.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl NodeCtx {
@@ -52,6 +63,27 @@ impl NodeCtx {
         !self.is_draining() && self.broker.is_ready()
     }
 
+    /// Refuses publication data (JSON text) that nests deeper than `limits.max_json_depth`.
+    pub(crate) fn check_depth(&self, data: &[u8]) -> Result<(), (ErrorCode, String)> {
+        let max = self.config.limits.max_json_depth;
+        if herald_protocol::client::json_depth(data) > max {
+            return Err((
+                ErrorCode::BadRequest,
+                format!("data nests deeper than {max} levels"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes one of the node's `limits.max_connections` slots, given back when the returned
+    /// guard drops; `None` when the node is full.
+    pub(crate) fn claim_slot(self: &Arc<Self>) -> Option<ConnectionSlot> {
+        let max = self.config.limits.max_connections;
+        let held = self.slots.fetch_add(1, Ordering::Relaxed);
+        let slot = ConnectionSlot(self.clone());
+        (held < max).then_some(slot)
+    }
+
     /// Validates a channel name from the outside and finds its namespace options.
     ///
     /// # Errors
@@ -60,8 +92,8 @@ impl NodeCtx {
         &self,
         name: &str,
     ) -> Result<(ChannelName, &NamespaceConfig), (ErrorCode, String)> {
-        let channel =
-            ChannelName::parse(name).map_err(|e| (ErrorCode::InvalidChannel, e.to_string()))?;
+        let channel = ChannelName::parse_with_max(name, self.config.limits.max_channel_length)
+            .map_err(|e| (ErrorCode::InvalidChannel, e.to_string()))?;
         match self.config.namespace_of(&channel) {
             Ok(ns) => Ok((channel, ns)),
             Err(code) => Err((
@@ -221,6 +253,7 @@ async fn run_with(
         auth,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
+        slots: AtomicUsize::new(0),
     });
     tracing::info!(
         node_id = %node_id,

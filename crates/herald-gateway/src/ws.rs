@@ -2,6 +2,7 @@
 
 mod connection;
 mod handshake;
+mod rate;
 mod requests;
 
 use std::sync::Arc;

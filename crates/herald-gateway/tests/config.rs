@@ -165,11 +165,41 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
             ],
             "broker.redis.prefix",
         ),
+        (&[("HERALD__AUTH__ANONYMOUS", "false")], "auth.anonymous"),
+        (
+            &[("HERALD__NAMESPACES__P__SUBSCRIBE", "token")],
+            "needs auth.keys",
+        ),
+        (
+            &[("HERALD__NAMESPACES__P__SUBSCRIBE", "friends")],
+            "friends",
+        ),
+        (
+            &[("HERALD__LIMITS__PUBLISH_RATE", "0")],
+            "limits.publish_rate",
+        ),
+        (
+            &[("HERALD__LIMITS__MAX_CHANNEL_LENGTH", "300")],
+            "limits.max_channel_length",
+        ),
+        (
+            &[(
+                "HERALD__WEBSOCKET__ALLOWED_ORIGINS",
+                "https://a.example,a.example",
+            )],
+            "websocket.allowed_origins",
+        ),
     ];
     for (vars, needle) in cases {
         let err = GatewayConfig::load_from(None, env(vars)).expect_err(needle);
         assert!(err.to_string().contains(needle), "{vars:?}: {err}");
     }
+    let short_key = temp_file(
+        "short-key.toml",
+        "[[auth.keys]]\nalg = \"HS256\"\nsecret = \"short\"\n",
+    );
+    let err = GatewayConfig::load_from(Some(&short_key), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("auth.keys[0]"), "{err}");
     let file = temp_file("unknown.toml", "[websocket]\npath = \"/ws\"\nbuffer = 1\n");
     let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
     assert!(err.to_string().contains("buffer"), "{err}");

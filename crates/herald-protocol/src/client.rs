@@ -273,12 +273,47 @@ where
     }
 }
 
+/// How deeply arrays and objects nest in the JSON text `json` (0 for a scalar). Strings are
+/// skipped, escapes included, so brackets inside them do not count.
+pub fn json_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn json(s: &str) -> Result<ClientRequest, RequestError> {
         ClientRequest::decode(WireFormat::Json, s.as_bytes())
+    }
+
+    #[test]
+    fn measures_json_depth_outside_strings() {
+        assert_eq!(json_depth(b"1"), 0);
+        assert_eq!(json_depth(b"[1,{\"a\":[2]}]"), 3);
+        assert_eq!(json_depth(br#"{"a":"[[[[\"]]"}"#), 1);
+        assert_eq!(json_depth(br#"["\\",[]]"#), 2);
     }
 
     #[test]

@@ -17,12 +17,16 @@ pub enum ErrorCode {
     Unavailable,
     /// 106: the publication's data is larger than the configured limit.
     TooLarge,
-    /// 107: the HTTP API key is missing or wrong.
+    /// 107: a key or token is missing or refused, or the request needs an authenticated
+    /// connection.
     Unauthorized,
     /// 108: the broker did not answer in time, or the connection broke after the request was
     /// sent: the publication may or may not have been made. Check before retrying if
     /// duplicates matter.
     Uncertain,
+    /// 109: a per-connection limit was reached (subscriptions, publish rate); the request was
+    /// not carried out, and the connection stays open.
+    LimitExceeded,
 }
 
 impl ErrorCode {
@@ -38,6 +42,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => 106,
             ErrorCode::Unauthorized => 107,
             ErrorCode::Uncertain => 108,
+            ErrorCode::LimitExceeded => 109,
         }
     }
 }

@@ -113,6 +113,8 @@ fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
         .check_channel(&body.channel)
         .map_err(|(code, message)| ApiError::new(code, message))?;
     let data = body.data.get();
+    ctx.check_depth(data.as_bytes())
+        .map_err(|(code, message)| ApiError::new(code, message))?;
     let max = ctx.config.api.max_data_size;
     if data.len() > max {
         return Err(ApiError::new(

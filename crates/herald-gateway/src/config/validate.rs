@@ -79,6 +79,7 @@ impl GatewayConfig {
             }
         }
         self.validate_auth()?;
+        self.validate_limits()?;
         let presence = &self.presence;
         if presence.heartbeat_interval.is_zero() || presence.heartbeat_interval * 2 > presence.lease
         {
@@ -104,6 +105,38 @@ impl GatewayConfig {
         }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_subscriptions", l.max_subscriptions),
+            ("limits.publish_rate", l.publish_rate as usize),
+            ("limits.max_json_depth", l.max_json_depth),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=herald_protocol::channel::MAX_LEN).contains(&l.max_channel_length) {
+            return Err(invalid(
+                "limits.max_channel_length",
+                "must be between 1 and 255",
+            ));
+        }
+        for origin in &self.websocket.allowed_origins {
+            let ok = origin.split_once("://").is_some_and(|(scheme, host)| {
+                !scheme.is_empty() && !host.is_empty() && !host.contains('/')
+            });
+            if !ok {
+                return Err(invalid(
+                    "websocket.allowed_origins",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
         }
         Ok(())
     }

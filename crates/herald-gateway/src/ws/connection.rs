@@ -6,7 +6,7 @@
 //! read buffer and a single small future. Every wait in the loop is cancel-safe.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashSet, VecDeque},
     io::{self, IoSlice},
     pin::Pin,
     sync::Arc,
@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 use herald_protocol::{
     close,
     ws::{close_frame, control_frame, Decoder, Message, OpCode},
-    ConnId, WireFormat,
+    ChannelName, ConnId, WireFormat,
 };
 use tokio::{
     net::TcpStream,
@@ -25,6 +25,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::rate::RateBucket;
 use crate::{
     auth::{Identity, Session},
     node::NodeCtx,
@@ -78,6 +79,10 @@ pub(super) struct Connection {
     last_heard: Instant,
     /// Shards this connection subscribed in (bit `i % 64` for shard `i`).
     pub(super) shards: u64,
+    /// Channels asked for and not left (`limits.max_subscriptions`).
+    pub(super) subscribed: HashSet<ChannelName>,
+    /// Client publications allowed now (`limits.publish_rate`); made on the first publish.
+    pub(super) publish_bucket: Option<RateBucket>,
     /// When our close frame was queued, the deadline for the client's answer.
     close_deadline: Option<Instant>,
     /// The client sent its close frame, or its input is no longer read.
@@ -108,6 +113,8 @@ impl Connection {
             queued_since: None,
             last_heard: Instant::now(),
             shards: 0,
+            subscribed: HashSet::new(),
+            publish_bucket: None,
             close_deadline: None,
             input_done: false,
             ctx,

@@ -108,6 +108,12 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
             "node is shutting down; connect to another\n",
         );
     }
+    let origins = &env.ctx.config.websocket.allowed_origins;
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        if !origins.is_empty() && !origins.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
+            return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+    }
     let (identity, session) = match env.ctx.auth.admit(req.headers(), req.uri().query()) {
         Ok(admitted) => admitted,
         Err(refusal) => {
@@ -127,6 +133,12 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
             "unsupported subprotocol: offer herald.v1.json or herald.v1.msgpack\n",
         );
     };
+    let Some(slot) = env.ctx.claim_slot() else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node is full (limits.max_connections); connect to another\n",
+        );
+    };
     let (response, upgraded) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
         Err(e) => {
@@ -144,6 +156,7 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
     let ctx = env.ctx.clone();
     env.connections.spawn(
         async move {
+            let _slot = slot;
             let stream = match upgraded.await {
                 Ok(ws) => ws.into_inner().into_inner(),
                 Err(e) => {

@@ -8,7 +8,7 @@ use herald_protocol::{
     ChannelName, ErrorCode, WireFormat,
 };
 
-use super::connection::Connection;
+use super::{connection::Connection, rate::RateBucket};
 use crate::{
     auth::may_subscribe,
     config::NamespaceConfig,
@@ -87,6 +87,20 @@ impl Connection {
                         _ => Ok(()),
                     }
                 });
+            let allowed = allowed.and_then(|()| {
+                if self.subscribed.contains(channel) {
+                    return Ok(());
+                }
+                let max = self.ctx.config.limits.max_subscriptions;
+                if self.subscribed.len() >= max {
+                    return Err((
+                        ErrorCode::LimitExceeded,
+                        format!("at most {max} subscriptions per connection"),
+                    ));
+                }
+                self.subscribed.insert(channel.clone());
+                Ok(())
+            });
             match allowed {
                 Ok(()) => true,
                 Err((code, message)) => {
@@ -121,6 +135,7 @@ impl Connection {
         let (valid, failed) = self.check_all(names);
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
         for (channel, ns) in valid {
+            self.subscribed.remove(&channel);
             if let (true, Some(identity)) = (ns.presence, &self.identity) {
                 self.ctx.presence.exit(self.id, &identity.user, &channel);
             }
@@ -143,6 +158,21 @@ impl Connection {
                 Some(id),
                 ErrorCode::PermissionDenied,
                 "clients may not publish in this namespace",
+            );
+        }
+        if let Err((code, message)) = self.ctx.check_depth(&data) {
+            return self.reply_error(Some(id), code, &message);
+        }
+        let rate = self.ctx.config.limits.publish_rate;
+        let now = std::time::Instant::now();
+        let bucket = self
+            .publish_bucket
+            .get_or_insert_with(|| RateBucket::full(rate, now));
+        if !bucket.take(rate, now) {
+            return self.reply_error(
+                Some(id),
+                ErrorCode::LimitExceeded,
+                &format!("at most {rate} publications per second per connection"),
             );
         }
         match self.ctx.broker.publish(channel, data).await {
