@@ -8,16 +8,15 @@
 //! from the connection token or from a channel token sent with the subscribe request.
 
 mod identity;
-mod token;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use herald_protocol::{ChannelName, ErrorCode};
 use http::{header, HeaderMap};
 
+pub use herald_auth::KeyError;
+pub(crate) use herald_auth::{Claims, TokenError, Verifier};
 pub(crate) use identity::{ConnectParams, Identity, IdentityError};
-pub use token::KeyError;
-pub(crate) use token::{Claims, TokenError, Verifier};
 
 use crate::config::{AuthConfig, SubscribePolicy};
 

@@ -5,46 +5,56 @@ use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::{AuthConfig, KeyConfig, TokenAlgorithm};
+use crate::{AuthConfig, KeyConfig, TokenAlgorithm};
 
 /// The claims Herald reads from a connection or channel token.
 #[derive(Debug, Deserialize)]
-pub(crate) struct Claims {
+pub struct Claims {
     /// The user id.
-    pub(crate) sub: String,
+    pub sub: String,
     /// Expiry, Unix seconds. A token without one does not expire.
     #[serde(default)]
-    pub(crate) exp: Option<u64>,
+    pub exp: Option<u64>,
     /// Channels the token grants (namespaces with `subscribe = "token"`).
     #[serde(default)]
-    pub(crate) channels: Vec<String>,
+    pub channels: Vec<String>,
     /// The info the user joins presence channels with.
     #[serde(default)]
-    pub(crate) info: Option<Box<RawValue>>,
+    pub info: Option<Box<RawValue>>,
 }
 
 /// Why a token was refused. The messages name the check, never the token.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TokenError {
+pub enum TokenError {
     #[error("not a JWT, or an algorithm other than HS256, RS256 and ES256 (none included)")]
+    /// Not a JWT, or its `alg` is none Herald accepts.
     Malformed,
     #[error("no key has kid {0:?}")]
+    /// The header names a `kid` no key has.
     UnknownKid(String),
     #[error("no key for alg {0:?}")]
+    /// No key has the token's `alg`.
     NoKeyForAlgorithm(String),
     #[error("bad signature")]
+    /// No candidate key verifies the signature.
     Signature,
     #[error("expired")]
+    /// `exp` has passed.
     Expired,
     #[error("not valid yet (nbf)")]
+    /// `nbf` is in the future.
     NotYetValid,
     #[error("wrong audience")]
+    /// `aud` does not name `auth.audience`.
     Audience,
     #[error("wrong issuer")]
+    /// `iss` is not `auth.issuer`.
     Issuer,
     #[error("missing claim {0}")]
+    /// A required claim is missing.
     MissingClaim(String),
     #[error("bad claims: {0}")]
+    /// The claims do not have the expected types.
     Claims(String),
 }
 
@@ -56,7 +66,7 @@ struct Key {
 }
 
 /// The configured keys, ready to verify tokens.
-pub(crate) struct Verifier {
+pub struct Verifier {
     keys: Vec<Key>,
 }
 
@@ -72,7 +82,7 @@ pub struct KeyError {
 
 impl Verifier {
     /// Loads every key of `config` (reading key files).
-    pub(crate) fn new(config: &AuthConfig) -> Result<Self, KeyError> {
+    pub fn new(config: &AuthConfig) -> Result<Self, KeyError> {
         let keys = config
             .keys
             .iter()
@@ -83,12 +93,12 @@ impl Verifier {
     }
 
     /// Whether any key is configured.
-    pub(crate) fn has_keys(&self) -> bool {
+    pub fn has_keys(&self) -> bool {
         !self.keys.is_empty()
     }
 
     /// Verifies `token` with the keys of its `kid` (or of its `alg` when it names none).
-    pub(crate) fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let candidates: Vec<&Key> = match &header.kid {
             Some(kid) => {
