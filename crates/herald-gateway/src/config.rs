@@ -179,6 +179,11 @@ pub struct WebSocketConfig {
     /// Requests without `Origin` (not from a browser) are not affected. From the environment,
     /// comma-separated.
     pub allowed_origins: Vec<String>,
+    /// `websocket.tls_cert_file`, default none: a PEM certificate chain. With
+    /// `websocket.tls_key_file`, the WebSocket listener speaks TLS only (wss).
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// `websocket.tls_key_file`, default none: the PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebSocketConfig {
@@ -192,6 +197,8 @@ impl Default for WebSocketConfig {
             close_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
             allowed_origins: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

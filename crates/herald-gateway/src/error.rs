@@ -16,6 +16,9 @@ pub enum GatewayError {
     /// `broker.redis.url` is not a usable Redis URL.
     #[error("broker.redis.url: {0}")]
     RedisUrl(#[from] herald_broker_redis::UrlError),
+    /// The WebSocket listener's certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// A key of `auth.keys` cannot be used.
     #[error(transparent)]
     AuthKey(#[from] crate::auth::KeyError),

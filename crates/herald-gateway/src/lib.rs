@@ -20,10 +20,12 @@ mod metrics;
 mod node;
 mod outbound;
 mod presence;
+mod tls;
 mod ws;
 
 pub use auth::KeyError;
 pub use error::GatewayError;
+pub use tls::TlsError;
 
 /// The error code a broker failure is reported with, to HTTP and WebSocket publishers alike.
 pub(crate) fn broker_error_code(e: &herald_broker::BrokerError) -> herald_protocol::ErrorCode {

@@ -34,6 +34,8 @@ pub(crate) struct NodeCtx {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) presence: Arc<Presence>,
     pub(crate) auth: Auth,
+    /// wss: set when `websocket.tls_cert_file` is.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     draining: AtomicBool,
     next_conn: AtomicU64,
     /// Connections admitted and not yet ended (`limits.max_connections`).
@@ -237,6 +239,13 @@ async fn run_with(
         &background,
     );
     let auth = Auth::new(&config.auth, config.presence.max_info_size)?;
+    let tls = match (
+        &config.websocket.tls_cert_file,
+        &config.websocket.tls_key_file,
+    ) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     if config.auth.anonymous {
         tracing::warn!(
             "auth.anonymous = true: connections without a token are accepted; set it to false \
@@ -251,6 +260,7 @@ async fn run_with(
         metrics,
         presence,
         auth,
+        tls,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         slots: AtomicUsize::new(0),

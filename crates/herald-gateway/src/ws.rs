@@ -4,6 +4,7 @@ mod connection;
 mod handshake;
 mod rate;
 mod requests;
+mod socket;
 
 use std::sync::Arc;
 
@@ -23,14 +24,26 @@ pub(crate) async fn serve(
 ) {
     while let Some((stream, remote)) = herald_http::accept::next(&listener, &shutdown).await {
         let _ = stream.set_nodelay(true);
-        let task = handshake::serve(
-            stream,
-            remote,
-            ctx.clone(),
-            connections.clone(),
-            shutdown.clone(),
-            kill.clone(),
-        );
-        connections.spawn(task);
+        let (ctx, tracker) = (ctx.clone(), connections.clone());
+        let (shutdown, kill) = (shutdown.clone(), kill.clone());
+        match ctx.tls.clone() {
+            None => {
+                connections.spawn(handshake::serve(
+                    stream, remote, ctx, tracker, shutdown, kill,
+                ));
+            }
+            Some(acceptor) => {
+                let timeout = ctx.config.websocket.handshake_timeout;
+                connections.spawn(async move {
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            handshake::serve(tls, remote, ctx, tracker, shutdown, kill).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }

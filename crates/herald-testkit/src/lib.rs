@@ -20,7 +20,7 @@ pub use gateway::{redis_config, test_config, TestGateway};
 pub use http::{http_request, HttpResponse};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
-pub use redis::RedisServer;
+pub use redis::{make_certificates, RedisServer};
 pub use ws_client::{Incoming, WsClient};
 
 /// How long a test waits for anything that should happen promptly.

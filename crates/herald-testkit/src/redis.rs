@@ -194,7 +194,12 @@ impl RedisServer {
 }
 
 /// A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files in `dir`.
-fn make_certificates(dir: &std::path::Path) {
+/// Makes, in `dir`, a test CA (`ca.crt`) and a certificate for 127.0.0.1 and localhost it
+/// signed (`server.crt`, key `server.key`), with the `openssl` command.
+///
+/// # Panics
+/// When openssl is missing or fails.
+pub fn make_certificates(dir: &std::path::Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

@@ -127,6 +127,19 @@ impl GatewayConfig {
                 "must be between 1 and 255",
             ));
         }
+        match (&self.websocket.tls_cert_file, &self.websocket.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                crate::tls::acceptor(cert, key)
+                    .map_err(|e| invalid("websocket.tls_cert_file", e.to_string()))?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(invalid(
+                    "websocket.tls_cert_file",
+                    "websocket.tls_cert_file and websocket.tls_key_file go together",
+                ))
+            }
+        }
         for origin in &self.websocket.allowed_origins {
             let ok = origin.split_once("://").is_some_and(|(scheme, host)| {
                 !scheme.is_empty() && !host.is_empty() && !host.contains('/')

@@ -19,13 +19,10 @@ use herald_protocol::{
     ws::{close_frame, control_frame, Decoder, Message, OpCode},
     ChannelName, ConnId, WireFormat,
 };
-use tokio::{
-    net::TcpStream,
-    time::{Instant, Sleep},
-};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::rate::RateBucket;
+use super::{rate::RateBucket, socket::Socket};
 use crate::{
     auth::{Identity, Session},
     node::NodeCtx,
@@ -60,7 +57,7 @@ pub(super) enum End {
 
 pub(super) struct Connection {
     pub(super) id: ConnId,
-    stream: TcpStream,
+    stream: Socket,
     pub(super) ctx: Arc<NodeCtx>,
     pub(super) format: WireFormat,
     /// Who the client said it is when connecting.
@@ -92,7 +89,7 @@ pub(super) struct Connection {
 impl Connection {
     pub(super) fn new(
         id: ConnId,
-        stream: TcpStream,
+        stream: Socket,
         early: Bytes,
         format: WireFormat,
         identity: Option<Identity>,
@@ -177,11 +174,11 @@ impl Connection {
                     .remaining()
                     .map(|d| Box::pin(tokio::time::sleep(d)));
             }
-            if self.close_deadline.is_some() && self.writing.is_empty() && self.input_done {
+            let has_output = !self.writing.is_empty() || self.stream.wants_write();
+            if self.close_deadline.is_some() && !has_output && self.input_done {
                 return End::Closed;
             }
             let open = self.close_deadline.is_none();
-            let has_output = !self.writing.is_empty();
             tokio::select! {
                 biased;
                 _ = kill.cancelled() => return End::Killed,
@@ -321,6 +318,10 @@ impl Connection {
     /// Writes as much as the socket takes now, many frames per syscall, refilling from the
     /// queue as it empties.
     fn flush(&mut self) -> io::Result<()> {
+        match self.stream.flush_pending() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            other => other?,
+        }
         for _ in 0..WRITES_PER_WAKE {
             if self.writing.is_empty() && self.close_deadline.is_none() {
                 self.take_outbound();

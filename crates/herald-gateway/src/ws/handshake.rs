@@ -9,11 +9,14 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
-use super::connection::Connection;
+use super::{connection::Connection, socket::Socket};
 use crate::{auth::Refusal, node::NodeCtx};
 
 /// Everything a handshake needs to start the connection it upgrades.
@@ -26,9 +29,27 @@ struct Env {
     remote: SocketAddr,
 }
 
+/// A stream the upgrade can run over, and hand to the connection as a [`Socket`].
+pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn into_socket(self) -> Socket;
+}
+
+impl Transport for TcpStream {
+    fn into_socket(self) -> Socket {
+        Socket::Plain(self)
+    }
+}
+
+impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_socket(self) -> Socket {
+        let (tcp, tls) = self.into_inner();
+        Socket::tls(tcp, tls)
+    }
+}
+
 /// Serves HTTP on one accepted socket until it is upgraded (or closed).
-pub(super) async fn serve(
-    stream: TcpStream,
+pub(super) async fn serve<S: Transport>(
+    stream: S,
     remote: SocketAddr,
     ctx: Arc<NodeCtx>,
     connections: TaskTracker,
@@ -45,7 +66,7 @@ pub(super) async fn serve(
     };
     let service = service_fn(move |req| {
         let env = env.clone();
-        async move { Ok::<_, Infallible>(upgrade(req, env)) }
+        async move { Ok::<_, Infallible>(upgrade::<S>(req, env)) }
     });
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -89,7 +110,7 @@ fn choose_format(headers: &HeaderMap) -> Option<(WireFormat, bool)> {
         .map(|f| (f, true))
 }
 
-fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
+fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
     if req.uri().path() != env.ctx.config.websocket.path {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -164,14 +185,14 @@ fn upgrade(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
                     return;
                 }
             };
-            let parts = match stream.downcast::<TokioIo<TcpStream>>() {
+            let parts = match stream.downcast::<TokioIo<S>>() {
                 Ok(parts) => parts,
                 Err(_) => {
-                    tracing::error!("upgraded connection is not a TCP stream");
+                    tracing::error!("upgraded connection is not the accepted stream");
                     return;
                 }
             };
-            let io = parts.io.into_inner();
+            let io = parts.io.into_inner().into_socket();
             Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
                 .with_session(session)
                 .run(env.shutdown, env.kill)

@@ -1,0 +1,59 @@
+//! wss: the WebSocket listener's TLS settings (rustls, ring), from PEM files.
+
+use std::{path::Path, sync::Arc};
+
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use tokio_rustls::{rustls::ServerConfig, TlsAcceptor};
+
+/// Why the certificate or key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file cannot be read or holds no certificate.
+    #[error("websocket.tls_cert_file {path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The key file cannot be read or holds no private key.
+    #[error("websocket.tls_key_file {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// rustls refused the pair (a key that does not match the certificate, say).
+    #[error("websocket TLS: {0}")]
+    Config(String),
+}
+
+/// An acceptor for the certificate chain in `cert` and the private key in `key`, offering
+/// HTTP/1.1 by ALPN.
+pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let certificate = |reason: String| TlsError::Certificate {
+        path: cert.display().to_string(),
+        reason,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| certificate(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| certificate(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(certificate("no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

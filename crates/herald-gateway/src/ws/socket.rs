@@ -1,0 +1,191 @@
+//! A client socket, plain or TLS, with the readiness-based calls the connection task makes:
+//! wait until readable or writable, then read or write without blocking.
+//!
+//! TLS is driven by hand over the non-blocking `TcpStream` (rustls' `ServerConnection` after
+//! the handshake): ciphertext read from the socket is decrypted into the caller's buffer, and
+//! written plaintext is encrypted and sent as far as the socket takes it. What the socket does
+//! not take yet stays in rustls ([`Socket::wants_write`]) and goes out at the next write.
+
+use std::io::{self, IoSlice, Read, Write};
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::ServerConnection;
+
+/// Bytes of ciphertext read from the socket at once.
+const TLS_READ: usize = 16 * 1024 + 512;
+
+pub(super) enum Socket {
+    Plain(TcpStream),
+    Tls(Box<TlsSocket>),
+}
+
+pub(super) struct TlsSocket {
+    tcp: TcpStream,
+    tls: ServerConnection,
+    /// Decrypted bytes may be waiting in rustls (right after the handshake).
+    plaintext_waiting: bool,
+    /// The client sent close_notify.
+    closed: bool,
+}
+
+impl Socket {
+    pub(super) fn tls(tcp: TcpStream, tls: ServerConnection) -> Self {
+        Self::Tls(Box::new(TlsSocket {
+            tcp,
+            tls,
+            plaintext_waiting: true,
+            closed: false,
+        }))
+    }
+
+    /// Resolves when a read may make progress.
+    pub(super) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.readable().await,
+            Self::Tls(t) if t.plaintext_waiting || t.closed => Ok(()),
+            Self::Tls(t) => t.tcp.readable().await,
+        }
+    }
+
+    /// Resolves when a write may make progress.
+    pub(super) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.writable().await,
+            Self::Tls(t) => t.tcp.writable().await,
+        }
+    }
+
+    /// Appends what can be read now to `buf`: `Ok(0)` at the end of input, `WouldBlock` when
+    /// nothing is there yet.
+    pub(super) fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.try_read_buf(buf),
+            Self::Tls(t) => t.try_read_buf(buf),
+        }
+    }
+
+    /// Writes from `bufs` what the socket takes now; `WouldBlock` when it takes nothing.
+    pub(super) fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.try_write_vectored(bufs),
+            Self::Tls(t) => t.try_write_vectored(bufs),
+        }
+    }
+
+    /// Encrypted bytes are waiting for the socket.
+    pub(super) fn wants_write(&self) -> bool {
+        match self {
+            Self::Plain(_) => false,
+            Self::Tls(t) => t.tls.wants_write(),
+        }
+    }
+
+    /// Sends waiting encrypted bytes; `WouldBlock` when some are left.
+    pub(super) fn flush_pending(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(_) => Ok(()),
+            Self::Tls(t) => t.flush_tls(),
+        }
+    }
+}
+
+/// `io::Read` and `io::Write` over a non-blocking `TcpStream`, for rustls.
+struct Nonblocking<'a>(&'a TcpStream);
+
+impl Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TlsSocket {
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut got = self.drain_plaintext(buf)?;
+        self.plaintext_waiting = false;
+        if got > 0 {
+            return Ok(got);
+        }
+        if self.closed {
+            return Ok(0);
+        }
+        let mut cipher = [0u8; TLS_READ];
+        let n = self.tcp.try_read(&mut cipher)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut rest = &cipher[..n];
+        while !rest.is_empty() {
+            self.tls.read_tls(&mut rest)?;
+            self.tls
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            got += self.drain_plaintext(buf)?;
+        }
+        // Alerts, tickets and key updates rustls wants to send go out with the next write.
+        match self.flush_tls() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        match got {
+            0 if self.closed => Ok(0),
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            n => Ok(n),
+        }
+    }
+
+    fn drain_plaintext(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        let mut total = 0;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.tls.reader().read(&mut chunk) {
+                Ok(0) => {
+                    self.closed = true;
+                    return Ok(total);
+                }
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.flush_tls()?;
+        let n = self.tls.writer().write_vectored(bufs)?;
+        match self.flush_tls() {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => {}
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    fn flush_tls(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            if self.tls.write_tls(&mut Nonblocking(&self.tcp))? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}

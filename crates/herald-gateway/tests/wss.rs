@@ -1,0 +1,178 @@
+//! wss: the WebSocket listener speaking TLS, end to end with a rustls client.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use herald_testkit::{make_certificates, test_config, TestGateway};
+use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+use serde_json::{json, Value};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio_rustls::{
+    rustls::{ClientConfig, RootCertStore},
+    TlsConnector,
+};
+use tokio_tungstenite::{client_async, tungstenite::Message, WebSocketStream};
+
+type Wss = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+struct Certs(std::path::PathBuf);
+
+fn certs() -> Certs {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-wss-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_certificates(&dir);
+    Certs(dir)
+}
+
+async fn wss_client(gw: &TestGateway, certs: &Certs) -> Wss {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certs.0.join("ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let url = format!("wss://localhost:{}/ws", gw.ws_addr.port());
+    let (ws, _) = client_async(url, tls).await.expect("upgrade over TLS");
+    ws
+}
+
+async fn next_json(ws: &mut Wss) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("a frame");
+        match m {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn tls_gateway(certs: &Certs) -> TestGateway {
+    let mut c = test_config();
+    c.channels.publish = true;
+    c.websocket.tls_cert_file = Some(certs.0.join("server.crt"));
+    c.websocket.tls_key_file = Some(certs.0.join("server.key"));
+    TestGateway::start_with(c).await
+}
+
+/// Subscribe, publish from a client and over HTTP, receive large pushes (many TLS records,
+/// partial writes) and send a fragmented message, all over TLS; then a clean close.
+#[tokio::test]
+async fn clients_speak_the_protocol_over_tls() {
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let mut a = wss_client(&gw, &certs).await;
+    let mut b = wss_client(&gw, &certs).await;
+    for ws in [&mut a, &mut b] {
+        ws.send(Message::text(
+            r#"{"id":1,"subscribe":{"channels":["news"]}}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(ws).await["ok"]["subscribed"], json!(["news"]));
+    }
+    a.send(Message::text(
+        r#"{"id":2,"publish":{"channel":"news","data":"hello"}}"#,
+    ))
+    .await
+    .unwrap();
+    // Its reply and its own push, in either order.
+    let (x, y) = (next_json(&mut a).await, next_json(&mut a).await);
+    let reply = if x.get("id").is_some() { &x } else { &y };
+    assert!(reply["ok"]["offset"].is_u64(), "{reply}");
+    assert!(x["push"]["data"] == "hello" || y["push"]["data"] == "hello");
+    let big = "x".repeat(60_000);
+    for i in 0..20 {
+        let r = gw.publish("news", json!({"i": i, "pad": big})).await;
+        assert_eq!(r.status, 200);
+    }
+    // b reads everything: the small push, then 20 pushes of 60 KB.
+    assert_eq!(next_json(&mut b).await["push"]["data"], "hello");
+    for i in 0..20 {
+        let push = next_json(&mut b).await;
+        assert_eq!(push["push"]["data"]["i"], i);
+        assert_eq!(
+            push["push"]["data"]["pad"].as_str().map(str::len),
+            Some(60_000)
+        );
+    }
+    // A message in three fragments, reassembled from TLS records.
+    let text = r#"{"id":3,"subscribe":{"channels":["more"]}}"#;
+    let (x, rest) = text.split_at(10);
+    let (y, z) = rest.split_at(10);
+    let frames = [(0x01u8, x), (0x00, y), (0x80, z)];
+    let raw = b.get_mut();
+    for (op, part) in frames {
+        let mut f = vec![op, 0x80 | part.len() as u8, 1, 2, 3, 4];
+        f.extend(
+            part.bytes()
+                .enumerate()
+                .map(|(i, c)| c ^ [1, 2, 3, 4][i % 4]),
+        );
+        raw.write_all(&f).await.unwrap();
+    }
+    raw.flush().await.unwrap();
+    assert_eq!(next_json(&mut b).await["ok"]["subscribed"], json!(["more"]));
+    b.close(None).await.unwrap();
+    gw.stop().await;
+}
+
+/// A client that does not speak TLS is dropped at the handshake; TLS clients go on.
+#[tokio::test]
+async fn plain_clients_are_dropped_at_the_tls_handshake() {
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let mut tls = wss_client(&gw, &certs).await;
+    let plain = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.ws_addr)).await;
+    assert!(plain.is_err());
+    tls.send(Message::text(
+        r#"{"id":1,"subscribe":{"channels":["news"]}}"#,
+    ))
+    .await
+    .unwrap();
+    assert!(next_json(&mut tls).await.get("ok").is_some());
+    gw.stop().await;
+}
+
+#[test]
+fn a_missing_or_mismatched_key_is_a_configuration_error() {
+    let certs = certs();
+    let env = |cert: &str, key: &str| {
+        vec![
+            (
+                "HERALD__WEBSOCKET__TLS_CERT_FILE".to_string(),
+                certs.0.join(cert).display().to_string(),
+            ),
+            (
+                "HERALD__WEBSOCKET__TLS_KEY_FILE".to_string(),
+                certs.0.join(key).display().to_string(),
+            ),
+        ]
+    };
+    use herald_gateway::config::GatewayConfig;
+    assert!(GatewayConfig::load_from(None, env("server.crt", "server.key")).is_ok());
+    let e = GatewayConfig::load_from(None, env("server.crt", "ca.key")).unwrap_err();
+    assert!(e.to_string().contains("websocket"), "{e}");
+    let e = GatewayConfig::load_from(None, env("nope.crt", "server.key")).unwrap_err();
+    assert!(e.to_string().contains("tls_cert_file"), "{e}");
+    let only_cert = vec![env("server.crt", "server.key").remove(0)];
+    let e = GatewayConfig::load_from(None, only_cert).unwrap_err();
+    assert!(e.to_string().contains("go together"), "{e}");
+}
