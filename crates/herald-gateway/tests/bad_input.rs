@@ -78,6 +78,13 @@ async fn broken_frames_close_with_the_documented_codes_and_hurt_no_one_else() {
     huge.extend_from_slice(&(1u64 << 40).to_be_bytes());
     huge.extend_from_slice(&[1, 2, 3, 4]);
     assert_eq!(close_code_for(&gw, &huge).await, 1009);
+    // 2^63 - 1 bytes claimed: too big; 2^63 (the top bit set) is not a valid length at all.
+    for (claim, code) in [(u64::MAX >> 1, 1009), (1u64 << 63, 1002)] {
+        let mut frame = vec![0x82, 0x80 | 127];
+        frame.extend_from_slice(&claim.to_be_bytes());
+        frame.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(close_code_for(&gw, &frame).await, code, "length {claim}");
+    }
     // One byte over the limit.
     let over = RawClient::frame(true, 0x1, &vec![b'a'; 4097]);
     assert_eq!(close_code_for(&gw, &over).await, 1009);
@@ -115,6 +122,11 @@ async fn broken_frames_close_with_the_documented_codes_and_hurt_no_one_else() {
         close_code_for(&gw, &RawClient::frame(false, 0x9, b"")).await,
         1002,
         "fragmented ping"
+    );
+    assert_eq!(
+        close_code_for(&gw, &RawClient::frame(true, 0x9, &[7; 126])).await,
+        1002,
+        "ping over 125 bytes"
     );
     assert_eq!(
         close_code_for(&gw, &RawClient::frame(true, 0x0, b"x")).await,
