@@ -16,10 +16,17 @@ cd "$(dirname "$0")/.."
 scenario=${1:?usage: loadtest/run.sh idle|fanout|cross-node [options]}
 shift
 
-cargo build --release --quiet -p herald-gateway -p herald-loadtest
-bin=target/release
+# HERALD_LOADTEST_PROFILE=debug runs the debug binaries (the smoke test does; figures from
+# them mean nothing).
+if [ "${HERALD_LOADTEST_PROFILE:-release}" = debug ]; then
+  cargo build --quiet -p herald-gateway -p herald-loadtest
+  bin=target/debug
+else
+  cargo build --release --quiet -p herald-gateway -p herald-loadtest
+  bin=target/release
+fi
 mkdir -p loadtest/reports
-report="loadtest/reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ).json"
+report="${HERALD_LOADTEST_REPORT:-loadtest/reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ).json}"
 
 server_pin=()
 generator_pin=()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every scenario of loadtest/run.sh briefly, on debug binaries, and checks from the JSON
+# reports that the tool and the scenarios work end to end: nothing lost, duplicated or
+# reordered, every connection made, every churn cycle completed. Latency and throughput are
+# not judged here (debug binaries, a shared CI machine): docs/benchmarks.md has the figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export HERALD_LOADTEST_PROFILE=debug
+
+run() {
+  local name=$1
+  shift
+  echo "load smoke: $name"
+  HERALD_LOADTEST_REPORT="$dir/$name.json" loadtest/run.sh "$@" >"$dir/$name.log" 2>&1 \
+    || { cat "$dir/$name.log"; echo "load smoke: $name failed" >&2; exit 1; }
+}
+
+run fanout fanout --subscribers 50 --rates 20,50 --step-seconds 1
+run cross-node cross-node --subscribers 50 --rates 20 --step-seconds 1
+run idle idle --connections 300
+run churn churn --rate 100 --seconds 1
+run slow slow --subscribers 50 --rates 20 --step-seconds 1
+
+python3 - "$dir" <<'PY'
+import json, pathlib, sys
+dir = pathlib.Path(sys.argv[1])
+problems = []
+for path in sorted(dir.glob("*.json")):
+    report = json.loads(path.read_text())
+    for step in report.get("steps", []):
+        if not step["valid"]:
+            problems.append(f"{path.name}: step {step['rate']}/s is not valid")
+        evicted = report.get("stalled", 0) > 0
+        bad = {k: step[k] for k in ("lost", "duplicates", "reordered") if step[k]}
+        if bad and not evicted:
+            problems.append(f"{path.name}: step {step['rate']}/s: {bad}")
+    if report["scenario"] == "idle" and report["connections"] != 300:
+        problems.append(f"{path.name}: {report['connections']} connections")
+    if report["scenario"] == "churn" and (report["failed"] or not report["cycles"]):
+        problems.append(f"{path.name}: {report['cycles']} cycles, {report['failed']} failed")
+names = sorted(p.name for p in dir.glob("*.json"))
+print("load smoke reports:", ", ".join(names))
+if len(names) < 6:
+    problems.append(f"expected 6 reports, found {len(names)}")
+if problems:
+    sys.exit("load smoke failed:\n  " + "\n  ".join(problems))
+PY
