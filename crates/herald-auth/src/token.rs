@@ -58,6 +58,24 @@ pub enum TokenError {
     Claims(String),
 }
 
+impl TokenError {
+    /// A short, fixed name for the check that failed, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnknownKid(_) => "unknown_kid",
+            Self::NoKeyForAlgorithm(_) => "no_key_for_alg",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Audience => "audience",
+            Self::Issuer => "issuer",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::Claims(_) => "claims",
+        }
+    }
+}
+
 struct Key {
     kid: Option<String>,
     alg: Algorithm,

@@ -50,13 +50,24 @@ impl Session {
     }
 }
 
-/// Why an upgrade was refused: the status and the text the client gets.
+/// Why an upgrade was refused: the status and the text the client gets, and a fixed reason
+/// for metrics.
 #[derive(Debug)]
 pub(crate) enum Refusal {
     /// 400: the parameters are wrong whatever the credentials.
     BadRequest(String),
     /// 401: no acceptable token.
-    Unauthorized(String),
+    Unauthorized(&'static str, String),
+}
+
+impl Refusal {
+    /// The `herald_auth_failures_total` reason.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_parameters",
+            Self::Unauthorized(reason, _) => reason,
+        }
+    }
 }
 
 /// The node's authentication: its keys and policy.
@@ -97,6 +108,7 @@ impl Auth {
         let Some(token) = bearer.or(params.token.as_deref()) else {
             if !self.anonymous {
                 return Err(Refusal::Unauthorized(
+                    "missing_token",
                     "a token is required: send Authorization: Bearer <JWT> or ?token=<JWT>".into(),
                 ));
             }
@@ -112,6 +124,7 @@ impl Auth {
         };
         if !self.verifier.has_keys() {
             return Err(Refusal::Unauthorized(
+                "no_keys",
                 "this node verifies no tokens (no auth.keys)".into(),
             ));
         }
@@ -122,10 +135,12 @@ impl Auth {
         }
         let claims = self
             .verify(token)
-            .map_err(|e| Refusal::Unauthorized(format!("token refused: {e}")))?;
+            .map_err(|e| Refusal::Unauthorized(e.kind(), format!("token refused: {e}")))?;
         let identity = identity_of(&claims, self.max_info).map_err(|e| match e {
-            IdentityError::User(_) => Refusal::Unauthorized(format!("token refused: sub: {e}")),
-            other => Refusal::Unauthorized(format!("token refused: {other}")),
+            IdentityError::User(_) => {
+                Refusal::Unauthorized("claims", format!("token refused: sub: {e}"))
+            }
+            other => Refusal::Unauthorized("claims", format!("token refused: {other}")),
         })?;
         Ok((Some(identity), Session::from_claims(&claims)))
     }
@@ -135,37 +150,47 @@ impl Auth {
         &self,
         token: &str,
         identity: Option<&Identity>,
-    ) -> Result<Session, (ErrorCode, String)> {
+    ) -> Result<Session, (ErrorCode, String, Option<&'static str>)> {
         let Some(identity) = identity.filter(|_| self.verifier.has_keys()) else {
             return Err((
                 ErrorCode::BadRequest,
                 "this connection has no token to refresh".into(),
+                None,
             ));
         };
-        let claims = self
-            .verify(token)
-            .map_err(|e| (ErrorCode::Unauthorized, format!("token refused: {e}")))?;
+        let claims = self.verify(token).map_err(|e| {
+            (
+                ErrorCode::Unauthorized,
+                format!("token refused: {e}"),
+                Some(e.kind()),
+            )
+        })?;
         if claims.sub != identity.user.as_str() {
             return Err((
                 ErrorCode::Unauthorized,
                 "token refused: it is for another user".into(),
+                Some("wrong_user"),
             ));
         }
         Ok(Session::from_claims(&claims))
     }
 
-    /// The channels a channel token grants `identity`.
+    /// The channels a channel token grants `identity`; refused with the message and the
+    /// `herald_auth_failures_total` reason.
     pub(crate) fn channel_grant(
         &self,
         token: &str,
         identity: Option<&Identity>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, (String, &'static str)> {
         let claims = self
             .verify(token)
-            .map_err(|e| format!("channel token refused: {e}"))?;
+            .map_err(|e| (format!("channel token refused: {e}"), e.kind()))?;
         match identity {
             Some(id) if id.user.as_str() == claims.sub => Ok(claims.channels),
-            _ => Err("channel token refused: it is for another user".into()),
+            _ => Err((
+                "channel token refused: it is for another user".into(),
+                "wrong_user",
+            )),
         }
     }
 }
@@ -180,7 +205,7 @@ pub(crate) fn may_subscribe(
     policy: SubscribePolicy,
     session: &Session,
     channel: &ChannelName,
-    granted: &Result<Vec<String>, String>,
+    granted: &Result<Vec<String>, (String, &'static str)>,
 ) -> Result<(), (ErrorCode, String)> {
     match policy {
         SubscribePolicy::Anyone => Ok(()),
@@ -196,7 +221,7 @@ pub(crate) fn may_subscribe(
             }
             match granted {
                 Ok(channels) if channels.iter().any(|c| c == name) => Ok(()),
-                Err(why) => Err((ErrorCode::PermissionDenied, why.clone())),
+                Err((why, _)) => Err((ErrorCode::PermissionDenied, why.clone())),
                 Ok(_) => Err((
                     ErrorCode::PermissionDenied,
                     "private channel: no token grants it".into(),

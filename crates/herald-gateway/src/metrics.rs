@@ -1,7 +1,67 @@
 //! The gateway's metrics, served at `/metrics` in the Prometheus text format.
 
 use herald_broker::BrokerStats;
-use herald_runtime::metrics::{Counter, Gauge, Histogram, TextWriter};
+use herald_runtime::metrics::{Counter, Gauge, Histogram, LabeledCounter, TextWriter};
+
+/// Where publications enter: `herald_publications_total{path}`.
+pub(crate) const PUBLISH_PATHS: &[&str] = &["http", "client"];
+/// Why connections ended: `herald_connections_closed_total{reason}`.
+pub(crate) const CLOSE_REASONS: &[&str] = &[
+    "client",
+    "shutdown",
+    "slow_consumer",
+    "idle_timeout",
+    "token_expired",
+    "protocol_error",
+    "internal",
+    "abnormal",
+    "killed",
+];
+/// Why upgrades or tokens were refused: `herald_auth_failures_total{reason}`.
+pub(crate) const AUTH_REASONS: &[&str] = &[
+    "missing_token",
+    "bad_parameters",
+    "no_keys",
+    "malformed",
+    "unknown_kid",
+    "no_key_for_alg",
+    "signature",
+    "expired",
+    "not_yet_valid",
+    "audience",
+    "issuer",
+    "missing_claim",
+    "claims",
+    "wrong_user",
+];
+/// Which limit was hit: `herald_limit_hits_total{limit}`.
+pub(crate) const LIMITS: &[&str] = &[
+    "max_connections",
+    "max_subscriptions",
+    "publish_rate",
+    "max_json_depth",
+    "origin",
+];
+
+/// The labeled families (bounded: their values are the lists above).
+#[derive(Debug)]
+pub(crate) struct Families {
+    pub(crate) publications: LabeledCounter,
+    pub(crate) closed: LabeledCounter,
+    pub(crate) auth_failures: LabeledCounter,
+    pub(crate) limit_hits: LabeledCounter,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Self {
+            publications: LabeledCounter::new("path", PUBLISH_PATHS),
+            closed: LabeledCounter::new("reason", CLOSE_REASONS),
+            auth_failures: LabeledCounter::new("reason", AUTH_REASONS),
+            limit_hits: LabeledCounter::new("limit", LIMITS),
+        }
+    }
+}
 
 /// Every counter and gauge of one gateway node.
 #[derive(Debug, Default)]
@@ -9,7 +69,8 @@ pub(crate) struct Metrics {
     pub(crate) connections: Gauge,
     pub(crate) connections_total: Counter,
     pub(crate) channels: Gauge,
-    pub(crate) publications: Counter,
+    pub(crate) families: Families,
+    pub(crate) bytes_written: Counter,
     pub(crate) broker_publications: Counter,
     pub(crate) deliveries: Counter,
     pub(crate) gap_notices: Counter,
@@ -71,10 +132,10 @@ impl Metrics {
             "Channels this node holds a broker subscription for.",
             self.channels.get(),
         );
-        w.counter(
+        w.labeled_counter(
             "herald_publications_total",
-            "Publications accepted through this node (HTTP API and clients).",
-            self.publications.get(),
+            "Publications accepted through this node, by where they entered.",
+            &self.families.publications,
         );
         w.counter(
             "herald_broker_publications_total",
@@ -125,6 +186,26 @@ impl Metrics {
             "herald_presence_notices_total",
             "Join and leave pushes queued to subscribers of presence channels.",
             self.presence_notices.get(),
+        );
+        w.counter(
+            "herald_bytes_written_total",
+            "Bytes written to client sockets (frames, before TLS).",
+            self.bytes_written.get(),
+        );
+        w.labeled_counter(
+            "herald_connections_closed_total",
+            "WebSocket connections ended, by why.",
+            &self.families.closed,
+        );
+        w.labeled_counter(
+            "herald_auth_failures_total",
+            "Upgrades, refreshes and channel tokens refused, by why.",
+            &self.families.auth_failures,
+        );
+        w.labeled_counter(
+            "herald_limit_hits_total",
+            "Requests and upgrades refused by a limit, by which.",
+            &self.families.limit_hits,
         );
         w.histogram(
             "herald_outbound_delay_seconds",

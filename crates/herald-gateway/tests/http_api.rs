@@ -116,7 +116,10 @@ async fn health_readiness_and_metrics() {
     gw.publish("news", json!(1)).await;
     c.next_push().await;
     assert_eq!(gw.metric("herald_connections").await, 1.0);
-    assert_eq!(gw.metric("herald_publications_total").await, 1.0);
+    assert_eq!(
+        gw.metric("herald_publications_total{path=\"http\"}").await,
+        1.0
+    );
     assert_eq!(gw.metric("herald_deliveries_total").await, 1.0);
     gw.stop().await;
 }

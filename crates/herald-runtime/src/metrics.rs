@@ -94,6 +94,45 @@ impl Histogram {
     }
 }
 
+/// A counter per value of one label, the values fixed when it is made: the label set is
+/// bounded by construction, and counting is one relaxed atomic add.
+#[derive(Debug)]
+pub struct LabeledCounter {
+    label: &'static str,
+    values: &'static [&'static str],
+    counts: Box<[AtomicU64]>,
+}
+
+impl LabeledCounter {
+    /// A counter for each of `values` of `label`, all at zero (and all rendered).
+    pub fn new(label: &'static str, values: &'static [&'static str]) -> Self {
+        Self {
+            label,
+            values,
+            counts: values.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Adds one to `value`'s counter. A value not in the list counts nowhere (and fails debug
+    /// builds): callers pass constants.
+    pub fn inc(&self, value: &str) {
+        match self.values.iter().position(|v| *v == value) {
+            Some(i) => {
+                self.counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+            None => debug_assert!(false, "{value:?} is not a value of {}", self.label),
+        }
+    }
+
+    /// `value`'s count.
+    pub fn get(&self, value: &str) -> u64 {
+        self.values
+            .iter()
+            .position(|v| *v == value)
+            .map_or(0, |i| self.counts[i].load(Ordering::Relaxed))
+    }
+}
+
 /// Builds a Prometheus text exposition.
 #[derive(Debug, Default)]
 pub struct TextWriter {
@@ -104,6 +143,16 @@ impl TextWriter {
     /// An empty exposition.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes a labeled counter, one line per value.
+    pub fn labeled_counter(&mut self, name: &str, help: &str, c: &LabeledCounter) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} counter");
+        for (value, count) in c.values.iter().zip(c.counts.iter()) {
+            let n = count.load(Ordering::Relaxed);
+            let _ = writeln!(self.out, "{name}{{{}=\"{value}\"}} {n}", c.label);
+        }
     }
 
     /// Writes a counter with its help line.
@@ -148,6 +197,20 @@ impl TextWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labeled_counters_render_every_value() {
+        let c = LabeledCounter::new("path", &["http", "client"]);
+        c.inc("client");
+        c.inc("client");
+        assert_eq!(c.get("client"), 2);
+        let mut w = TextWriter::new();
+        w.labeled_counter("x_total", "X.", &c);
+        assert_eq!(
+            w.finish(),
+            "# HELP x_total X.\n# TYPE x_total counter\nx_total{path=\"http\"} 0\nx_total{path=\"client\"} 2\n"
+        );
+    }
 
     #[test]
     fn renders_prometheus_text() {

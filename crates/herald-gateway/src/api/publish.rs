@@ -114,7 +114,10 @@ fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
         .map_err(|(code, message)| ApiError::new(code, message))?;
     let data = body.data.get();
     ctx.check_depth(data.as_bytes())
-        .map_err(|(code, message)| ApiError::new(code, message))?;
+        .map_err(|(code, message)| {
+            ctx.metrics.families.limit_hits.inc("max_json_depth");
+            ApiError::new(code, message)
+        })?;
     let max = ctx.config.api.max_data_size;
     if data.len() > max {
         return Err(ApiError::new(
@@ -134,6 +137,6 @@ async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> 
         .publish(m.channel, m.data)
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
-    ctx.metrics.publications.inc();
+    ctx.metrics.families.publications.inc("http");
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
 }

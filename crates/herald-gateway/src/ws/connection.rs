@@ -82,6 +82,8 @@ pub(super) struct Connection {
     pub(super) publish_bucket: Option<RateBucket>,
     /// When our close frame was queued, the deadline for the client's answer.
     close_deadline: Option<Instant>,
+    /// Why the close started (`herald_connections_closed_total`).
+    close_reason: Option<&'static str>,
     /// The client sent its close frame, or its input is no longer read.
     input_done: bool,
 }
@@ -113,6 +115,7 @@ impl Connection {
             subscribed: HashSet::new(),
             publish_bucket: None,
             close_deadline: None,
+            close_reason: None,
             input_done: false,
             ctx,
         }
@@ -129,9 +132,15 @@ impl Connection {
         let metrics = self.ctx.metrics.clone();
         metrics.connections.add(1);
         metrics.connections_total.inc();
-        match self.serve(shutdown, kill).await {
+        let end = self.serve(shutdown, kill).await;
+        let reason = match &end {
+            End::Killed => "killed",
+            _ => self.close_reason.unwrap_or("abnormal"),
+        };
+        metrics.families.closed.inc(reason);
+        match end {
             End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
-            end => tracing::debug!(?end, "connection ended"),
+            end => tracing::debug!(?end, reason, "connection ended"),
         }
         self.outbound.close();
         if self.identity.is_some() {
@@ -267,6 +276,7 @@ impl Connection {
             }
             Message::Close(code) => {
                 self.input_done = true;
+                self.close_reason.get_or_insert("client");
                 let echo = match code {
                     Some((c, _)) if (3000..=4999).contains(&c) || c == close::NORMAL => c,
                     _ => close::NORMAL,
@@ -283,6 +293,16 @@ impl Connection {
         if self.close_deadline.is_some() {
             return;
         }
+        self.close_reason.get_or_insert(match code {
+            close::SHUTDOWN => "shutdown",
+            close::SLOW_CONSUMER => "slow_consumer",
+            close::IDLE_TIMEOUT => "idle_timeout",
+            close::TOKEN_EXPIRED => "token_expired",
+            close::PROTOCOL_ERROR | close::INVALID_PAYLOAD | close::MESSAGE_TOO_BIG => {
+                "protocol_error"
+            }
+            _ => "internal",
+        });
         self.outbound.close();
         self.outbound.take(&mut self.writing);
         self.writing
@@ -345,6 +365,7 @@ impl Connection {
                     let frames = self.advance(n);
                     let metrics = &self.ctx.metrics;
                     metrics.socket_writes.inc();
+                    metrics.bytes_written.add(n as u64);
                     metrics.frames_written.add(frames);
                     if self.writing.is_empty() {
                         if let Some(since) = self.queued_since.take() {

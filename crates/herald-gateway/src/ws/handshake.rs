@@ -132,15 +132,17 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
     let origins = &env.ctx.config.websocket.allowed_origins;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         if !origins.is_empty() && !origins.iter().any(|o| o.as_bytes() == origin.as_bytes()) {
+            env.ctx.metrics.families.limit_hits.inc("origin");
             return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
         }
     }
     let (identity, session) = match env.ctx.auth.admit(req.headers(), req.uri().query()) {
         Ok(admitted) => admitted,
         Err(refusal) => {
+            env.ctx.metrics.families.auth_failures.inc(refusal.reason());
             let (status, text) = match refusal {
                 Refusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
-                Refusal::Unauthorized(text) => (StatusCode::UNAUTHORIZED, text),
+                Refusal::Unauthorized(_, text) => (StatusCode::UNAUTHORIZED, text),
             };
             tracing::debug!(remote = %env.remote, %status, reason = %text, "upgrade refused");
             let mut r = plain(status, "");
@@ -155,6 +157,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         );
     };
     let Some(slot) = env.ctx.claim_slot() else {
+        env.ctx.metrics.families.limit_hits.inc("max_connections");
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "node is full (limits.max_connections); connect to another\n",

@@ -74,6 +74,9 @@ impl Connection {
             Some(token) => self.ctx.auth.channel_grant(token, self.identity.as_ref()),
             None => Ok(Vec::new()),
         };
+        if let Err((_, reason)) = &granted {
+            self.ctx.metrics.families.auth_failures.inc(reason);
+        }
         valid.retain(|(channel, ns)| {
             let allowed =
                 may_subscribe(ns.subscribe, &self.session, channel, &granted).and_then(|()| {
@@ -93,6 +96,7 @@ impl Connection {
                 }
                 let max = self.ctx.config.limits.max_subscriptions;
                 if self.subscribed.len() >= max {
+                    self.ctx.metrics.families.limit_hits.inc("max_subscriptions");
                     return Err((
                         ErrorCode::LimitExceeded,
                         format!("at most {max} subscriptions per connection"),
@@ -161,6 +165,7 @@ impl Connection {
             );
         }
         if let Err((code, message)) = self.ctx.check_depth(&data) {
+            self.ctx.metrics.families.limit_hits.inc("max_json_depth");
             return self.reply_error(Some(id), code, &message);
         }
         let rate = self.ctx.config.limits.publish_rate;
@@ -169,6 +174,7 @@ impl Connection {
             .publish_bucket
             .get_or_insert_with(|| RateBucket::full(rate, now));
         if !bucket.take(rate, now) {
+            self.ctx.metrics.families.limit_hits.inc("publish_rate");
             return self.reply_error(
                 Some(id),
                 ErrorCode::LimitExceeded,
@@ -177,7 +183,7 @@ impl Connection {
         }
         match self.ctx.broker.publish(channel, data).await {
             Ok(published) => {
-                self.ctx.metrics.publications.inc();
+                self.ctx.metrics.families.publications.inc("client");
                 let ok = ReplyOk::Publish {
                     message_id: published.id.to_string(),
                     offset: published.offset,
@@ -237,7 +243,12 @@ impl Connection {
                     &ReplyOk::Refresh { expires_at },
                 ));
             }
-            Err((code, message)) => self.reply_error(Some(id), code, &message),
+            Err((code, message, reason)) => {
+                if let Some(reason) = reason {
+                    self.ctx.metrics.families.auth_failures.inc(reason);
+                }
+                self.reply_error(Some(id), code, &message);
+            }
         }
     }
 }
