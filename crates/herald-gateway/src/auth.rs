@@ -21,7 +21,7 @@ pub(crate) use identity::{ConnectParams, Identity, IdentityError};
 use crate::config::{AuthConfig, SubscribePolicy};
 
 /// A connection's standing, from its token.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Session {
     /// It came with a valid token.
     pub(crate) authenticated: bool,
@@ -32,6 +32,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A connection without a token.
+    pub(crate) const fn anonymous() -> Self {
+        Self {
+            authenticated: false,
+            expires_at: None,
+            channels: Vec::new(),
+        }
+    }
+
     fn from_claims(claims: &Claims) -> Self {
         Self {
             authenticated: true,
@@ -120,7 +129,7 @@ impl Auth {
                 ));
             }
             let identity = Identity::from_params(&params, self.max_info).map_err(bad)?;
-            return Ok((identity, Session::default()));
+            return Ok((identity, Session::anonymous()));
         };
         if !self.verifier.has_keys() {
             return Err(Refusal::Unauthorized(

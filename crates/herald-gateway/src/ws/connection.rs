@@ -6,7 +6,7 @@
 //! read buffer and a single small future. Every wait in the loop is cancel-safe.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::VecDeque,
     io::{self, IoSlice},
     pin::Pin,
     sync::Arc,
@@ -62,8 +62,9 @@ pub(super) struct Connection {
     pub(super) format: WireFormat,
     /// Who the client said it is when connecting.
     pub(super) identity: Option<Identity>,
-    /// What its token allows, and until when.
-    pub(super) session: Session,
+    /// What its token allows, and until when; `None` for a connection without a token (most
+    /// connections of an open node: nothing allocated).
+    session: Option<Box<Session>>,
     pub(super) outbound: Outbound,
     decoder: Decoder,
     read_buf: BytesMut,
@@ -76,10 +77,11 @@ pub(super) struct Connection {
     last_heard: Instant,
     /// Shards this connection subscribed in (bit `i % 64` for shard `i`).
     pub(super) shards: u64,
-    /// Channels asked for and not left (`limits.max_subscriptions`).
-    pub(super) subscribed: HashSet<ChannelName>,
+    /// Channels asked for and not left (`limits.max_subscriptions`): a short list per
+    /// connection, searched linearly.
+    pub(super) subscribed: Vec<ChannelName>,
     /// Client publications allowed now (`limits.publish_rate`); made on the first publish.
-    pub(super) publish_bucket: Option<RateBucket>,
+    pub(super) publish_bucket: Option<Box<RateBucket>>,
     /// When our close frame was queued, the deadline for the client's answer.
     close_deadline: Option<Instant>,
     /// Why the close started (`herald_connections_closed_total`).
@@ -103,7 +105,7 @@ impl Connection {
             stream,
             format,
             identity,
-            session: Session::default(),
+            session: None,
             outbound: Outbound::new(format, ws.outbound_queue_bytes),
             decoder: Decoder::new(ws.max_message_size),
             read_buf: BytesMut::from(&early[..]),
@@ -112,7 +114,7 @@ impl Connection {
             queued_since: None,
             last_heard: Instant::now(),
             shards: 0,
-            subscribed: HashSet::new(),
+            subscribed: Vec::new(),
             publish_bucket: None,
             close_deadline: None,
             close_reason: None,
@@ -121,10 +123,20 @@ impl Connection {
         }
     }
 
-    /// The connection's standing from its token.
-    pub(super) fn with_session(mut self, session: Session) -> Self {
+    /// The connection's standing from its token (`None`: no token).
+    pub(super) fn with_session(mut self, session: Option<Box<Session>>) -> Self {
         self.session = session;
         self
+    }
+
+    /// The connection's standing (anonymous when it has no token).
+    pub(super) fn session(&self) -> &Session {
+        static ANONYMOUS: Session = Session::anonymous();
+        self.session.as_deref().unwrap_or(&ANONYMOUS)
+    }
+
+    pub(super) fn set_session(&mut self, session: Session) {
+        self.session = session.authenticated.then(|| Box::new(session));
     }
 
     /// Serves the connection until it ends, then leaves every shard it subscribed in.
@@ -176,10 +188,10 @@ impl Connection {
             if let Err(e) = self.flush() {
                 return End::Io(e);
             }
-            if self.session.expires_at != expiry_of {
-                expiry_of = self.session.expires_at;
+            if self.session().expires_at != expiry_of {
+                expiry_of = self.session().expires_at;
                 expiry = self
-                    .session
+                    .session()
                     .remaining()
                     .map(|d| Box::pin(tokio::time::sleep(d)));
             }

@@ -79,7 +79,7 @@ impl Connection {
         }
         valid.retain(|(channel, ns)| {
             let allowed =
-                may_subscribe(ns.subscribe, &self.session, channel, &granted).and_then(|()| {
+                may_subscribe(ns.subscribe, self.session(), channel, &granted).and_then(|()| {
                     match self.identity {
                         None if ns.presence => Err((
                             ErrorCode::Unauthorized,
@@ -102,7 +102,7 @@ impl Connection {
                         format!("at most {max} subscriptions per connection"),
                     ));
                 }
-                self.subscribed.insert(channel.clone());
+                self.subscribed.push(channel.clone());
                 Ok(())
             });
             match allowed {
@@ -139,7 +139,7 @@ impl Connection {
         let (valid, failed) = self.check_all(names);
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
         for (channel, ns) in valid {
-            self.subscribed.remove(&channel);
+            self.subscribed.retain(|c| *c != channel);
             if let (true, Some(identity)) = (ns.presence, &self.identity) {
                 self.ctx.presence.exit(self.id, &identity.user, &channel);
             }
@@ -172,7 +172,7 @@ impl Connection {
         let now = std::time::Instant::now();
         let bucket = self
             .publish_bucket
-            .get_or_insert_with(|| RateBucket::full(rate, now));
+            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
         if !bucket.take(rate, now) {
             self.ctx.metrics.families.limit_hits.inc("publish_rate");
             return self.reply_error(
@@ -236,7 +236,7 @@ impl Connection {
         match self.ctx.auth.refresh(token, self.identity.as_ref()) {
             Ok(session) => {
                 let expires_at = session.expires_at;
-                self.session = session;
+                self.set_session(session);
                 self.reply(&server::reply_ok(
                     self.format,
                     id,
