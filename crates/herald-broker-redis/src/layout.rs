@@ -27,14 +27,16 @@ pub(crate) enum PublishFunction {
 ///
 /// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
 /// text), an optional message id and the sequence key's TTL in seconds as arguments. It
-/// increments the offset and publishes `[1, offset, data, id]` as MessagePack, atomically, and
-/// returns the offset.
+/// increments the offset and publishes `[1, offset, data, id, published_at_us]` as MessagePack
+/// (the last element is Redis' clock in microseconds), atomically, and returns the offset.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
 local function sequence(keys, args)
   local offset = redis.call('INCR', keys[1])
   local ttl = tonumber(args[3] or '') or 0
   if ttl > 0 then redis.call('EXPIRE', keys[1], ttl) end
-  return offset, cmsgpack.pack({1, offset, args[1], args[2] or ''})
+  local t = redis.call('TIME')
+  local at = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return offset, cmsgpack.pack({1, offset, args[1], args[2] or '', at})
 end
 redis.register_function('herald_publish', function(keys, args)
   local offset, message = sequence(keys, args)

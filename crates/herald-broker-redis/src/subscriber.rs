@@ -413,6 +413,7 @@ impl State {
                     data: e.data,
                     offset: e.offset,
                     id: e.id.map_or_else(MessageId::new, MessageId),
+                    published_at_us: e.published_at_us,
                 };
                 self.inbox.deliver(publication).await;
             }

@@ -33,6 +33,16 @@ pub struct Publication {
     pub offset: Option<u64>,
     /// The publication's id.
     pub id: MessageId,
+    /// When the broker sequenced it, in microseconds since the Unix epoch (the broker's clock),
+    /// when it says.
+    pub published_at_us: Option<u64>,
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// What the broker says of an accepted publication.

@@ -108,6 +108,7 @@ impl Broker for MemoryBroker {
                 data,
                 offset,
                 id,
+                published_at_us: Some(crate::now_us()),
             };
             for inbox in targets {
                 inbox.deliver(publication.clone()).await;

@@ -81,6 +81,7 @@ pub(crate) struct Metrics {
     pub(crate) protocol_errors: Counter,
     pub(crate) bad_requests: Counter,
     pub(crate) outbound_delay: Histogram,
+    pub(crate) broker_delay: Histogram,
     pub(crate) presence_notices: Counter,
 }
 
@@ -206,6 +207,12 @@ impl Metrics {
             "herald_limit_hits_total",
             "Requests and upgrades refused by a limit, by which.",
             &self.families.limit_hits,
+        );
+        w.histogram(
+            "herald_broker_delay_seconds",
+            "From the broker sequencing a publication (its clock) to this node's hub taking it \
+             for fan-out: the first hop of publish-to-deliver latency.",
+            &self.broker_delay,
         );
         w.histogram(
             "herald_outbound_delay_seconds",

@@ -73,6 +73,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     )
     .await;
     assert!(gw.metric("herald_bytes_written_total").await > 100.0);
+    moved_to(&gw, "herald_broker_delay_seconds_count", 2.0).await;
 
     // Refused upgrades and tokens.
     let url = gw.ws_url();

@@ -86,6 +86,10 @@ async fn every_publish_form_reaches_every_node_with_the_same_offsets() {
         }
         assert_quiet(client).await;
     }
+    // The three sequenced forms carry Redis' publish time, the plain form none: node B timed
+    // exactly three first hops, each well under a second on one host.
+    assert_eq!(b.metric("herald_broker_delay_seconds_count").await, 3.0);
+    assert!(b.metric("herald_broker_delay_seconds_sum").await < 3.0);
 
     // Two connections per node, never one per client.
     let clients = redis.cli(&["CLIENT", "LIST"]);

@@ -3,8 +3,10 @@
 //! Two forms arrive on a channel's Redis pub/sub channel:
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
-//!   `[1, offset, data, id]` where `1` is the envelope version, `offset` the channel's sequence
-//!   number, `data` the publication as JSON text and `id` (optional) its message id.
+//!   `[1, offset, data, id, published_at_us]` where `1` is the envelope version, `offset` the
+//!   channel's sequence number, `data` the publication as JSON text, `id` (optional) its
+//!   message id and `published_at_us` (optional) when Redis sequenced it, in microseconds since
+//!   the Unix epoch. Elements after these are ignored, so that later fields can be added.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
 //!   `{"data": <value>}`. It is delivered without an offset.
 //!
@@ -28,6 +30,8 @@ pub struct Envelope {
     pub data: Bytes,
     /// The message id, when the publisher gave one.
     pub id: Option<uuid::Uuid>,
+    /// When it was sequenced, in microseconds since the Unix epoch (Redis' clock).
+    pub published_at_us: Option<u64>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -107,6 +111,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         offset: None,
         data: Bytes::copy_from_slice(plain.data.get().as_bytes()),
         id: None,
+        published_at_us: None,
     })
 }
 
@@ -115,6 +120,7 @@ struct Sequenced {
     offset: u64,
     data: Vec<u8>,
     id: Option<Vec<u8>>,
+    published_at_us: Option<u64>,
 }
 
 struct SequencedVisitor;
@@ -123,7 +129,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
     type Value = Sequenced;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[version, offset, data, id?]")
+        f.write_str("[version, offset, data, id?, published_at_us?]")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sequenced, A::Error> {
@@ -138,12 +144,17 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             .ok_or_else(|| de::Error::invalid_length(2, &self))?
             .0;
         let id = seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0);
+        let published_at_us = match id {
+            Some(_) => seq.next_element::<u64>()?,
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
             offset,
             data,
             id,
+            published_at_us,
         })
     }
 }
@@ -196,6 +207,7 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         offset: Some(s.offset),
         data: Bytes::from(s.data),
         id,
+        published_at_us: s.published_at_us,
     })
 }
 
@@ -215,9 +227,17 @@ mod tests {
         assert_eq!(e.offset, Some(42));
         assert_eq!(&e.data[..], br#"{"x":1}"#);
         assert_eq!(e.id, Some(id));
+        assert_eq!(e.published_at_us, None);
         // Without an id, as redis-cli FCALL callers send it.
         let e = Envelope::decode(&packed(&(1u8, 7u64, "[1,2]"))).unwrap();
         assert_eq!((e.offset, e.id), (Some(7), None));
+        // With the publish time, and a field from a later version, ignored.
+        let m = packed(&(1u8, 8u64, "1", "", 1_700_000_000_123_456u64, "later"));
+        let e = Envelope::decode(&m).unwrap();
+        assert_eq!(
+            (e.id, e.published_at_us),
+            (None, Some(1_700_000_000_123_456))
+        );
     }
 
     #[test]

@@ -138,6 +138,11 @@ impl ShardTask {
 
     fn publish(&mut self, p: &Publication) -> Vec<Action<Arc<SubscribeRequest>>> {
         self.metrics.broker_publications.inc();
+        if let Some(at) = p.published_at_us {
+            // Clocks of different hosts may disagree by a little: a negative delay counts as 0.
+            let delay = herald_broker::now_us().saturating_sub(at);
+            self.metrics.broker_delay.record_us(delay);
+        }
         let fanout = self.hub.publish(&p.channel, |format| {
             server::push(format, &p.channel, &p.data, p.offset)
                 .inspect_err(|e| tracing::warn!(channel = %p.channel, error = %e, "undeliverable publication"))
