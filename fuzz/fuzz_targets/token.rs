@@ -4,21 +4,14 @@
 
 #![no_main]
 
-use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm, Verifier};
+use herald_auth::{AuthConfig, KeyConfig, Verifier};
 use jsonwebtoken::{crypto::sign, Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "fuzzing secret of at least 32 bytes";
 
 fn verifier() -> Verifier {
-    let key = KeyConfig {
-        kid: None,
-        alg: TokenAlgorithm::HS256,
-        secret: Some(SECRET.into()),
-        secret_file: None,
-        public_key: None,
-        public_key_file: None,
-    };
+    let key = KeyConfig::hs256(SECRET);
     let config = AuthConfig {
         keys: vec![key],
         audience: Some("herald".into()),

@@ -68,6 +68,20 @@ pub struct KeyConfig {
     pub public_key_file: Option<std::path::PathBuf>,
 }
 
+impl KeyConfig {
+    /// An `HS256` key with an inline shared secret and no `kid`.
+    pub fn hs256(secret: impl Into<String>) -> Self {
+        Self {
+            kid: None,
+            alg: TokenAlgorithm::HS256,
+            secret: Some(secret.into()),
+            secret_file: None,
+            public_key: None,
+            public_key_file: None,
+        }
+    }
+}
+
 /// The token signature algorithms Herald accepts.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub enum TokenAlgorithm {

@@ -12,14 +12,7 @@ use serde_json::{json, Value};
 const SECRET: &str = "an HS256 secret of at least 32 bytes!";
 
 fn hs_key() -> KeyConfig {
-    KeyConfig {
-        kid: None,
-        alg: TokenAlgorithm::HS256,
-        secret: Some(SECRET.into()),
-        secret_file: None,
-        public_key: None,
-        public_key_file: None,
-    }
+    KeyConfig::hs256(SECRET)
 }
 
 fn hs(claims: &Value) -> String {

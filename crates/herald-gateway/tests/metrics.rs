@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use herald_gateway::config::{KeyConfig, TokenAlgorithm};
+use herald_gateway::config::KeyConfig;
 use herald_testkit::{eventually, test_config, RawClient, TestGateway, WsClient, WAIT};
 use jsonwebtoken::{encode, get_current_timestamp as now, EncodingKey, Header};
 use serde_json::json;
@@ -22,14 +22,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     c.limits.max_connections = 3;
     c.limits.max_json_depth = 2;
     c.websocket.allowed_origins = vec!["https://ok.example".into()];
-    c.auth.keys = vec![KeyConfig {
-        kid: None,
-        alg: TokenAlgorithm::HS256,
-        secret: Some(SECRET.into()),
-        secret_file: None,
-        public_key: None,
-        public_key_file: None,
-    }];
+    c.auth.keys = vec![KeyConfig::hs256(SECRET)];
     let gw = TestGateway::start_with(c).await;
     for name in [
         "herald_publications_total{path=\"client\"}",
