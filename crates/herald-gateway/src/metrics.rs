@@ -82,6 +82,7 @@ pub(crate) struct Metrics {
     pub(crate) bad_requests: Counter,
     pub(crate) outbound_delay: Histogram,
     pub(crate) broker_delay: Histogram,
+    pub(crate) broker_publish: Histogram,
     pub(crate) presence_notices: Counter,
 }
 
@@ -207,6 +208,12 @@ impl Metrics {
             "herald_limit_hits_total",
             "Requests and upgrades refused by a limit, by which.",
             &self.families.limit_hits,
+        );
+        w.histogram(
+            "herald_broker_publish_seconds",
+            "Round trip of a publication to the broker and back with its offset (HTTP API and \
+             client publishes; failures included).",
+            &self.broker_publish,
         );
         w.histogram(
             "herald_broker_delay_seconds",

@@ -65,6 +65,22 @@ impl NodeCtx {
         !self.is_draining() && self.broker.is_ready()
     }
 
+    /// Publishes through the broker, timing the round trip (`herald_broker_publish_seconds`,
+    /// failures included).
+    pub(crate) async fn publish(
+        &self,
+        channel: ChannelName,
+        data: bytes::Bytes,
+    ) -> Result<herald_broker::Published, herald_broker::BrokerError> {
+        let started = std::time::Instant::now();
+        let result = self.broker.publish(channel, data).await;
+        let us = started.elapsed().as_micros();
+        self.metrics
+            .broker_publish
+            .record_us(us.try_into().unwrap_or(u64::MAX));
+        result
+    }
+
     /// Refuses publication data (JSON text) that nests deeper than `limits.max_json_depth`.
     pub(crate) fn check_depth(&self, data: &[u8]) -> Result<(), (ErrorCode, String)> {
         let max = self.config.limits.max_json_depth;

@@ -67,6 +67,9 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     .await;
     assert!(gw.metric("herald_bytes_written_total").await > 100.0);
     moved_to(&gw, "herald_broker_delay_seconds_count", 2.0).await;
+    // Two publications reached the broker (one HTTP, one client); the rate-limited and the
+    // too deep ones did not.
+    assert_eq!(gw.metric("herald_broker_publish_seconds_count").await, 2.0);
 
     // Refused upgrades and tokens.
     let url = gw.ws_url();

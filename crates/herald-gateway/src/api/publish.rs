@@ -133,7 +133,6 @@ fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
 
 async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> {
     let published = ctx
-        .broker
         .publish(m.channel, m.data)
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;

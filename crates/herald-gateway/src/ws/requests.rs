@@ -181,7 +181,7 @@ impl Connection {
                 &format!("at most {rate} publications per second per connection"),
             );
         }
-        match self.ctx.broker.publish(channel, data).await {
+        match self.ctx.publish(channel, data).await {
             Ok(published) => {
                 self.ctx.metrics.families.publications.inc("client");
                 let ok = ReplyOk::Publish {
