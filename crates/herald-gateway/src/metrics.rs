@@ -84,6 +84,10 @@ pub(crate) struct Metrics {
     pub(crate) broker_delay: Histogram,
     pub(crate) broker_publish: Histogram,
     pub(crate) presence_notices: Counter,
+    pub(crate) presence_reports: Counter,
+    pub(crate) presence_heartbeats: Counter,
+    pub(crate) presence_resyncs: Counter,
+    pub(crate) presence_failures: Counter,
 }
 
 impl Metrics {
@@ -188,6 +192,26 @@ impl Metrics {
             "herald_presence_notices_total",
             "Join and leave pushes queued to subscribers of presence channels.",
             self.presence_notices.get(),
+        );
+        w.counter(
+            "herald_presence_reports_total",
+            "Joins and leaves this node reported to the presence table.",
+            self.presence_reports.get(),
+        );
+        w.counter(
+            "herald_presence_heartbeats_total",
+            "Lease renewals of this node accepted by the presence table.",
+            self.presence_heartbeats.get(),
+        );
+        w.counter(
+            "herald_presence_resyncs_total",
+            "Times the table had forgotten this node and it reported all its members again.",
+            self.presence_resyncs.get(),
+        );
+        w.counter(
+            "herald_presence_failures_total",
+            "Reports and heartbeats that failed (table unreachable); they are retried.",
+            self.presence_failures.get(),
         );
         w.counter(
             "herald_bytes_written_total",

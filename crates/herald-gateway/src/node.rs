@@ -249,8 +249,8 @@ async fn run_with(
     let presence = Presence::start(
         node_id,
         store,
-        config.presence.lease,
-        config.presence.heartbeat_interval,
+        (config.presence.lease, config.presence.heartbeat_interval),
+        metrics.clone(),
         stop_background.clone(),
         &background,
     );

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use crate::auth::Identity;
+use crate::metrics::Metrics;
 pub(crate) use store::{Store, StoreError};
 
 /// What the reporter task is asked to do.
@@ -37,8 +38,8 @@ impl Presence {
     pub(crate) fn start(
         node: NodeId,
         store: Store,
-        lease: Duration,
-        heartbeat: Duration,
+        (lease, heartbeat): (Duration, Duration),
+        metrics: std::sync::Arc<Metrics>,
         stop: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> std::sync::Arc<Self> {
@@ -53,6 +54,7 @@ impl Presence {
             lease,
             presence: std::sync::Arc::downgrade(&presence),
             store: presence.store.clone(),
+            metrics,
         };
         tracker.spawn(reporter.run(rx, heartbeat, stop));
         presence
@@ -106,6 +108,7 @@ struct Reporter {
     lease: Duration,
     presence: std::sync::Weak<Presence>,
     store: Store,
+    metrics: std::sync::Arc<Metrics>,
 }
 
 /// Delay between attempts while the table is unreachable.
@@ -154,11 +157,15 @@ impl Reporter {
     async fn apply(&self, change: LocalChange, stop: &CancellationToken) {
         loop {
             match self.store.report(self.node, &change).await {
-                Ok(true) => return,
+                Ok(true) => {
+                    self.metrics.presence_reports.inc();
+                    return;
+                }
                 // The table forgot this node: renew the lease and report everything again,
                 // which includes this change.
                 Ok(false) => return self.resync(stop).await,
                 Err(e) => {
+                    self.metrics.presence_failures.inc();
                     tracing::debug!(error = %e, "presence: report failed; retrying");
                     if stop.is_cancelled() {
                         return;
@@ -171,9 +178,12 @@ impl Reporter {
 
     async fn heartbeat(&self, stop: &CancellationToken) {
         match self.store.heartbeat(self.node, self.lease).await {
-            Ok(true) => {}
+            Ok(true) => self.metrics.presence_heartbeats.inc(),
             Ok(false) => self.resync(stop).await,
-            Err(e) => tracing::debug!(error = %e, "presence: heartbeat failed"),
+            Err(e) => {
+                self.metrics.presence_failures.inc();
+                tracing::debug!(error = %e, "presence: heartbeat failed");
+            }
         }
     }
 
@@ -185,6 +195,7 @@ impl Reporter {
         if let Err(e) = self.store.heartbeat(self.node, self.lease).await {
             tracing::debug!(error = %e, "presence: heartbeat failed");
         }
+        self.metrics.presence_resyncs.inc();
         let snapshot = presence.local().snapshot();
         tracing::info!(
             members = snapshot.len(),

@@ -286,6 +286,13 @@ async fn after_a_redis_restart_every_gateway_reports_its_members_again() {
         .await
         .json();
     assert_eq!(r, json!({"channel": "room:2", "count": 1}));
+    // The gateways' own account of it: calls on the dead connection failed, the table had
+    // forgotten them, and they reported again.
+    for gw in [&a, &b] {
+        assert!(metric(gw, "herald_presence_failures_total").await >= 1.0);
+        assert!(metric(gw, "herald_presence_resyncs_total").await >= 1.0);
+        assert!(metric(gw, "herald_presence_reports_total").await >= 1.0);
+    }
 }
 
 /// A channel of 10,000 members (plus one real connection) is listed completely, in order, by
