@@ -69,6 +69,7 @@ pub(crate) struct Metrics {
     pub(crate) connections: Gauge,
     pub(crate) connections_total: Counter,
     pub(crate) channels: Gauge,
+    pub(crate) subscriptions: Gauge,
     pub(crate) families: Families,
     pub(crate) bytes_written: Counter,
     pub(crate) broker_publications: Counter,
@@ -132,6 +133,12 @@ impl Metrics {
             "herald_connections_total",
             "WebSocket connections accepted.",
             self.connections_total.get(),
+        );
+        w.gauge(
+            "herald_subscriptions",
+            "Channel subscriptions of this node's connections now (a connection on 3 channels \
+             counts 3).",
+            self.subscriptions.get(),
         );
         w.gauge(
             "herald_channels",

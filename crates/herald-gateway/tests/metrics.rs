@@ -36,6 +36,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
 
     let mut a = gw.client(None).await;
     a.subscribe_ok(&["news"]).await;
+    assert_eq!(gw.metric("herald_subscriptions").await, 1.0);
     assert_eq!(gw.publish("news", json!(1)).await.status, 200);
     a.next_push().await;
     let ok = a
@@ -101,7 +102,15 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     moved_to(&gw, "herald_limit_hits_total{limit=\"origin\"}", 1.0).await;
 
     // Closes, by why: the client's own, a protocol error, a dropped socket; then a full node.
-    let b = gw.client(None).await;
+    let mut b = gw.client(None).await;
+    b.subscribe_ok(&["news"]).await;
+    assert_eq!(gw.metric("herald_subscriptions").await, 2.0);
+    let left = b
+        .request("unsubscribe", json!({"channels": ["news"]}))
+        .await;
+    assert_eq!(left["ok"]["unsubscribed"], json!(["news"]));
+    assert_eq!(gw.metric("herald_subscriptions").await, 1.0);
+    b.subscribe_ok(&["news"]).await;
     b.close().await;
     let mut raw = RawClient::connect(gw.ws_addr, "/ws", None).await.unwrap();
     raw.send_raw(&[0x81, 0x02, b'h', b'i']).await.unwrap();
@@ -135,6 +144,11 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
         "herald_limit_hits_total{limit=\"max_connections\"}",
         1.0,
     )
+    .await;
+    // b's subscription went with its connection; a's stays.
+    eventually(WAIT, "b's subscription is gone", || async {
+        gw.metric("herald_subscriptions").await == 1.0
+    })
     .await;
     drop(raw);
     gw.stop().await;

@@ -150,6 +150,7 @@ impl Connection {
             _ => self.close_reason.unwrap_or("abnormal"),
         };
         metrics.families.closed.inc(reason);
+        metrics.subscriptions.add(-(self.subscribed.len() as i64));
         match end {
             End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
             end => tracing::debug!(?end, reason, "connection ended"),
