@@ -49,6 +49,12 @@ impl Session {
         }
     }
 
+    /// Boxed when it carries a token; `None` for an anonymous connection (which then holds
+    /// nothing).
+    pub(crate) fn boxed(self) -> Option<Box<Self>> {
+        self.authenticated.then(|| Box::new(self))
+    }
+
     /// How long until the token expires, if it does (zero when it already has).
     pub(crate) fn remaining(&self) -> Option<Duration> {
         let exp = self.expires_at?;

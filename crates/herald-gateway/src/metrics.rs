@@ -136,8 +136,8 @@ impl Metrics {
         );
         w.gauge(
             "herald_subscriptions",
-            "Channel subscriptions of this node's connections now (a connection on 3 channels \
-             counts 3).",
+            "Channel subscriptions of this node's connections receiving publications now (a \
+             connection on 3 channels counts 3).",
             self.subscriptions.get(),
         );
         w.gauge(

@@ -9,6 +9,10 @@ use serde_json::json;
 
 const SECRET: &str = "a metrics test secret, 32 bytes or more";
 
+async fn equals(gw: &TestGateway, name: &str, value: f64) {
+    eventually(WAIT, name, || async { gw.metric(name).await == value }).await;
+}
+
 async fn moved_to(gw: &TestGateway, name: &str, at_least: f64) {
     eventually(WAIT, name, || async { gw.metric(name).await >= at_least }).await;
 }
@@ -36,7 +40,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
 
     let mut a = gw.client(None).await;
     a.subscribe_ok(&["news"]).await;
-    assert_eq!(gw.metric("herald_subscriptions").await, 1.0);
+    equals(&gw, "herald_subscriptions", 1.0).await;
     assert_eq!(gw.publish("news", json!(1)).await.status, 200);
     a.next_push().await;
     let ok = a
@@ -104,12 +108,12 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     // Closes, by why: the client's own, a protocol error, a dropped socket; then a full node.
     let mut b = gw.client(None).await;
     b.subscribe_ok(&["news"]).await;
-    assert_eq!(gw.metric("herald_subscriptions").await, 2.0);
+    equals(&gw, "herald_subscriptions", 2.0).await;
     let left = b
         .request("unsubscribe", json!({"channels": ["news"]}))
         .await;
     assert_eq!(left["ok"]["unsubscribed"], json!(["news"]));
-    assert_eq!(gw.metric("herald_subscriptions").await, 1.0);
+    equals(&gw, "herald_subscriptions", 1.0).await;
     b.subscribe_ok(&["news"]).await;
     b.close().await;
     let mut raw = RawClient::connect(gw.ws_addr, "/ws", None).await.unwrap();
@@ -146,10 +150,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     )
     .await;
     // b's subscription went with its connection; a's stays.
-    eventually(WAIT, "b's subscription is gone", || async {
-        gw.metric("herald_subscriptions").await == 1.0
-    })
-    .await;
+    equals(&gw, "herald_subscriptions", 1.0).await;
     drop(raw);
     gw.stop().await;
 }

@@ -73,6 +73,8 @@ impl<S, W> Channel<S, W> {
 pub struct HubShard<S, W> {
     channels: HashMap<ChannelName, Channel<S, W>>,
     conns: HashMap<ConnId, Vec<ChannelName>>,
+    /// Live subscriptions (connection, channel) receiving publications, across channels.
+    subscriptions: usize,
 }
 
 impl<S: Sink, W> Default for HubShard<S, W> {
@@ -87,7 +89,14 @@ impl<S: Sink, W> HubShard<S, W> {
         Self {
             channels: HashMap::new(),
             conns: HashMap::new(),
+            subscriptions: 0,
         }
+    }
+
+    /// Subscriptions that receive publications now (a connection on 3 channels counts 3;
+    /// requests still waiting for the broker do not count).
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions
     }
 
     /// Channels with local subscribers or a broker subscription in flight.
@@ -123,6 +132,7 @@ impl<S: Sink, W> HubShard<S, W> {
             }
             Some(ch) => {
                 if ch.subscribers.insert(conn, sink).is_none() {
+                    self.subscriptions += 1;
                     self.conns.entry(conn).or_default().push(channel.clone());
                 }
                 Some(Action::Settled {
@@ -157,7 +167,9 @@ impl<S: Sink, W> HubShard<S, W> {
         };
         for w in waiting {
             if ok {
-                ch.subscribers.insert(w.conn, w.sink);
+                if ch.subscribers.insert(w.conn, w.sink).is_none() {
+                    self.subscriptions += 1;
+                }
             } else {
                 forget(&mut self.conns, w.conn, channel);
             }
@@ -190,7 +202,9 @@ impl<S: Sink, W> HubShard<S, W> {
         let Some(ch) = self.channels.get_mut(channel) else {
             return actions;
         };
-        ch.subscribers.swap_remove(&conn);
+        if ch.subscribers.swap_remove(&conn).is_some() {
+            self.subscriptions -= 1;
+        }
         if let Some(waiting) = ch.pending.as_mut() {
             let (gone, kept): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|w| w.conn == conn);
             *waiting = kept;
@@ -217,7 +231,9 @@ impl<S: Sink, W> HubShard<S, W> {
             let Some(ch) = self.channels.get_mut(&channel) else {
                 continue;
             };
-            ch.subscribers.swap_remove(&conn);
+            if ch.subscribers.swap_remove(&conn).is_some() {
+                self.subscriptions -= 1;
+            }
             if let Some(waiting) = ch.pending.as_mut() {
                 waiting.retain(|w| w.conn != conn);
             } else if ch.is_unused() {

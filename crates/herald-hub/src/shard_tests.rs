@@ -271,3 +271,27 @@ fn shard_of_is_stable_and_in_range() {
     assert!((0..1000).all(|i| crate::shard_of(&ch(&format!("c{i}")), 3) < 3));
     assert_eq!(crate::shard_of(&c, 1), 0);
 }
+
+#[test]
+fn subscription_count_follows_live_subscriptions_only() {
+    let mut hub = Shard::new();
+    hub.subscribe(ConnId(1), json_sink(), ch("a"), 1);
+    hub.subscribe(ConnId(2), json_sink(), ch("a"), 2);
+    // Waiting for the broker: not receiving yet.
+    assert_eq!(hub.subscription_count(), 0);
+    hub.broker_subscribed(&ch("a"), true);
+    assert_eq!(hub.subscription_count(), 2);
+    // Again on the same channel: still one subscription.
+    hub.subscribe(ConnId(1), json_sink(), ch("a"), 3);
+    assert_eq!(hub.subscription_count(), 2);
+    // Refused by the broker: never counted.
+    hub.subscribe(ConnId(1), json_sink(), ch("b"), 4);
+    hub.broker_subscribed(&ch("b"), false);
+    assert_eq!(hub.subscription_count(), 2);
+    hub.unsubscribe(ConnId(2), &ch("a"));
+    assert_eq!(hub.subscription_count(), 1);
+    hub.unsubscribe(ConnId(2), &ch("a"));
+    assert_eq!(hub.subscription_count(), 1);
+    hub.disconnect(ConnId(1));
+    assert_eq!(hub.subscription_count(), 0);
+}

@@ -90,16 +90,26 @@ impl ShardTask {
             if received == 0 {
                 break;
             }
-            let channels_before = self.hub.channel_count();
+            let before = self.counts();
             for command in batch.drain(..) {
                 self.handle(command);
             }
-            let delta = self.hub.channel_count() as i64 - channels_before as i64;
-            self.metrics.channels.add(delta);
+            let after = self.counts();
+            self.metrics.channels.add(after.0 - before.0);
+            self.metrics.subscriptions.add(after.1 - before.1);
         }
-        self.metrics
-            .channels
-            .add(-(self.hub.channel_count() as i64));
+        let (channels, subscriptions) = self.counts();
+        self.metrics.channels.add(-channels);
+        self.metrics.subscriptions.add(-subscriptions);
+    }
+
+    /// This shard's channels and live subscriptions, for the node's gauges.
+    fn counts(&self) -> (i64, i64) {
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        (
+            count(self.hub.channel_count()),
+            count(self.hub.subscription_count()),
+        )
     }
 
     fn handle(&mut self, command: ShardCommand) {

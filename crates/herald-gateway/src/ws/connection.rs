@@ -136,7 +136,7 @@ impl Connection {
     }
 
     pub(super) fn set_session(&mut self, session: Session) {
-        self.session = session.authenticated.then(|| Box::new(session));
+        self.session = session.boxed();
     }
 
     /// Serves the connection until it ends, then leaves every shard it subscribed in.
@@ -150,7 +150,6 @@ impl Connection {
             _ => self.close_reason.unwrap_or("abnormal"),
         };
         metrics.families.closed.inc(reason);
-        metrics.subscriptions.add(-(self.subscribed.len() as i64));
         match end {
             End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
             end => tracing::debug!(?end, reason, "connection ended"),

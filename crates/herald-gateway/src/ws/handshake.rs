@@ -156,8 +156,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             "unsupported subprotocol: offer herald.v1.json or herald.v1.msgpack\n",
         );
     };
-    // Boxed only for a token: anonymous connections carry no session.
-    let session = session.authenticated.then(|| Box::new(session));
+    let session = session.boxed();
     let Some(slot) = env.ctx.claim_slot() else {
         env.ctx.metrics.families.limit_hits.inc("max_connections");
         return plain(

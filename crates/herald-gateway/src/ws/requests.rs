@@ -103,7 +103,6 @@ impl Connection {
                     ));
                 }
                 self.subscribed.push(channel.clone());
-                self.ctx.metrics.subscriptions.add(1);
                 Ok(())
             });
             match allowed {
@@ -140,10 +139,7 @@ impl Connection {
         let (valid, failed) = self.check_all(names);
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
         for (channel, ns) in valid {
-            let before = self.subscribed.len();
             self.subscribed.retain(|c| *c != channel);
-            let left = before - self.subscribed.len();
-            self.ctx.metrics.subscriptions.add(-(left as i64));
             if let (true, Some(identity)) = (ns.presence, &self.identity) {
                 self.ctx.presence.exit(self.id, &identity.user, &channel);
             }
