@@ -18,6 +18,7 @@ run() {
 }
 
 run fanout fanout --subscribers 50 --rates 20,50 --step-seconds 1
+run light fanout --subscribers 50 --channels 10 --rates 100 --step-seconds 1
 run cross-node cross-node --subscribers 50 --rates 20 --step-seconds 1
 run idle idle --connections 300
 run churn churn --rate 100 --seconds 1
@@ -42,8 +43,8 @@ for path in sorted(dir.glob("*.json")):
         problems.append(f"{path.name}: {report['cycles']} cycles, {report['failed']} failed")
 names = sorted(p.name for p in dir.glob("*.json"))
 print("load smoke reports:", ", ".join(names))
-if len(names) < 6:
-    problems.append(f"expected 6 reports, found {len(names)}")
+if len(names) < 7:
+    problems.append(f"expected 7 reports, found {len(names)}")
 if problems:
     sys.exit("load smoke failed:\n  " + "\n  ".join(problems))
 PY

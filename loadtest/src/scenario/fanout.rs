@@ -1,6 +1,7 @@
-//! `fanout` (and cross-node): S subscribers on one channel, publications at increasing fixed
-//! rates through the HTTP API. Each payload carries its sequence number and send time; each
-//! subscriber checks loss, duplicates and order, and records latency.
+//! `fanout` (and cross-node): S subscribers on one channel (or spread over C channels),
+//! publications at increasing fixed rates through the HTTP API, taking the channels in turn.
+//! Each payload carries its send time; each subscriber checks loss, duplicates and order
+//! against its channel's offsets, and records latency.
 
 use std::{
     net::SocketAddr,
@@ -25,9 +26,14 @@ pub(crate) struct FanoutArgs {
     /// makes this the cross-node scenario.
     #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:9090")]
     api: Vec<SocketAddr>,
-    /// Subscribers of the channel.
+    /// Subscribers, spread evenly over the channels.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
+    /// Channels: subscriber i joins channel i mod C, and publication n goes to channel n mod C.
+    /// With more than one, each message reaches S/C subscribers (the light-load scenario:
+    /// many small channels).
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
     /// Publication rates to step through, messages per second, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "100,300,500,1000")]
     rates: Vec<u32>,
@@ -48,6 +54,25 @@ pub(crate) struct FanoutArgs {
     /// report whether the server closed them as slow consumers (4001).
     #[arg(long, default_value_t = 0.0)]
     stalled_fraction: f64,
+}
+
+impl FanoutArgs {
+    /// The name of channel `k`: `load` when there is one channel, `load-{k}` otherwise.
+    fn channel(&self, k: usize) -> String {
+        if self.channels <= 1 {
+            "load".into()
+        } else {
+            format!("load-{k}")
+        }
+    }
+
+    /// How many subscribers each channel has.
+    fn subscribers_per_channel(&self) -> Vec<u64> {
+        let channels = self.channels.max(1);
+        (0..channels)
+            .map(|k| ((self.subscribers + channels - 1 - k) / channels) as u64)
+            .collect()
+    }
 }
 
 /// A subscriber that reads nothing until `release`, then reads up to the close frame and
@@ -114,14 +139,19 @@ fn scan(
     at
 }
 
-async fn subscriber(addr: SocketAddr, path: String, seen: Arc<Seen>) -> anyhow::Result<()> {
+async fn subscriber(
+    addr: SocketAddr,
+    path: String,
+    channel: String,
+    seen: Arc<Seen>,
+) -> anyhow::Result<()> {
     let (mut stream, mut pending) = client::connect(addr, &path).await?;
     stream
-        .write_all(&client::subscribe_frame(1, "load"))
+        .write_all(&client::subscribe_frame(1, &channel))
         .await?;
     let reply = client::read_frame(&mut stream, &mut pending).await?;
     anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
-    let prefix = client::push_prefix("load");
+    let prefix = client::push_prefix(&channel);
     let mut last = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     let mut latencies = Vec::new();
@@ -148,15 +178,18 @@ async fn subscriber(addr: SocketAddr, path: String, seen: Arc<Seen>) -> anyhow::
     }
 }
 
-/// Publishes `count` messages at `rate`/s total from `publishers` connections; returns how
-/// many were accepted.
+/// Publishes `count` messages at `rate`/s total from `publishers` connections, message n to
+/// channel n mod C; returns how many were accepted and how many deliveries they owe.
 async fn publish_step(
     args: &FanoutArgs,
     rate: u32,
     first_seq: u64,
     count: u64,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64)> {
     let filler = "x".repeat(args.payload.saturating_sub(40));
+    let channels: Arc<Vec<String>> =
+        Arc::new((0..args.channels.max(1)).map(|k| args.channel(k)).collect());
+    let owed = Arc::new(args.subscribers_per_channel());
     let next = Arc::new(AtomicU64::new(first_seq));
     let end = first_seq + count;
     let publishers = args.publishers;
@@ -164,6 +197,7 @@ async fn publish_step(
     let tasks: Vec<_> = (0..args.publishers)
         .map(|p| {
             let (next, filler) = (next.clone(), filler.clone());
+            let (channels, owed) = (channels.clone(), owed.clone());
             let api = args.api[p % args.api.len()];
             tokio::spawn(async move {
                 let mut conn = client::HttpConn::open(api).await?;
@@ -173,36 +207,47 @@ async fn publish_step(
                 let start = tokio::time::Instant::now() + phase;
                 let mut pace = tokio::time::interval_at(start, period);
                 pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let mut accepted = 0u64;
+                let (mut accepted, mut expected) = (0u64, 0u64);
                 loop {
                     pace.tick().await;
                     let seq = next.fetch_add(1, Ordering::Relaxed);
                     if seq >= end {
-                        return anyhow::Ok(accepted);
+                        return anyhow::Ok((accepted, expected));
                     }
+                    let k = (seq % channels.len() as u64) as usize;
                     let body = format!(
-                        r#"{{"channel":"load","data":"{}|{seq}|{filler}"}}"#,
+                        r#"{{"channel":"{}","data":"{}|{seq}|{filler}"}}"#,
+                        channels[k],
                         client::now_us()
                     );
                     if conn.post("/v1/publish", body.as_bytes()).await? == 200 {
                         accepted += 1;
+                        expected += owed[k];
                     }
                 }
             })
         })
         .collect();
-    let mut accepted = 0;
+    let (mut accepted, mut expected) = (0, 0);
     for t in tasks {
-        accepted += t.await??;
+        let (a, e) = t.await??;
+        accepted += a;
+        expected += e;
     }
-    Ok(accepted)
+    Ok((accepted, expected))
 }
 
 pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     let seen: Vec<Arc<Seen>> = (0..args.subscribers).map(|_| Arc::default()).collect();
     for (i, s) in seen.iter().enumerate() {
         let addr = args.common.ws[i % args.common.ws.len()];
-        tokio::spawn(subscriber(addr, args.common.path.clone(), s.clone()));
+        let channel = args.channel(i % args.channels.max(1));
+        tokio::spawn(subscriber(
+            addr,
+            args.common.path.clone(),
+            channel,
+            s.clone(),
+        ));
         if i % 100 == 99 {
             tokio::task::yield_now().await;
         }
@@ -215,16 +260,19 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             tokio::spawn(stalled(addr, args.common.path.clone(), release.clone()))
         })
         .collect();
-    // Wait until every subscriber is in: a probe message reaches all of them.
+    // Wait until every subscriber is in: a probe message on every channel reaches all of them.
     let ready = Instant::now();
     let mut probe = client::HttpConn::open(args.api[0]).await?;
     let mut seq = 1u64;
     loop {
-        let body = format!(
-            r#"{{"channel":"load","data":"{seq}|{}|probe"}}"#,
-            client::now_us()
-        );
-        probe.post("/v1/publish", body.as_bytes()).await?;
+        for k in 0..args.channels.max(1) {
+            let body = format!(
+                r#"{{"channel":"{}","data":"{}|{seq}|probe"}}"#,
+                args.channel(k),
+                client::now_us()
+            );
+            probe.post("/v1/publish", body.as_bytes()).await?;
+        }
         seq += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
         if seen.iter().all(|s| s.received.load(Ordering::Relaxed) > 0) {
@@ -258,9 +306,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             procfs::cpu_seconds("self")?,
             Instant::now(),
         );
-        let accepted = publish_step(&args, rate, seq, count).await?;
+        let (accepted, expected) = publish_step(&args, rate, seq, count).await?;
         seq += count;
-        let expected = accepted * args.subscribers as u64;
         // Let what is in flight arrive.
         let drain = Instant::now();
         while drain.elapsed() < Duration::from_secs(3) {
@@ -305,7 +352,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             && latency.p99_ms <= args.p99_bound_ms
             && accepted == count;
         if held {
-            best_held = Some(f64::from(rate) * args.subscribers as f64);
+            best_held = Some(expected as f64 / args.step_seconds as f64);
         }
         let per_delivery_us = if received > 0 {
             server_cpu * 1e6 / received as f64
@@ -325,6 +372,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             duplicates.to_string(),
             reordered.to_string(),
             format!("{:.2}", latency.p50_ms),
+            format!("{:.2}", latency.p95_ms),
             format!("{:.2}", latency.p99_ms),
             format!("{:.2}", latency.p999_ms),
             format!("{:.2}", latency.max_ms),
@@ -369,8 +417,11 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
     }
     Ok(Report {
         title: format!(
-            "fanout: {} subscribers, {} B payloads, {} s steps",
-            args.subscribers, args.payload, args.step_seconds
+            "fanout: {} subscribers on {} channel(s), {} B payloads, {} s steps",
+            args.subscribers,
+            args.channels.max(1),
+            args.payload,
+            args.step_seconds
         ),
         header: vec![
             "msg/s",
@@ -379,6 +430,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             "dup",
             "reord",
             "p50 ms",
+            "p95 ms",
             "p99 ms",
             "p99.9 ms",
             "max ms",
@@ -389,7 +441,8 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         rows,
         summary,
         json: serde_json::json!({
-            "scenario": "fanout", "subscribers": args.subscribers, "payload": args.payload,
+            "scenario": "fanout", "subscribers": args.subscribers, "channels": args.channels.max(1),
+            "payload": args.payload,
             "ws": args.common.ws, "api": args.api, "steps": steps,
             "stalled": stalled_count, "stalled_evicted": evicted,
             "highest_held_deliveries_per_second": best_held,
