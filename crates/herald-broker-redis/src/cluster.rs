@@ -15,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, MessageId, TraceParent};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -247,13 +247,18 @@ impl Broker for RedisClusterBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
+        trace: Option<TraceParent>,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.inner.clone();
         let id = MessageId::new();
-        let command =
-            inner
-                .layout
-                .publish_command(PublishFunction::Sharded, &channel, &data, id, &self.ttl);
+        let command = inner.layout.publish_command(
+            PublishFunction::Sharded,
+            &channel,
+            &data,
+            id,
+            &self.ttl,
+            trace.as_ref(),
+        );
         let timeout = inner.options.timeout;
         Box::pin(async move {
             let Some((_, mut publisher, _)) = inner.link(&channel) else {

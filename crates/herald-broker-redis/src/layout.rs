@@ -10,7 +10,7 @@
 //! touch both atomically.
 
 use bytes::{Bytes, BytesMut};
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, MessageId, TraceParent};
 
 use crate::resp;
 
@@ -26,9 +26,11 @@ pub(crate) enum PublishFunction {
 /// The Redis function library Herald installs (`FUNCTION LOAD REPLACE`) on connecting.
 ///
 /// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
-/// text), an optional message id and the sequence key's TTL in seconds as arguments. It
-/// increments the offset and publishes `[1, offset, data, id, published_at_us]` as MessagePack
-/// (the last element is Redis' clock in microseconds), atomically, and returns the offset.
+/// text), an optional message id, the sequence key's TTL in seconds and an optional W3C
+/// `traceparent` as arguments. It increments the offset and publishes
+/// `[1, offset, data, id, published_at_us, traceparent]` as MessagePack (`published_at_us` is
+/// Redis' clock in microseconds; `traceparent` is there only when given), atomically, and
+/// returns the offset.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
 local function sequence(keys, args)
   local offset = redis.call('INCR', keys[1])
@@ -36,7 +38,9 @@ local function sequence(keys, args)
   if ttl > 0 then redis.call('EXPIRE', keys[1], ttl) end
   local t = redis.call('TIME')
   local at = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  return offset, cmsgpack.pack({1, offset, args[1], args[2] or '', at})
+  local message = {1, offset, args[1], args[2] or '', at}
+  if args[4] and args[4] ~= '' then message[6] = args[4] end
+  return offset, cmsgpack.pack(message)
 end
 redis.register_function('herald_publish', function(keys, args)
   local offset, message = sequence(keys, args)
@@ -74,7 +78,7 @@ impl Layout {
     }
 
     /// The `FCALL` that sequences and publishes `data` in `channel`; `ttl` is the offset key's
-    /// lifetime in seconds, as text.
+    /// lifetime in seconds, as text; `trace` rides in the envelope when given.
     pub(crate) fn publish_command(
         &self,
         function: PublishFunction,
@@ -82,6 +86,7 @@ impl Layout {
         data: &[u8],
         id: MessageId,
         ttl: &[u8],
+        trace: Option<&TraceParent>,
     ) -> Bytes {
         let name: &[u8] = match function {
             PublishFunction::Plain => b"herald_publish",
@@ -92,20 +97,26 @@ impl Layout {
             self.pubsub_channel(channel),
             id.to_string(),
         );
-        let mut command = BytesMut::with_capacity(96 + data.len() + seq.len() * 2);
-        resp::encode_command(
-            &mut command,
-            &[
-                b"FCALL",
-                name,
-                b"2",
-                seq.as_bytes(),
-                pubsub.as_bytes(),
-                data,
-                id.as_bytes(),
-                ttl,
-            ],
-        );
+        let mut command = BytesMut::with_capacity(160 + data.len() + seq.len() * 2);
+        let mut parts: [&[u8]; 9] = [
+            b"FCALL",
+            name,
+            b"2",
+            seq.as_bytes(),
+            pubsub.as_bytes(),
+            data,
+            id.as_bytes(),
+            ttl,
+            b"",
+        ];
+        let parts = match trace {
+            Some(t) => {
+                parts[8] = t.as_str().as_bytes();
+                &parts[..]
+            }
+            None => &parts[..8],
+        };
+        resp::encode_command(&mut command, parts);
         command.freeze()
     }
 

@@ -36,7 +36,7 @@ use std::{
 
 use bytes::Bytes;
 use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, MessageId, TraceParent};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -193,11 +193,17 @@ impl Broker for RedisBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
+        trace: Option<TraceParent>,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let id = MessageId::new();
-        let command =
-            self.layout
-                .publish_command(PublishFunction::Plain, &channel, &data, id, &self.ttl);
+        let command = self.layout.publish_command(
+            PublishFunction::Plain,
+            &channel,
+            &data,
+            id,
+            &self.ttl,
+            trace.as_ref(),
+        );
         let sent = self.publisher.send(command);
         let timeout = self.timeout;
         Box::pin(async move {

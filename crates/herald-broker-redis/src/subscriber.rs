@@ -414,6 +414,10 @@ impl State {
                     offset: e.offset,
                     id: e.id.map_or_else(MessageId::new, MessageId),
                     published_at_us: e.published_at_us,
+                    trace: e.trace,
+                    // Herald's nodes always give an id: without one, an application called
+                    // PUBLISH or the function itself.
+                    direct: e.id.is_none(),
                 };
                 self.inbox.deliver(publication).await;
             }

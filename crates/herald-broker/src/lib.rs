@@ -14,7 +14,7 @@ mod memory;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
-use herald_protocol::{presence::PresenceNotice, ChannelName, MessageId};
+use herald_protocol::{presence::PresenceNotice, ChannelName, MessageId, TraceParent};
 
 pub use memory::{MemoryBroker, MemoryBus};
 
@@ -36,6 +36,11 @@ pub struct Publication {
     /// When the broker sequenced it, in microseconds since the Unix epoch (the broker's clock),
     /// when it says.
     pub published_at_us: Option<u64>,
+    /// The trace context of a publication sampled for tracing, from the node that published
+    /// it.
+    pub trace: Option<TraceParent>,
+    /// Published straight into Redis by an application, not through a Herald node.
+    pub direct: bool,
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -121,7 +126,8 @@ impl BrokerStats {
 /// issued when the method is called, and the returned future only waits for its answer. That
 /// is what lets the hub unsubscribe and resubscribe a channel without racing itself.
 pub trait Broker: Send + Sync + 'static {
-    /// Sequences `data` in `channel` and delivers it to every subscribed node.
+    /// Sequences `data` in `channel` and delivers it to every subscribed node, with `trace`
+    /// (the publish's trace context, when it is sampled) riding along.
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`] when the broker cannot take the publication now.
@@ -129,6 +135,7 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         channel: ChannelName,
         data: Bytes,
+        trace: Option<TraceParent>,
     ) -> BoxFuture<'static, Result<Published, BrokerError>>;
 
     /// Starts delivering `channel`'s publications to this node's inbox.

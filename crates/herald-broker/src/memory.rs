@@ -6,7 +6,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, MessageId, TraceParent};
 use tokio::sync::Mutex;
 
 use crate::{BoxFuture, Broker, BrokerError, Inbox, Publication, Published};
@@ -87,6 +87,7 @@ impl Broker for MemoryBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
+        trace: Option<TraceParent>,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.bus.inner.clone();
         Box::pin(async move {
@@ -109,6 +110,8 @@ impl Broker for MemoryBroker {
                 offset,
                 id,
                 published_at_us: Some(crate::now_us()),
+                trace,
+                direct: false,
             };
             for inbox in targets {
                 inbox.deliver(publication.clone()).await;
@@ -194,14 +197,14 @@ mod tests {
         b.subscribe(&ch("other")).await.unwrap();
 
         let p1 = a
-            .publish(ch("news"), Bytes::from_static(b"1"))
+            .publish(ch("news"), Bytes::from_static(b"1"), None)
             .await
             .unwrap();
         let p2 = b
-            .publish(ch("news"), Bytes::from_static(b"2"))
+            .publish(ch("news"), Bytes::from_static(b"2"), None)
             .await
             .unwrap();
-        b.publish(ch("other"), Bytes::from_static(b"3"))
+        b.publish(ch("other"), Bytes::from_static(b"3"), None)
             .await
             .unwrap();
         assert_eq!((p1.offset, p2.offset), (Some(1), Some(2)));
@@ -220,14 +223,14 @@ mod tests {
         assert_eq!(offsets(&rb).len(), 3);
 
         a.unsubscribe(&ch("news"));
-        a.publish(ch("news"), Bytes::from_static(b"4"))
+        a.publish(ch("news"), Bytes::from_static(b"4"), None)
             .await
             .unwrap();
         assert_eq!(offsets(&ra).len(), 2, "unsubscribed nodes receive nothing");
         assert_eq!(offsets(&rb).len(), 4);
         drop(b);
         let p = a
-            .publish(ch("other"), Bytes::from_static(b"5"))
+            .publish(ch("other"), Bytes::from_static(b"5"), None)
             .await
             .unwrap();
         assert_eq!(p.offset, Some(2));

@@ -43,6 +43,39 @@ pub struct GatewayConfig {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// Logging.
     pub log: herald_runtime::logging::LogConfig,
+    /// OpenTelemetry traces of publications.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, exported with OTLP over HTTP. Off unless
+/// `otlp_endpoint` is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `telemetry.otlp_endpoint`, default none (traces off): the OTLP/HTTP collector, such as
+    /// `http://otel-collector:4318`; spans go to its `/v1/traces` (protobuf). Plain HTTP only:
+    /// run the collector (or an agent) next to the node.
+    pub otlp_endpoint: Option<String>,
+    /// `telemetry.sample_ratio`, default `0.01`: the share of publications that start a trace
+    /// (client publishes, and HTTP publishes without a `traceparent`). An HTTP publish whose
+    /// `traceparent` is sampled is always traced, one that is not never is.
+    pub sample_ratio: f64,
+    /// `telemetry.service_name`, default `herald-gateway`: the `service.name` of the spans.
+    pub service_name: String,
+    /// `telemetry.export_interval`, default `5s`: how often finished spans are sent in a batch.
+    #[serde(with = "humantime_serde")]
+    pub export_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            sample_ratio: 0.01,
+            service_name: "herald-gateway".into(),
+            export_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[listen]`: where the node listens.

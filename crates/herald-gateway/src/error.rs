@@ -22,6 +22,9 @@ pub enum GatewayError {
     /// A key of `auth.keys` cannot be used.
     #[error(transparent)]
     AuthKey(#[from] crate::auth::KeyError),
+    /// The trace exporter cannot be built.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// `broker.redis.tls_ca_file` cannot be used.
     #[error("broker.redis.tls_ca_file: {0}")]
     RedisTls(#[from] herald_broker_redis::TlsError),

@@ -20,6 +20,7 @@ mod metrics;
 mod node;
 mod outbound;
 mod presence;
+mod telemetry;
 mod tls;
 mod ws;
 

@@ -3,8 +3,9 @@
 use herald_broker::BrokerStats;
 use herald_runtime::metrics::{Counter, Gauge, Histogram, LabeledCounter, TextWriter};
 
-/// Where publications enter: `herald_publications_total{path}`.
-pub(crate) const PUBLISH_PATHS: &[&str] = &["http", "client"];
+/// Where publications enter: `herald_publications_total{path}` (the values of
+/// [`crate::telemetry::PublishPath`]).
+pub(crate) const PUBLISH_PATHS: &[&str] = &["http", "client", "redis"];
 /// Why connections ended: `herald_connections_closed_total{reason}`.
 pub(crate) const CLOSE_REASONS: &[&str] = &[
     "client",

@@ -11,7 +11,7 @@ use std::{
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
 use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence};
-use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId};
+use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId, TraceParent};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -22,6 +22,7 @@ use crate::{
     hub::{spawn_shards, Hub},
     metrics::Metrics,
     presence::{Presence, Store},
+    telemetry::{PublishPath, Telemetry},
     ws, GatewayError,
 };
 
@@ -36,6 +37,8 @@ pub(crate) struct NodeCtx {
     pub(crate) auth: Auth,
     /// wss: set when `websocket.tls_cert_file` is.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Traces of publications (a no-op unless `telemetry.otlp_endpoint` is set).
+    pub(crate) telemetry: Arc<Telemetry>,
     draining: AtomicBool,
     next_conn: AtomicU64,
     /// Connections admitted and not yet ended (`limits.max_connections`).
@@ -66,18 +69,29 @@ impl NodeCtx {
     }
 
     /// Publishes through the broker, timing the round trip (`herald_broker_publish_seconds`,
-    /// failures included).
+    /// failures included), counting it by `path` when it is accepted, and tracing it when it
+    /// is sampled (as a child of `parent`, an HTTP request's `traceparent`, when given).
     pub(crate) async fn publish(
         &self,
         channel: ChannelName,
         data: bytes::Bytes,
+        path: PublishPath,
+        parent: Option<&TraceParent>,
     ) -> Result<herald_broker::Published, herald_broker::BrokerError> {
+        let span = self.telemetry.publish_span(parent, &channel, path);
+        let trace = span.as_ref().map(|s| s.trace.clone());
         let started = std::time::Instant::now();
-        let result = self.broker.publish(channel, data).await;
+        let result = self.broker.publish(channel, data, trace).await;
         let us = started.elapsed().as_micros();
         self.metrics
             .broker_publish
             .record_us(us.try_into().unwrap_or(u64::MAX));
+        if result.is_ok() {
+            self.metrics.families.publications.inc(path.as_str());
+        }
+        if let Some(span) = span {
+            span.finish(&result);
+        }
         result
     }
 
@@ -227,6 +241,7 @@ async fn run_with(
     connect: impl FnOnce(Arc<dyn Inbox>) -> SharedBroker,
 ) -> Result<(), GatewayError> {
     let node_id = config.node.id.unwrap_or_else(NodeId::random);
+    let telemetry = Arc::new(Telemetry::start(&config.telemetry, node_id)?);
     let metrics = Arc::new(Metrics::default());
     let (hub, receivers) = Hub::new(config.shard_count());
     let broker = connect(Arc::new(hub.clone()));
@@ -238,6 +253,7 @@ async fn run_with(
         receivers,
         &broker,
         &metrics,
+        &telemetry,
         &background,
         &stop_background,
     );
@@ -277,6 +293,7 @@ async fn run_with(
         presence,
         auth,
         tls,
+        telemetry: telemetry.clone(),
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         slots: AtomicUsize::new(0),
@@ -332,6 +349,8 @@ async fn run_with(
     stop_background.cancel();
     background.close();
     let _ = tokio::time::timeout(margin / 2, background.wait()).await;
+    // The spans of the last deliveries go out before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     tracing::info!(elapsed = ?started.elapsed(), "drained");
     Ok(())
 }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use herald_gateway::config::KeyConfig;
-use herald_testkit::{eventually, test_config, RawClient, TestGateway, WsClient, WAIT};
+use herald_testkit::{
+    eventually, redis_config, test_config, RawClient, RedisServer, TestGateway, WsClient, WAIT,
+};
 use jsonwebtoken::{encode, get_current_timestamp as now, EncodingKey, Header};
 use serde_json::json;
 
@@ -153,4 +155,38 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
     equals(&gw, "herald_subscriptions", 1.0).await;
     drop(raw);
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn publications_straight_into_redis_are_counted_by_the_redis_path() {
+    let redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    eventually(WAIT, "ready", || async {
+        gw.get("/readyz").await.status == 200
+    })
+    .await;
+    let redis_path = "herald_publications_total{path=\"redis\"}";
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    assert_eq!(gw.publish("news", json!(1)).await.status, 200);
+    c.next_push().await;
+    moved_to(&gw, "herald_publications_total{path=\"http\"}", 1.0).await;
+    assert_eq!(
+        gw.metric(redis_path).await,
+        0.0,
+        "an HTTP publish is not direct"
+    );
+    // The function without a message id, and a plain PUBLISH: both straight into Redis.
+    redis.cli(&[
+        "FCALL",
+        "herald_publish",
+        "2",
+        "herald:seq:{news}",
+        "herald:ch:{news}",
+        "2",
+    ]);
+    redis.cli(&["PUBLISH", "herald:ch:{news}", r#"{"data":3}"#]);
+    c.next_push().await;
+    c.next_push().await;
+    equals(&gw, redis_path, 2.0).await;
 }

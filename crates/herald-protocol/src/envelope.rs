@@ -3,10 +3,12 @@
 //! Two forms arrive on a channel's Redis pub/sub channel:
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
-//!   `[1, offset, data, id, published_at_us]` where `1` is the envelope version, `offset` the
-//!   channel's sequence number, `data` the publication as JSON text, `id` (optional) its
-//!   message id and `published_at_us` (optional) when Redis sequenced it, in microseconds since
-//!   the Unix epoch. Elements after these are ignored, so that later fields can be added.
+//!   `[1, offset, data, id, published_at_us, traceparent]` where `1` is the envelope version,
+//!   `offset` the channel's sequence number, `data` the publication as JSON text, `id`
+//!   (optional) its message id, `published_at_us` (optional) when Redis sequenced it, in
+//!   microseconds since the Unix epoch, and `traceparent` (only for publications sampled for
+//!   tracing) the W3C trace context of the publish. Elements after these are ignored, so that
+//!   later fields can be added; a `traceparent` that is not valid is ignored too.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
 //!   `{"data": <value>}`. It is delivered without an offset.
 //!
@@ -32,6 +34,8 @@ pub struct Envelope {
     pub id: Option<uuid::Uuid>,
     /// When it was sequenced, in microseconds since the Unix epoch (Redis' clock).
     pub published_at_us: Option<u64>,
+    /// The trace context of a publication sampled for tracing.
+    pub trace: Option<crate::TraceParent>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -112,6 +116,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         data: Bytes::copy_from_slice(plain.data.get().as_bytes()),
         id: None,
         published_at_us: None,
+        trace: None,
     })
 }
 
@@ -121,6 +126,7 @@ struct Sequenced {
     data: Vec<u8>,
     id: Option<Vec<u8>>,
     published_at_us: Option<u64>,
+    trace: Option<Vec<u8>>,
 }
 
 struct SequencedVisitor;
@@ -129,7 +135,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
     type Value = Sequenced;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[version, offset, data, id?, published_at_us?]")
+        f.write_str("[version, offset, data, id?, published_at_us?, traceparent?]")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sequenced, A::Error> {
@@ -148,6 +154,10 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             Some(_) => seq.next_element::<u64>()?,
             None => None,
         };
+        let trace = match published_at_us {
+            Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
@@ -155,6 +165,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             data,
             id,
             published_at_us,
+            trace,
         })
     }
 }
@@ -208,6 +219,11 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         data: Bytes::from(s.data),
         id,
         published_at_us: s.published_at_us,
+        trace: s
+            .trace
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(crate::TraceParent::parse),
     })
 }
 
@@ -231,13 +247,18 @@ mod tests {
         // Without an id, as redis-cli FCALL callers send it.
         let e = Envelope::decode(&packed(&(1u8, 7u64, "[1,2]"))).unwrap();
         assert_eq!((e.offset, e.id), (Some(7), None));
-        // With the publish time, and a field from a later version, ignored.
+        // With the publish time, and a trace context that is not valid, ignored.
         let m = packed(&(1u8, 8u64, "1", "", 1_700_000_000_123_456u64, "later"));
         let e = Envelope::decode(&m).unwrap();
         assert_eq!(
-            (e.id, e.published_at_us),
-            (None, Some(1_700_000_000_123_456))
+            (e.id, e.published_at_us, e.trace),
+            (None, Some(1_700_000_000_123_456), None)
         );
+        // With a trace context, and a field from a later version, ignored.
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let m = packed(&(1u8, 9u64, "1", "", 5u64, tp, "later"));
+        let e = Envelope::decode(&m).unwrap();
+        assert_eq!(e.trace.as_ref().map(|t| t.as_str()), Some(tp));
     }
 
     #[test]

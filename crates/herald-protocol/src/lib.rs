@@ -21,9 +21,11 @@ mod format;
 mod ids;
 pub mod presence;
 pub mod server;
+pub mod trace;
 pub mod ws;
 
 pub use channel::{ChannelError, ChannelName};
 pub use error_code::ErrorCode;
 pub use format::WireFormat;
 pub use ids::{ConnId, MessageId, NodeId};
+pub use trace::TraceParent;

@@ -1,14 +1,14 @@
 //! `POST /v1/publish` and `POST /v1/publish/batch`.
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, ErrorCode};
+use herald_protocol::{ChannelName, ErrorCode, TraceParent};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::node::NodeCtx;
+use crate::{node::NodeCtx, telemetry::PublishPath};
 use herald_http::{
     auth::authorize,
     reply::{json, ApiError},
@@ -37,10 +37,11 @@ pub(super) async fn single(
     req: Request<Incoming>,
     ctx: &NodeCtx,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
+    let parent = traceparent(&req);
     let body = admit(req, ctx).await?;
     let body: PublishBody = parse(&body)?;
     let checked = check(body, ctx)?;
-    let result = send(checked, ctx).await?;
+    let result = send(checked, ctx, parent.as_ref()).await?;
     Ok(json(StatusCode::OK, &result))
 }
 
@@ -48,6 +49,7 @@ pub(super) async fn batch(
     req: Request<Incoming>,
     ctx: &NodeCtx,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
+    let parent = traceparent(&req);
     let body = admit(req, ctx).await?;
     let body: BatchBody = parse(&body)?;
     // Every message is checked before any is published: a bad batch publishes nothing.
@@ -65,7 +67,7 @@ pub(super) async fn batch(
     let total = checked.len();
     let mut results = Vec::with_capacity(total);
     for (i, m) in checked.into_iter().enumerate() {
-        let result = send(m, ctx).await.map_err(|e| ApiError {
+        let result = send(m, ctx, parent.as_ref()).await.map_err(|e| ApiError {
             message: format!("{} after {i} of {total} messages were published", e.message),
             ..e
         })?;
@@ -75,6 +77,13 @@ pub(super) async fn batch(
         StatusCode::OK,
         &serde_json::json!({ "results": results }),
     ))
+}
+
+/// The request's W3C `traceparent`, when it has a valid one (an invalid one is ignored, as the
+/// specification asks: the publish then starts a new trace if it is sampled).
+fn traceparent(req: &Request<Incoming>) -> Option<TraceParent> {
+    let value = req.headers().get("traceparent")?.to_str().ok()?;
+    TraceParent::parse(value.trim())
 }
 
 /// Authenticates, checks readiness, and reads the body within the size limit.
@@ -131,11 +140,14 @@ fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
     })
 }
 
-async fn send(m: Checked, ctx: &NodeCtx) -> Result<serde_json::Value, ApiError> {
+async fn send(
+    m: Checked,
+    ctx: &NodeCtx,
+    parent: Option<&TraceParent>,
+) -> Result<serde_json::Value, ApiError> {
     let published = ctx
-        .publish(m.channel, m.data)
+        .publish(m.channel, m.data, PublishPath::Http, parent)
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
-    ctx.metrics.families.publications.inc("http");
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
 }

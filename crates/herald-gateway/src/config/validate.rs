@@ -57,6 +57,24 @@ impl GatewayConfig {
                 "must be at least api.max_data_size, which must be more than zero",
             ));
         }
+        let telemetry = &self.telemetry;
+        if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
+            return Err(invalid("telemetry.sample_ratio", "must be between 0 and 1"));
+        }
+        if let Some(endpoint) = &telemetry.otlp_endpoint {
+            if !endpoint.starts_with("http://") || endpoint.parse::<http::Uri>().is_err() {
+                return Err(invalid(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// URL (a collector or agent next to the node)",
+                ));
+            }
+        }
+        if telemetry.export_interval.is_zero() {
+            return Err(invalid(
+                "telemetry.export_interval",
+                "must be more than zero",
+            ));
+        }
         if self.hub.shards > 1024 {
             return Err(invalid("hub.shards", "at most 1024"));
         }

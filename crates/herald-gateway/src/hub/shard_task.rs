@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{Hub, SubscribeRequest};
-use crate::{metrics::Metrics, outbound::Outbound};
+use crate::{metrics::Metrics, outbound::Outbound, telemetry::Telemetry};
 
 /// What a shard task is asked to do.
 pub(crate) enum ShardCommand {
@@ -58,6 +58,7 @@ pub(crate) fn spawn_shards(
     receivers: Vec<mpsc::Receiver<ShardCommand>>,
     broker: &SharedBroker,
     metrics: &Arc<Metrics>,
+    telemetry: &Arc<Telemetry>,
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -66,6 +67,7 @@ pub(crate) fn spawn_shards(
             hub: HubShard::new(),
             broker: broker.clone(),
             metrics: metrics.clone(),
+            telemetry: telemetry.clone(),
             me: hub.weak(index),
         };
         tracker.spawn(shard.run(rx, stop.clone()));
@@ -76,6 +78,7 @@ struct ShardTask {
     hub: HubShard<Outbound, Arc<SubscribeRequest>>,
     broker: SharedBroker,
     metrics: Arc<Metrics>,
+    telemetry: Arc<Telemetry>,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -148,6 +151,11 @@ impl ShardTask {
 
     fn publish(&mut self, p: &Publication) -> Vec<Action<Arc<SubscribeRequest>>> {
         self.metrics.broker_publications.inc();
+        if p.direct {
+            let path = crate::telemetry::PublishPath::Redis;
+            self.metrics.families.publications.inc(path.as_str());
+        }
+        let span = self.telemetry.deliver_span(p);
         if let Some(at) = p.published_at_us {
             // Clocks of different hosts may disagree by a little: a negative delay counts as 0.
             let delay = herald_broker::now_us().saturating_sub(at);
@@ -162,6 +170,9 @@ impl ShardTask {
         self.metrics
             .slow_consumer_evictions
             .add(fanout.evicted.len() as u64);
+        if let Some(span) = span {
+            crate::telemetry::finish_delivery(span, fanout.delivered);
+        }
         fanout.actions
     }
 

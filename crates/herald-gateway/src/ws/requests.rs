@@ -13,6 +13,7 @@ use crate::{
     auth::may_subscribe,
     config::NamespaceConfig,
     hub::{Membership, SubscribeRequest},
+    telemetry::PublishPath,
 };
 
 impl Connection {
@@ -181,9 +182,12 @@ impl Connection {
                 &format!("at most {rate} publications per second per connection"),
             );
         }
-        match self.ctx.publish(channel, data).await {
+        match self
+            .ctx
+            .publish(channel, data, PublishPath::Client, None)
+            .await
+        {
             Ok(published) => {
-                self.ctx.metrics.families.publications.inc("client");
                 let ok = ReplyOk::Publish {
                     message_id: published.id.to_string(),
                     offset: published.offset,
