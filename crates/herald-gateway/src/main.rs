@@ -1,27 +1,33 @@
 //! `herald-gateway`: parse arguments, then load configuration, start logging and run the node
 //! (`herald_runtime::service::main`).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 use herald_gateway::config::GatewayConfig;
-use herald_runtime::service::Launch;
+use herald_runtime::service::{Launch, ServiceArgs};
 
 /// The Herald WebSocket gateway. With no configuration it runs one node on the embedded
 /// in-memory broker: WebSocket on 0.0.0.0:8080/ws, HTTP API on 0.0.0.0:9090.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// A TOML configuration file. `HERALD__SECTION__KEY` environment variables override it.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Validate the configuration and exit: 0 when valid, 2 with the reason when not.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse().service;
+    if let Some(path) = &args.probe {
+        let api = |c: &GatewayConfig| c.listen.api;
+        return herald_runtime::service::probe(
+            "herald-gateway",
+            args.config.as_deref(),
+            GatewayConfig::load,
+            api,
+            path,
+        );
+    }
     let launch = Launch {
         name: "herald-gateway",
         config_file: args.config.as_deref(),

@@ -76,6 +76,26 @@ async fn runs_on_the_default_ports_with_no_configuration() {
         json!({"channel": "news", "data": {"x": 1}, "offset": 1})
     );
 
+    // `--probe`, the health check of images without a shell: the same configuration, so the
+    // same API port (asked on loopback, since it listens on 0.0.0.0).
+    let probe = |path: &str| gateway().args(["--probe", path]).output().unwrap();
+    assert_eq!(probe("/readyz").status.code(), Some(0));
+    let missing = probe("/nowhere");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let elsewhere = gateway()
+        .args(["--probe", "/readyz"])
+        .env("HERALD__LISTEN__API", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(1), "nothing listens there");
+    let bad = gateway()
+        .args(["--probe", "/readyz"])
+        .env("HERALD__LISTEN__API", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad configuration");
+
     let started = Instant::now();
     let pid = child.id().to_string();
     assert!(Command::new("kill")

@@ -1,27 +1,33 @@
 //! `herald-presence`: parse arguments, then load configuration, start logging and run the
 //! service (`herald_runtime::service::main`).
 
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 use herald_presence::config::PresenceServiceConfig;
-use herald_runtime::service::Launch;
+use herald_runtime::service::{Launch, ServiceArgs};
 
 /// The Herald presence service: expires the presence leases of gateway nodes that died, and
 /// answers member queries. Run one or more replicas next to gateways that use Redis.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// A TOML configuration file. `HERALD__SECTION__KEY` environment variables override it.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Validate the configuration and exit: 0 when valid, 2 with the reason when not.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    service: ServiceArgs,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse().service;
+    if let Some(path) = &args.probe {
+        let api = |c: &PresenceServiceConfig| c.listen.api;
+        return herald_runtime::service::probe(
+            "herald-presence",
+            args.config.as_deref(),
+            PresenceServiceConfig::load,
+            api,
+            path,
+        );
+    }
     let launch = Launch {
         name: "herald-presence",
         config_file: args.config.as_deref(),

@@ -1,10 +1,97 @@
 //! What every Herald deployable's `main` does around its own work.
 
-use std::{fmt::Display, future::Future, path::Path, process::ExitCode};
+use std::{
+    fmt::Display,
+    future::Future,
+    io::{Read, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::{config::ConfigError, logging::LogConfig};
+
+/// The command-line options every deployable takes (flatten it into the binary's parser).
+#[derive(clap::Args, Debug)]
+pub struct ServiceArgs {
+    /// A TOML configuration file. `HERALD__SECTION__KEY` environment variables override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Validate the configuration and exit: 0 when valid, 2 with the reason when not.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Ask the running process's internal listener (`listen.api` of the same configuration)
+    /// for PATH, such as `/readyz`, and exit 0 when it answers 2xx, 1 otherwise: a health
+    /// check for container images without a shell or curl.
+    #[arg(long, value_name = "PATH")]
+    pub probe: Option<String>,
+}
+
+/// `--probe`: loads the configuration as the service would, asks `GET path` of the internal
+/// listener that `api` names (a wildcard address is asked on loopback), and exits 0 on a 2xx
+/// answer within 2 s, 1 otherwise (2 when the configuration is bad).
+pub fn probe<C>(
+    name: &'static str,
+    config_file: Option<&Path>,
+    load: impl FnOnce(Option<&Path>) -> Result<C, ConfigError>,
+    api: impl FnOnce(&C) -> SocketAddr,
+    path: &str,
+) -> ExitCode {
+    let config = match load(config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut addr = api(&config);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    match status_of(addr, path) {
+        Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("{name}: GET {path} on {addr}: {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{name}: GET {path} on {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The status code of `GET path` at `addr`, over one HTTP/1.1 connection.
+fn status_of(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 16];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..])? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    // "HTTP/1.1 200 ..."
+    std::str::from_utf8(&head[..read])
+        .ok()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+}
 
 /// How a deployable was started.
 pub struct Launch<'a> {
