@@ -1,0 +1,119 @@
+{{/* Names and labels. */}}
+{{- define "herald.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "herald.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "herald.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "herald.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Refuses values that cannot work, with the reason. */}}
+{{- define "herald.check" -}}
+{{- if not .Values.redis.url -}}
+{{- fail "redis.url is required: Herald relays through a Redis you provide (redis://host:6379)" -}}
+{{- end -}}
+{{- if and (not .Values.auth.anonymous) (or (not .Values.auth.existingSecret) (eq (len .Values.auth.keys) 0)) -}}
+{{- fail "connections need tokens by default: set auth.existingSecret and auth.keys (or auth.anonymous=true for a private test install)" -}}
+{{- end -}}
+{{- if and .Values.presence.enabled (eq .Values.redis.mode "cluster") -}}
+{{- fail "presence.enabled needs redis.mode=standalone: the presence table does not run on a Redis Cluster yet" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The API keys' Secret, if any. */}}
+{{- define "herald.apiSecret" -}}
+{{- default .Values.auth.existingSecret .Values.api.existingSecret -}}
+{{- end -}}
+
+{{/* Environment shared by the gateway and the presence service: the Redis password and the
+API keys from Secrets. `url` is the configuration key of the Redis URL. */}}
+{{- define "herald.secretEnv" -}}
+{{- $root := .root -}}
+{{- if $root.Values.redis.existingSecret }}
+- name: HERALD_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.redis.existingSecret }}
+      key: {{ $root.Values.redis.passwordKey }}
+- name: {{ .url }}
+  value: {{ include "herald.redisUrlWithPassword" $root | quote }}
+{{- else }}
+- name: {{ .url }}
+  value: {{ $root.Values.redis.url | quote }}
+{{- end }}
+{{- with include "herald.apiSecret" $root }}
+- name: HERALD__API__KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $root.Values.api.keysKey }}
+{{- end }}
+{{- end -}}
+
+{{/* redis.url with the password spliced in as $(HERALD_REDIS_PASSWORD), which Kubernetes
+expands from the variable defined before it; every seed URL gets it in cluster mode. */}}
+{{- define "herald.redisUrlWithPassword" -}}
+{{- $urls := list -}}
+{{- range (splitList "," .Values.redis.url) -}}
+{{- $u := trim . -}}
+{{- $scheme := ternary "rediss://" "redis://" (hasPrefix "rediss://" $u) -}}
+{{- $urls = append $urls (printf "%s:$(HERALD_REDIS_PASSWORD)@%s" $scheme (trimPrefix $scheme $u)) -}}
+{{- end -}}
+{{- join "," $urls -}}
+{{- end -}}
+
+{{/* The container securityContext of every pod. */}}
+{{- define "herald.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "herald.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Whole seconds of a duration written as "25s", "2m" or "1m30s". */}}
+{{- define "herald.seconds" -}}
+{{- $total := 0 -}}
+{{- range (regexFindAll "[0-9]+[hms]" . -1) -}}
+{{- $n := int (trimSuffix "s" (trimSuffix "m" (trimSuffix "h" .))) -}}
+{{- if hasSuffix "h" . -}}{{- $total = add $total (mul $n 3600) -}}
+{{- else if hasSuffix "m" . -}}{{- $total = add $total (mul $n 60) -}}
+{{- else -}}{{- $total = add $total $n -}}{{- end -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
