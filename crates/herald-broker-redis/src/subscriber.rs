@@ -225,7 +225,7 @@ impl State {
                 .iter()
                 .map(|c| self.layout.pubsub_channel(c))
                 .collect();
-            let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+            let mut args: Vec<&[u8]> = vec![self.flavor.subscribe()];
             args.extend(names.iter().map(|n| n.as_bytes()));
             resp::encode_command(&mut out, &args);
         }

@@ -188,3 +188,37 @@ async fn a_migrated_slot_is_resubscribed_on_its_new_master_with_a_gap_notice() {
         "offsets continue across the migration: {offset}"
     );
 }
+
+#[tokio::test]
+async fn a_subscriber_connection_killed_on_its_master_resubscribes_sharded() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let (a, b) = (gateway(&cluster).await, gateway(&cluster).await);
+    let mut sub = b.client(None).await;
+    sub.subscribe_ok(&["news"]).await;
+    a.publish("news", json!("before")).await;
+    assert_eq!(sub.next_push().await["data"], json!("before"));
+
+    // Redis drops every pub/sub connection on the channel's master; the node reconnects to
+    // the same master and must subscribe again with SSUBSCRIBE (a plain SUBSCRIBE would be
+    // confirmed too, but never sees SPUBLISH).
+    let master = cluster.master_of("herald:seq:{news}");
+    cluster.servers[master].cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let started = Instant::now();
+    let reader = tokio::spawn(async move {
+        let (gaps, _) = sub.gaps_until_push(&json!("after"), |_| false).await;
+        gaps
+    });
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        a.publish("news", json!("after")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reader.is_finished(),
+        "no publication arrived after the reconnect"
+    );
+    assert_eq!(
+        reader.await.unwrap(),
+        ["news"],
+        "one gap notice, then live again"
+    );
+}
