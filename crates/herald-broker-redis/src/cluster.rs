@@ -83,6 +83,15 @@ impl RedisClusterBroker {
             state: Mutex::new(State::default()),
             stop: stop.clone(),
         });
+        if inner.options.presence_events {
+            crate::presence_events::start(
+                inner.options.endpoints.clone(),
+                inner.options.connector(),
+                &inner.options.prefix,
+                inner.inbox.clone(),
+                stop.child_token(),
+            );
+        }
         tokio::spawn(manage(inner.clone(), events_rx));
         Self {
             inner,

@@ -18,6 +18,7 @@ mod cluster;
 mod conn;
 mod layout;
 mod presence;
+mod presence_events;
 mod publisher;
 mod resp;
 mod slot;
@@ -41,7 +42,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use cluster::RedisClusterBroker;
-pub use presence::{JoinOutcome, PresenceError, RedisPresence};
+pub use presence::{JoinOutcome, PresenceError, RedisPresence, TableMode};
 pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
 
@@ -62,6 +63,9 @@ pub struct RedisOptions {
     pub offset_ttl: Duration,
     /// TLS settings for `rediss://` endpoints (the Mozilla roots when `None`).
     pub tls: Option<TlsConfig>,
+    /// Cluster mode: also receive the presence table's notices (they travel on one channel of
+    /// their own there). Set it on nodes with presence channels.
+    pub presence_events: bool,
 }
 
 impl RedisOptions {
@@ -87,6 +91,7 @@ impl RedisOptions {
             timeout,
             offset_ttl: Duration::ZERO,
             tls,
+            presence_events: false,
         })
     }
 

@@ -1,17 +1,22 @@
 //! The cluster presence table in Redis, changed only through atomic functions.
 //!
-//! For the prefix `herald:`:
+//! For the prefix `herald:`, every key carries the hash tag `{presence}`, so that on a Redis
+//! Cluster the whole table lives in one slot and the functions stay atomic:
 //!
-//! - `herald:pr:nodes`: a sorted set of gateway nodes, scored by the end of their lease (ms);
-//! - `herald:pr:node:<node>`: what a node holds, `<channel>\n<user>` per member;
-//! - `herald:pr:n:{<channel>}`: per user, on how many nodes they are in the channel;
-//! - `herald:pr:m:{<channel>}`: per user, the info they joined with (JSON text).
+//! - `herald:{presence}:nodes`: a sorted set of gateway nodes, scored by the end of their
+//!   lease (ms);
+//! - `herald:{presence}:node:<node>`: what a node holds, `<channel>\n<user>` per member;
+//! - `herald:{presence}:n:<channel>`: per user, on how many nodes they are in the channel;
+//! - `herald:{presence}:m:<channel>`: per user, the info they joined with (JSON text).
 //!
 //! Every transition is one call of a function of the `herald_presence_v1` library: it changes
-//! the table and publishes the join or leave notice into the channel in the same atomic step.
-//! Any number of gateways and presence services may call them; only the call that makes a
-//! transition publishes, so each join and leave is published exactly once. The functions use
-//! keys they compute, so they need a standalone Redis (or a primary with replicas).
+//! the table and publishes the join or leave notice in the same atomic step. Any number of
+//! gateways and presence services may call them; only the call that makes a transition
+//! publishes, so each join and leave is published exactly once. On a standalone Redis the
+//! notice goes into the channel's own pub/sub channel (`[2, kind, user, info]`). On a Redis
+//! Cluster a function may not publish into another slot's shard channel, so every notice goes
+//! to one classic pub/sub channel, `herald:{presence}:events`, as `[2, kind, user, info,
+//! channel]`; Redis Cluster delivers classic PUBLISH to subscribers on every node.
 
 use std::time::Duration;
 
@@ -25,75 +30,92 @@ use crate::{
 };
 
 /// The presence function library, loaded with `FUNCTION LOAD REPLACE` on each connection.
+///
+/// Every function is called as `FCALL <name> 1 <prefix>{presence}:nodes <prefix> <mode> ...`:
+/// the key routes the call to the table's slot on a cluster, and `mode` (`standalone` or
+/// `cluster`) says where notices go.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_presence_v1
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function notice(prefix, channel, kind, user, info)
-  redis.call('PUBLISH', prefix .. 'ch:{' .. channel .. '}', cmsgpack.pack({2, kind, user, info}))
+local function table_of(args)
+  return {prefix = args[1], t = args[1] .. '{presence}:', cluster = args[2] == 'cluster'}
 end
-local function leave(prefix, node, channel, user)
-  if redis.call('SREM', prefix .. 'pr:node:' .. node, channel .. '\n' .. user) == 0 then
+local function notice(tb, channel, kind, user, info)
+  if tb.cluster then
+    redis.call('PUBLISH', tb.t .. 'events', cmsgpack.pack({2, kind, user, info, channel}))
+  else
+    redis.call('PUBLISH', tb.prefix .. 'ch:{' .. channel .. '}', cmsgpack.pack({2, kind, user, info}))
+  end
+end
+local function leave(tb, node, channel, user)
+  if redis.call('SREM', tb.t .. 'node:' .. node, channel .. '\n' .. user) == 0 then
     return 0
   end
-  local nkey = prefix .. 'pr:n:{' .. channel .. '}'
+  local nkey = tb.t .. 'n:' .. channel
   if redis.call('HINCRBY', nkey, user, -1) > 0 then return 0 end
   redis.call('HDEL', nkey, user)
-  local mkey = prefix .. 'pr:m:{' .. channel .. '}'
+  local mkey = tb.t .. 'm:' .. channel
   local info = redis.call('HGET', mkey, user) or 'null'
   redis.call('HDEL', mkey, user)
-  notice(prefix, channel, 'leave', user, info)
+  notice(tb, channel, 'leave', user, info)
   return 1
 end
-local function gone(prefix, node)
-  local key = prefix .. 'pr:node:' .. node
+local function gone(tb, node)
+  local key = tb.t .. 'node:' .. node
   local left = 0
   for _, entry in ipairs(redis.call('SMEMBERS', key)) do
     local at = string.find(entry, '\n', 1, true)
-    left = left + leave(prefix, node, string.sub(entry, 1, at - 1), string.sub(entry, at + 1))
+    left = left + leave(tb, node, string.sub(entry, 1, at - 1), string.sub(entry, at + 1))
   end
   redis.call('DEL', key)
-  redis.call('ZREM', prefix .. 'pr:nodes', node)
+  redis.call('ZREM', tb.t .. 'nodes', node)
   return left
 end
--- args: prefix, node, channel, user, info. 1 joined, 0 already a member, -1 unknown node.
+-- args: prefix, mode, node, channel, user, info. 1 joined, 0 already a member, -1 unknown node.
 redis.register_function('herald_presence_join', function(keys, args)
-  local prefix, node, channel, user, info = args[1], args[2], args[3], args[4], args[5]
-  if not redis.call('ZSCORE', prefix .. 'pr:nodes', node) then return -1 end
-  if redis.call('SADD', prefix .. 'pr:node:' .. node, channel .. '\n' .. user) == 0 then
+  local tb = table_of(args)
+  local node, channel, user, info = args[3], args[4], args[5], args[6]
+  if not redis.call('ZSCORE', tb.t .. 'nodes', node) then return -1 end
+  if redis.call('SADD', tb.t .. 'node:' .. node, channel .. '\n' .. user) == 0 then
     return 0
   end
-  if redis.call('HINCRBY', prefix .. 'pr:n:{' .. channel .. '}', user, 1) > 1 then return 0 end
-  redis.call('HSET', prefix .. 'pr:m:{' .. channel .. '}', user, info)
-  notice(prefix, channel, 'join', user, info)
+  if redis.call('HINCRBY', tb.t .. 'n:' .. channel, user, 1) > 1 then return 0 end
+  redis.call('HSET', tb.t .. 'm:' .. channel, user, info)
+  notice(tb, channel, 'join', user, info)
   return 1
 end)
--- args: prefix, node, channel, user. 1 left, 0 still a member elsewhere or not a member here.
+-- args: prefix, mode, node, channel, user. 1 left, 0 still a member elsewhere or not here.
 redis.register_function('herald_presence_leave', function(keys, args)
-  return leave(args[1], args[2], args[3], args[4])
+  return leave(table_of(args), args[3], args[4], args[5])
 end)
--- args: prefix, node, lease ms. 1 when the node was known, 0 when it must report again.
+-- args: prefix, mode, node, lease ms. 1 when the node was known, 0 when it must report again.
 redis.register_function('herald_presence_heartbeat', function(keys, args)
-  local nodes = args[1] .. 'pr:nodes'
-  local known = redis.call('ZSCORE', nodes, args[2])
-  redis.call('ZADD', nodes, now_ms() + tonumber(args[3]), args[2])
+  local nodes = table_of(args).t .. 'nodes'
+  local known = redis.call('ZSCORE', nodes, args[3])
+  redis.call('ZADD', nodes, now_ms() + tonumber(args[4]), args[3])
   if known then return 1 end
   return 0
 end)
--- args: prefix, node. The node left for good: its members leave now. Returns the leaves.
+-- args: prefix, mode, node. The node left for good: its members leave now. Returns the leaves.
 redis.register_function('herald_presence_gone', function(keys, args)
-  return gone(args[1], args[2])
+  return gone(table_of(args), args[3])
 end)
--- args: prefix. Nodes whose lease ran out are gone. Returns {nodes, leaves}.
+-- args: prefix, mode. Nodes whose lease ran out are gone. Returns {nodes, leaves}.
 redis.register_function('herald_presence_expire', function(keys, args)
-  local prefix = args[1]
-  local dead = redis.call('ZRANGE', prefix .. 'pr:nodes', '-inf', now_ms(), 'BYSCORE')
+  local tb = table_of(args)
+  local dead = redis.call('ZRANGE', tb.t .. 'nodes', '-inf', now_ms(), 'BYSCORE')
   local left = 0
-  for _, node in ipairs(dead) do left = left + gone(prefix, node) end
+  for _, node in ipairs(dead) do left = left + gone(tb, node) end
   return {#dead, left}
 end)
 "#;
+
+/// The classic pub/sub channel that carries every presence notice on a Redis Cluster.
+pub(crate) fn events_channel(prefix: &str) -> String {
+    format!("{prefix}{{presence}}:events")
+}
 
 /// Why a presence call failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,55 +148,138 @@ pub enum JoinOutcome {
     UnknownNode,
 }
 
+/// Where the presence table lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableMode {
+    /// One Redis: notices go into each channel's pub/sub channel.
+    Standalone,
+    /// A Redis Cluster: the table lives in the `{presence}` slot, notices go to the events
+    /// channel.
+    Cluster,
+}
+
+impl TableMode {
+    fn as_arg(self) -> &'static [u8] {
+        match self {
+            TableMode::Standalone => b"standalone",
+            TableMode::Cluster => b"cluster",
+        }
+    }
+}
+
+/// The connection and where it goes.
+struct Link {
+    /// The node asked next: a seed, or the master a `MOVED` named.
+    endpoint: usize,
+    /// Masters learnt from `MOVED` replies, after the seeds.
+    endpoints: Vec<Endpoint>,
+    conn: Option<Conn>,
+}
+
 /// A client of the presence table in Redis. One connection, used by one call at a time,
-/// reopened after any failure.
+/// reopened after any failure. On a cluster it follows `MOVED` to the master of the table's
+/// slot, and tries the next seed when a node is unreachable.
 pub struct RedisPresence {
-    endpoint: Endpoint,
     connector: Connector,
     prefix: String,
-    conn: Mutex<Option<Conn>>,
+    mode: TableMode,
+    nodes_key: String,
+    link: Mutex<Link>,
 }
 
 impl RedisPresence {
-    /// A client for the first endpoint of `options`; connects on first use.
+    /// A client for the endpoints of `options` (the first, for a standalone Redis; the seeds,
+    /// for a cluster); connects on first use.
     ///
     /// # Panics
     /// When `options.endpoints` is empty.
-    pub fn new(options: &RedisOptions) -> Self {
+    pub fn new(options: &RedisOptions, mode: TableMode) -> Self {
+        assert!(!options.endpoints.is_empty(), "one endpoint");
         Self {
-            endpoint: options.endpoints.first().expect("one endpoint").clone(),
             connector: options.connector(),
             prefix: options.prefix.clone(),
-            conn: Mutex::new(None),
+            mode,
+            nodes_key: format!("{}{{presence}}:nodes", options.prefix),
+            link: Mutex::new(Link {
+                endpoint: 0,
+                endpoints: options.endpoints.clone(),
+                conn: None,
+            }),
         }
     }
 
     async fn call(&self, args: &[&[u8]]) -> Result<Value, PresenceError> {
-        let mut slot = self.conn.lock().await;
-        if slot.is_none() {
-            let mut conn = self.connector.open(&self.endpoint).await?;
-            let reply = conn
-                .call(
-                    &[b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY.as_bytes()],
-                    self.connector.timeout,
-                )
-                .await?;
-            crate::conn::ok_or_refused("FUNCTION LOAD", reply)?;
-            *slot = Some(conn);
-        }
-        let conn = slot.as_mut().expect("opened above");
-        match conn.call(args, self.connector.timeout).await {
-            Ok(Value::Error(message)) => Err(PresenceError::Refused(message)),
-            Ok(v) => Ok(v),
-            Err(e) => {
-                *slot = None;
-                Err(e.into())
+        let mut link = self.link.lock().await;
+        // One redirection at most: a MOVED names the master that owns the table's slot.
+        for _ in 0..2 {
+            if link.conn.is_none() {
+                let endpoint = link.endpoints[link.endpoint].clone();
+                let opened = self.open(&endpoint).await;
+                match opened {
+                    Ok(conn) => link.conn = Some(conn),
+                    Err(e) => {
+                        // The next seed on the next call.
+                        link.endpoint = (link.endpoint + 1) % link.endpoints.len();
+                        return Err(e);
+                    }
+                }
+            }
+            let conn = link.conn.as_mut().expect("opened above");
+            match conn.call(args, self.connector.timeout).await {
+                Ok(Value::Error(message)) => match moved_to(&message) {
+                    Some((host, port)) if self.mode == TableMode::Cluster => {
+                        let target = Endpoint {
+                            host: host.to_owned(),
+                            port,
+                            ..link.endpoints[0].clone()
+                        };
+                        link.endpoint = match link.endpoints.iter().position(|e| *e == target) {
+                            Some(i) => i,
+                            None => {
+                                link.endpoints.push(target);
+                                link.endpoints.len() - 1
+                            }
+                        };
+                        link.conn = None;
+                    }
+                    _ => return Err(PresenceError::Refused(message)),
+                },
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    link.conn = None;
+                    if self.mode == TableMode::Cluster {
+                        link.endpoint = (link.endpoint + 1) % link.endpoints.len();
+                    }
+                    return Err(e.into());
+                }
             }
         }
+        Err(PresenceError::Unavailable(
+            "the presence table's slot is moving".into(),
+        ))
+    }
+
+    async fn open(&self, endpoint: &Endpoint) -> Result<Conn, PresenceError> {
+        let mut conn = self.connector.open(endpoint).await?;
+        let reply = conn
+            .call(
+                &[b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY.as_bytes()],
+                self.connector.timeout,
+            )
+            .await?;
+        crate::conn::ok_or_refused("FUNCTION LOAD", reply)?;
+        Ok(conn)
     }
 
     async fn fcall(&self, function: &str, args: &[&[u8]]) -> Result<Value, PresenceError> {
-        let mut all: Vec<&[u8]> = vec![b"FCALL", function.as_bytes(), b"0", self.prefix.as_bytes()];
+        let mut all: Vec<&[u8]> = vec![
+            b"FCALL",
+            function.as_bytes(),
+            b"1",
+            self.nodes_key.as_bytes(),
+            self.prefix.as_bytes(),
+            self.mode.as_arg(),
+        ];
         all.extend_from_slice(args);
         self.call(&all).await
     }
@@ -282,7 +387,7 @@ impl RedisPresence {
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
     pub async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, PresenceError> {
-        let key = format!("{}pr:m:{{{channel}}}", self.prefix);
+        let key = format!("{}{{presence}}:m:{channel}", self.prefix);
         let reply = self.call(&[b"HGETALL", key.as_bytes()]).await?;
         let Value::Array(Some(items)) = reply else {
             return Err(unexpected(&reply));
@@ -306,10 +411,17 @@ impl RedisPresence {
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
     pub async fn count(&self, channel: &ChannelName) -> Result<u64, PresenceError> {
-        let key = format!("{}pr:m:{{{channel}}}", self.prefix);
+        let key = format!("{}{{presence}}:m:{channel}", self.prefix);
         let reply = self.call(&[b"HLEN", key.as_bytes()]).await?;
         Ok(u64::try_from(integer(&reply)?).unwrap_or(0))
     }
+}
+
+/// `MOVED 3999 127.0.0.1:6381` -> (`127.0.0.1`, 6381).
+fn moved_to(message: &str) -> Option<(&str, u16)> {
+    let addr = message.strip_prefix("MOVED ")?.split_whitespace().nth(1)?;
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host, port.parse().ok()?))
 }
 
 fn integer(v: &Value) -> Result<i64, PresenceError> {

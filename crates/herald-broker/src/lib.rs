@@ -90,6 +90,14 @@ pub trait Inbox: Send + Sync + 'static {
     /// A member joined or left presence channel `channel`, cluster-wide. Every local
     /// subscriber must be told.
     fn presence(&self, channel: ChannelName, notice: PresenceNotice) -> BoxFuture<'_, ()>;
+
+    /// Presence notices of any channel may have been missed (they travel on a connection of
+    /// their own, which was lost and is back). The default does nothing: brokers that carry
+    /// notices on each channel's own subscription report such losses as gaps.
+    fn presence_lost(&self, reason: &'static str) -> BoxFuture<'_, ()> {
+        let _ = reason;
+        Box::pin(async {})
+    }
 }
 
 /// Counters a broker keeps about itself.

@@ -103,6 +103,15 @@ impl Inbox for Hub {
         })
     }
 
+    fn presence_lost(&self, reason: &'static str) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Every shard tells every channel it holds: clients query presence again.
+            for shard in 0..self.shards.len() {
+                self.send(shard, ShardCommand::GapAll { reason }).await;
+            }
+        })
+    }
+
     fn gap(&self, channel: ChannelName, reason: &'static str) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let shard = self.shard_index(&channel);

@@ -10,7 +10,9 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence};
+use herald_broker_redis::{
+    RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence, TableMode,
+};
 use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId, TraceParent};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -201,7 +203,12 @@ pub async fn run(
             // connection for it).
             let any_presence =
                 config.channels.presence || config.namespaces.values().any(|n| n.presence);
-            let presence = any_presence.then(|| RedisPresence::new(&options));
+            let table = match mode {
+                RedisMode::Standalone => TableMode::Standalone,
+                RedisMode::Cluster => TableMode::Cluster,
+            };
+            options.presence_events = any_presence && mode == RedisMode::Cluster;
+            let presence = any_presence.then(|| RedisPresence::new(&options, table));
             run_with(
                 config,
                 listeners,

@@ -89,7 +89,14 @@ async fn a_silent_node_s_members_leave_once_when_its_lease_runs_out() {
 
     // A node that reports one member and then says nothing more, as a killed gateway would.
     let fcall = |args: &[&str]| {
-        let mut all = vec!["FCALL", args[0], "0", "herald:"];
+        let mut all = vec![
+            "FCALL",
+            args[0],
+            "1",
+            "herald:{presence}:nodes",
+            "herald:",
+            "standalone",
+        ];
         all.extend_from_slice(&args[1..]);
         redis.cli(&all)
     };

@@ -104,6 +104,11 @@ impl<S: Sink, W> HubShard<S, W> {
         self.channels.len()
     }
 
+    /// The channels this shard holds.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelName> {
+        self.channels.keys()
+    }
+
     /// Local subscribers of `channel`.
     pub fn subscriber_count(&self, channel: &str) -> usize {
         self.channels

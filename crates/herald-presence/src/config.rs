@@ -46,7 +46,11 @@ impl Default for ListenConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis.url`, default `redis://127.0.0.1:6379`: `redis[s]://[user:password@]host:port[/db]`.
+    /// `redis.mode`, default `standalone`: `standalone` or `cluster`, as the gateways'
+    /// `broker.redis.mode`.
+    pub mode: RedisMode,
+    /// `redis.url`, default `redis://127.0.0.1:6379`: `redis[s]://[user:password@]host:port[/db]`;
+    /// in cluster mode, comma-separated seed URLs.
     pub url: String,
     /// `redis.prefix`, default `herald:`: the gateways' `broker.redis.prefix`.
     pub prefix: String,
@@ -62,10 +66,32 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
+            mode: RedisMode::Standalone,
             url: "redis://127.0.0.1:6379".into(),
             prefix: "herald:".into(),
             timeout: Duration::from_secs(2),
             tls_ca_file: None,
+        }
+    }
+}
+
+/// How the Redis is deployed (as the gateways' `broker.redis.mode`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One Redis.
+    #[default]
+    Standalone,
+    /// A Redis Cluster: the table lives in the `{presence}` slot.
+    Cluster,
+}
+
+impl RedisMode {
+    /// The presence table's mode.
+    pub fn table(self) -> herald_broker_redis::TableMode {
+        match self {
+            RedisMode::Standalone => herald_broker_redis::TableMode::Standalone,
+            RedisMode::Cluster => herald_broker_redis::TableMode::Cluster,
         }
     }
 }
@@ -146,8 +172,11 @@ impl PresenceServiceConfig {
         let redis = &self.redis;
         let endpoints =
             Endpoint::parse_list(&redis.url).map_err(|e| invalid("redis.url", e.to_string()))?;
-        if endpoints.len() != 1 {
-            return Err(invalid("redis.url", "takes exactly one URL"));
+        if self.redis.mode == RedisMode::Standalone && endpoints.len() != 1 {
+            return Err(invalid(
+                "redis.url",
+                "takes exactly one URL (several seeds need redis.mode = \"cluster\")",
+            ));
         }
         RedisOptions::check_prefix(&redis.prefix).map_err(|e| invalid("redis.prefix", e))?;
         if redis.timeout < Duration::from_millis(50) {

@@ -67,7 +67,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), PresenceServiceError> {
-    let table = Arc::new(RedisPresence::new(&config.redis_options()?));
+    let table = Arc::new(RedisPresence::new(
+        &config.redis_options()?,
+        config.redis.mode.table(),
+    ));
     let metrics = Arc::new(metrics::Metrics::default());
     tracing::info!(
         api = %listener.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),

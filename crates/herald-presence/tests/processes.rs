@@ -8,7 +8,9 @@ use std::{
 
 use herald_broker_redis::{Endpoint, RedisOptions, RedisPresence};
 use herald_protocol::{ChannelName, NodeId};
-use herald_testkit::{eventually, Incoming, RedisServer, ServiceProcess, WsClient, WAIT};
+use herald_testkit::{
+    eventually, Incoming, RedisCluster, RedisServer, ServiceProcess, WsClient, WAIT,
+};
 use serde_json::{json, Value};
 
 /// Short timings for the tests that are not about the defaults.
@@ -271,7 +273,7 @@ async fn after_a_redis_restart_every_gateway_reports_its_members_again() {
     let _z = member(&b, "z", &["room:1", "room:2"]).await;
 
     redis.restart().await;
-    assert_eq!(redis.cli(&["EXISTS", "herald:pr:nodes"]), "0");
+    assert_eq!(redis.cli(&["EXISTS", "herald:{presence}:nodes"]), "0");
     eventually(
         Duration::from_secs(10),
         "the table is whole again",
@@ -313,7 +315,7 @@ async fn a_member_list_of_ten_thousand_is_served_correctly() {
         None,
     )
     .unwrap();
-    let table = RedisPresence::new(&options);
+    let table = RedisPresence::new(&options, herald_broker_redis::TableMode::Standalone);
     let node = NodeId::random();
     assert!(!table
         .heartbeat(node, Duration::from_secs(60))
@@ -434,4 +436,62 @@ fn check_config_names_the_bad_key() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expiry.interval"));
+}
+
+/// The same on a Redis Cluster (3 masters): gateways and the presence service in cluster
+/// mode, a gateway killed with SIGKILL, its members leaving once each on the other node.
+#[tokio::test]
+async fn on_a_redis_cluster_a_killed_gateway_s_members_leave_once() {
+    let cluster = RedisCluster::start(3, 0).await;
+    let urls = cluster.urls();
+    let service = ServiceProcess::presence(&[
+        ("HERALD__REDIS__MODE", "cluster"),
+        ("HERALD__REDIS__URL", urls.as_str()),
+        ("HERALD__EXPIRY__INTERVAL", "200ms"),
+    ])
+    .await;
+    eventually(WAIT, "the presence service is ready", || async {
+        service.get("/readyz").await.status == 200
+    })
+    .await;
+    let env = [
+        ("HERALD__BROKER__KIND", "redis"),
+        ("HERALD__BROKER__REDIS__MODE", "cluster"),
+        ("HERALD__BROKER__REDIS__URL", urls.as_str()),
+        ("HERALD__NAMESPACES__ROOM__PRESENCE", "true"),
+        ("HERALD__SHUTDOWN__DRAIN_WINDOW", "100ms"),
+        FAST[0],
+        FAST[1],
+    ];
+    let a = ServiceProcess::gateway(&env).await;
+    let mut b = ServiceProcess::gateway(&env).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "the gateway is ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    let mut watcher = member(&a, "w", &["room:1"]).await;
+    let _alice = member(&b, "alice", &["room:1"]).await;
+    let _bob = member(&b, "bob", &["room:7"]).await;
+    let _bob_here = member(&b, "bob", &["room:1"]).await;
+    notices_until(&mut watcher, WAIT, |s| {
+        ["w", "alice", "bob"].iter().all(|u| count(s, "join", u) == 1)
+    })
+    .await;
+
+    b.kill();
+    let killed = Instant::now();
+    let seen = notices_until(&mut watcher, Duration::from_secs(10), |s| {
+        count(s, "leave", "alice") + count(s, "leave", "bob") == 2
+    })
+    .await;
+    eprintln!("cluster: kill -9 to the last leave: {:?}", killed.elapsed());
+    assert_eq!(seen.len(), 2, "only the two leaves: {seen:?}");
+    assert_quiet(&mut watcher, Duration::from_millis(800)).await;
+    let members = a.get("/v1/channels/room:1/presence").await.json();
+    assert_eq!(users(&members), ["w"]);
+    let served = service.get("/v1/channels/room:7/presence/stats").await.json();
+    assert_eq!(served["count"], 0, "the service reads the same table");
+    assert!(metric(&service, "herald_presence_nodes_expired_total").await >= 1.0);
 }

@@ -58,6 +58,9 @@ pub enum NoticeError {
     /// `info` is not JSON.
     #[error("presence info is not JSON: {0}")]
     Info(#[from] serde_json::Error),
+    /// The event's channel is not a valid channel name.
+    #[error("bad channel in a presence event: {0}")]
+    Channel(String),
 }
 
 impl PresenceNotice {
@@ -74,6 +77,37 @@ impl PresenceNotice {
     /// [`NoticeError`] for anything but `[2, "join" | "leave", user, info-as-JSON]`.
     pub fn from_broker(message: &[u8]) -> Result<Self, NoticeError> {
         let (_, kind, user, info): (u8, String, String, String) = rmp_serde::from_slice(message)?;
+        Self::from_parts(kind, user, info)
+    }
+
+    /// The cluster-wide event form, `[2, kind, user, info, channel]`: on a Redis Cluster the
+    /// presence table publishes every notice on one channel, so the channel rides along.
+    pub fn to_event(&self, channel: &crate::ChannelName) -> Vec<u8> {
+        let info = self.member.info.to_string();
+        let event = (
+            TAG,
+            self.change.as_str(),
+            &self.member.user,
+            info,
+            channel.as_str(),
+        );
+        rmp_serde::to_vec(&event).expect("tuples of strings always serialise")
+    }
+
+    /// Decodes the event form.
+    ///
+    /// # Errors
+    /// [`NoticeError`] for anything but `[2, "join" | "leave", user, info-as-JSON, channel]`
+    /// with a valid channel name.
+    pub fn from_event(message: &[u8]) -> Result<(crate::ChannelName, Self), NoticeError> {
+        let (_, kind, user, info, channel): (u8, String, String, String, String) =
+            rmp_serde::from_slice(message)?;
+        let channel =
+            crate::ChannelName::parse(&channel).map_err(|e| NoticeError::Channel(e.to_string()))?;
+        Ok((channel, Self::from_parts(kind, user, info)?))
+    }
+
+    fn from_parts(kind: String, user: String, info: String) -> Result<Self, NoticeError> {
         let change = match kind.as_str() {
             "join" => Change::Join,
             "leave" => Change::Leave,
@@ -118,6 +152,14 @@ mod tests {
         let wire = n.to_broker();
         assert!(is_notice(&wire));
         assert_eq!(PresenceNotice::from_broker(&wire).unwrap(), n);
+        let channel = crate::ChannelName::parse("room:1").unwrap();
+        let event = n.to_event(&channel);
+        assert_eq!(PresenceNotice::from_event(&event).unwrap(), (channel, n));
+        let bad = rmp_serde::to_vec(&(2u8, "join", "u", "null", "")).unwrap();
+        assert!(matches!(
+            PresenceNotice::from_event(&bad),
+            Err(NoticeError::Channel(_))
+        ));
     }
 
     #[test]

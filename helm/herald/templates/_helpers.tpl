@@ -37,9 +37,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (not .Values.auth.anonymous) (or (not .Values.auth.existingSecret) (eq (len .Values.auth.keys) 0)) -}}
 {{- fail "connections need tokens by default: set auth.existingSecret and auth.keys (or auth.anonymous=true for a private test install)" -}}
 {{- end -}}
-{{- if and .Values.presence.enabled (eq .Values.redis.mode "cluster") -}}
-{{- fail "presence.enabled needs redis.mode=standalone: the presence table does not run on a Redis Cluster yet" -}}
-{{- end -}}
 {{- end -}}
 
 {{/* The API keys' Secret, if any. */}}

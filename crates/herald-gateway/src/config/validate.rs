@@ -111,15 +111,6 @@ impl GatewayConfig {
         }
         if self.broker.kind == BrokerKind::Redis {
             self.validate_redis()?;
-            let any_presence =
-                self.channels.presence || self.namespaces.values().any(|n| n.presence);
-            if any_presence && self.broker.redis.mode == RedisMode::Cluster {
-                return Err(invalid(
-                    "broker.redis.mode",
-                    "presence channels need a standalone Redis (the presence table is not \
-                     sharded yet)",
-                ));
-            }
         }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));

@@ -37,6 +37,8 @@ pub(crate) enum ShardCommand {
         channel: ChannelName,
         reason: &'static str,
     },
+    /// Notices of any channel may have been missed: a gap notice to every channel held.
+    GapAll { reason: &'static str },
     /// A member joined or left presence channel `channel`.
     Presence {
         channel: ChannelName,
@@ -138,6 +140,14 @@ impl ShardTask {
             }
             ShardCommand::Publication(p) => (self.publish(&p), None),
             ShardCommand::Gap { channel, reason } => (self.gap(&channel, reason), None),
+            ShardCommand::GapAll { reason } => {
+                let channels: Vec<ChannelName> = self.hub.channels().cloned().collect();
+                let actions = channels
+                    .iter()
+                    .flat_map(|channel| self.gap(channel, reason))
+                    .collect();
+                (actions, None)
+            }
             ShardCommand::Presence { channel, notice } => {
                 let encode = |format| server::presence(format, &channel, &notice);
                 let actions = self.notify(&channel, encode, |m| &m.presence_notices);
