@@ -131,7 +131,11 @@ async fn a_silent_node_expires_and_a_lost_events_connection_is_a_gap() {
         let list = server.cli(&["CLIENT", "LIST", "TYPE", "pubsub"]);
         for line in list.lines() {
             if line.contains(" sub=1 ") && line.contains(" ssub=0 ") {
-                let id = line.split_whitespace().next().unwrap().trim_start_matches("id=");
+                let id = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_start_matches("id=");
                 server.cli(&["CLIENT", "KILL", "ID", id]);
                 killed += 1;
             }

@@ -50,10 +50,17 @@ fn three_gateways_on_a_redis_cluster_carry_a_round_trip_across_nodes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("3 gateway(s), Redis cluster"), "{stdout}");
-    assert!(stdout.contains("presence service: http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("presence service: http://127.0.0.1:"),
+        "{stdout}"
+    );
     assert!(stdout.contains("round trip OK"), "{stdout}");
     let pids = pids(&stdout);
-    assert_eq!(pids.len(), 3 + 1 + 3, "3 gateways, the presence service, 3 masters");
+    assert_eq!(
+        pids.len(),
+        3 + 1 + 3,
+        "3 gateways, the presence service, 3 masters"
+    );
     assert!(all_gone(&pids), "everything stopped: {pids:?}");
 }
 
@@ -77,7 +84,9 @@ fn waits_for_a_signal_then_stops_everything() {
     }
     let pids = pids(&seen);
     assert_eq!(pids.len(), 2 + 1 + 1, "{seen}");
-    assert!(pids.iter().all(|p| Path::new(&format!("/proc/{p}")).exists()));
+    assert!(pids
+        .iter()
+        .all(|p| Path::new(&format!("/proc/{p}")).exists()));
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -85,7 +94,10 @@ fn waits_for_a_signal_then_stops_everything() {
     assert!(sent.success());
     let started = Instant::now();
     while child.try_wait().expect("wait").is_none() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the script did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the script did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(all_gone(&pids), "everything stopped: {pids:?}");

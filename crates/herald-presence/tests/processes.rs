@@ -476,7 +476,9 @@ async fn on_a_redis_cluster_a_killed_gateway_s_members_leave_once() {
     let _bob = member(&b, "bob", &["room:7"]).await;
     let _bob_here = member(&b, "bob", &["room:1"]).await;
     notices_until(&mut watcher, WAIT, |s| {
-        ["w", "alice", "bob"].iter().all(|u| count(s, "join", u) == 1)
+        ["w", "alice", "bob"]
+            .iter()
+            .all(|u| count(s, "join", u) == 1)
     })
     .await;
 
@@ -491,7 +493,10 @@ async fn on_a_redis_cluster_a_killed_gateway_s_members_leave_once() {
     assert_quiet(&mut watcher, Duration::from_millis(800)).await;
     let members = a.get("/v1/channels/room:1/presence").await.json();
     assert_eq!(users(&members), ["w"]);
-    let served = service.get("/v1/channels/room:7/presence/stats").await.json();
+    let served = service
+        .get("/v1/channels/room:7/presence/stats")
+        .await
+        .json();
     assert_eq!(served["count"], 0, "the service reads the same table");
     assert!(metric(&service, "herald_presence_nodes_expired_total").await >= 1.0);
 }
