@@ -1,0 +1,147 @@
+//! Pusher channel names and types.
+
+use std::fmt;
+
+/// What a channel's prefix makes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Anyone with the app key may subscribe.
+    Public,
+    /// `private-`: a subscription needs an authorization signed for the socket and channel.
+    Private,
+    /// `private-encrypted-`: private, and the payloads are end-to-end encrypted (the server
+    /// passes them through).
+    PrivateEncrypted,
+    /// `presence-`: private, with a member list.
+    Presence,
+}
+
+/// A valid Pusher channel name: 1 to 164 of `A-Z a-z 0-9 _ - = @ , . ;`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PusherChannel(String);
+
+/// Why a channel name was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelNameError {
+    /// Empty or longer than [`PusherChannel::MAX_LEN`].
+    #[error("channel names are 1 to 164 characters")]
+    Length,
+    /// A character Pusher does not allow.
+    #[error("channel names may contain only letters, digits and _ - = @ , . ;")]
+    Character,
+}
+
+impl PusherChannel {
+    /// The longest name Pusher allows.
+    pub const MAX_LEN: usize = 164;
+
+    /// Validates a name.
+    ///
+    /// # Errors
+    /// [`ChannelNameError`] with the reason.
+    pub fn parse(name: &str) -> Result<Self, ChannelNameError> {
+        if name.is_empty() || name.len() > Self::MAX_LEN {
+            return Err(ChannelNameError::Length);
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b);
+        if !name.bytes().all(allowed) {
+            return Err(ChannelNameError::Character);
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The channel's type, from its prefix.
+    pub fn kind(&self) -> ChannelKind {
+        if self.0.starts_with("private-encrypted-") {
+            ChannelKind::PrivateEncrypted
+        } else if self.0.starts_with("private-") {
+            ChannelKind::Private
+        } else if self.0.starts_with("presence-") {
+            ChannelKind::Presence
+        } else {
+            ChannelKind::Public
+        }
+    }
+
+    /// Whether a subscription needs a signed authorization.
+    pub fn needs_auth(&self) -> bool {
+        self.kind() != ChannelKind::Public
+    }
+
+    /// Whether clients may send `client-` events on it (private and presence channels).
+    pub fn allows_client_events(&self) -> bool {
+        matches!(self.kind(), ChannelKind::Private | ChannelKind::Presence)
+    }
+
+    /// Whether the last event is kept and delivered on subscribe (`cache-` and the cache
+    /// variants of the other types).
+    pub fn is_cache(&self) -> bool {
+        [
+            "cache-",
+            "private-cache-",
+            "private-encrypted-cache-",
+            "presence-cache-",
+        ]
+        .iter()
+        .any(|p| self.0.starts_with(p))
+    }
+}
+
+impl fmt::Display for PusherChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PusherChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_prefixes() {
+        let kind = |n: &str| PusherChannel::parse(n).unwrap().kind();
+        assert_eq!(kind("news"), ChannelKind::Public);
+        assert_eq!(kind("cache-news"), ChannelKind::Public);
+        assert_eq!(kind("private-user.1"), ChannelKind::Private);
+        assert_eq!(kind("private-encrypted-x"), ChannelKind::PrivateEncrypted);
+        assert_eq!(kind("presence-room-1"), ChannelKind::Presence);
+        assert!(PusherChannel::parse("presence-cache-x").unwrap().is_cache());
+        assert!(!PusherChannel::parse("news").unwrap().is_cache());
+        assert!(PusherChannel::parse("private-x")
+            .unwrap()
+            .allows_client_events());
+        assert!(!PusherChannel::parse("private-encrypted-x")
+            .unwrap()
+            .allows_client_events());
+        assert!(!PusherChannel::parse("news").unwrap().allows_client_events());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(PusherChannel::parse("a-Z_0=9@,.;").is_ok());
+        assert_eq!(PusherChannel::parse(""), Err(ChannelNameError::Length));
+        assert_eq!(
+            PusherChannel::parse(&"x".repeat(165)),
+            Err(ChannelNameError::Length)
+        );
+        assert!(PusherChannel::parse(&"x".repeat(164)).is_ok());
+        for bad in ["a b", "a:b", "a/b", "é", "a{b}"] {
+            assert_eq!(
+                PusherChannel::parse(bad),
+                Err(ChannelNameError::Character),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The messages of protocol 7: what clients send, and the frames the server writes.
+//!
+//! Every message is a JSON object with `event`, and `data` and `channel` where they apply.
+//! Server events carry `data` as a string of JSON (pusher-js parses it); the `pusher:*`
+//! messages from clients carry it as an object.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{channel::ChannelNameError, PusherChannel};
+
+/// A message from a client.
+#[derive(Debug)]
+pub enum ClientMessage {
+    /// `pusher:ping`: answered with `pusher:pong`.
+    Ping,
+    /// `pusher:pong`: the answer to the server's `pusher:ping`.
+    Pong,
+    /// `pusher:subscribe`.
+    Subscribe {
+        /// The channel.
+        channel: PusherChannel,
+        /// `<key>:<signature>`, for private and presence channels.
+        auth: Option<String>,
+        /// For presence channels: the member's `{"user_id": .., "user_info": ..}`, as signed.
+        channel_data: Option<String>,
+    },
+    /// `pusher:unsubscribe`.
+    Unsubscribe {
+        /// The channel.
+        channel: PusherChannel,
+    },
+    /// `pusher:signin`: user authentication.
+    Signin {
+        /// `<key>:<signature>` over the user data.
+        auth: String,
+        /// The user, as signed: JSON text with at least an `id`.
+        user_data: String,
+    },
+    /// A `client-` event, to be relayed to the channel's other subscribers.
+    ClientEvent {
+        /// The event name (starts with `client-`).
+        event: String,
+        /// The channel.
+        channel: PusherChannel,
+        /// The data, as the client sent it (JSON text).
+        data: Box<RawValue>,
+    },
+}
+
+/// Why a client message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// Not a JSON object with a string `event`.
+    #[error("invalid JSON message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// An event Herald does not know (not `pusher:*` it serves, nor `client-*`).
+    #[error("unsupported event {0:?}")]
+    Unknown(String),
+    /// A field the event needs is missing or of the wrong type.
+    #[error("{event}: missing or invalid {field}")]
+    Field {
+        /// The event.
+        event: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// A channel name Pusher does not allow.
+    #[error("invalid channel name: {0}")]
+    Channel(#[from] ChannelNameError),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    event: String,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SubscribeData {
+    channel: String,
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    channel_data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SigninData {
+    auth: String,
+    user_data: String,
+}
+
+/// `data` may come as an object or as a string of JSON (older clients); returns the object.
+fn data_of<'a, T: Deserialize<'a>>(
+    data: Option<&'a RawValue>,
+    event: &'static str,
+    holder: &'a mut String,
+) -> Result<T, MessageError> {
+    let field = || MessageError::Field {
+        event,
+        field: "data",
+    };
+    let raw = data.ok_or_else(field)?;
+    if raw.get().starts_with('"') {
+        *holder = serde_json::from_str(raw.get()).map_err(|_| field())?;
+        serde_json::from_str(holder).map_err(|_| field())
+    } else {
+        serde_json::from_str(raw.get()).map_err(|_| field())
+    }
+}
+
+impl ClientMessage {
+    /// Decodes one text message.
+    ///
+    /// # Errors
+    /// [`MessageError`] with the reason, for a `pusher:error` reply.
+    pub fn decode(text: &str) -> Result<Self, MessageError> {
+        let m: Envelope<'_> = serde_json::from_str(text)?;
+        let mut holder = String::new();
+        match m.event.as_str() {
+            "pusher:ping" => Ok(Self::Ping),
+            "pusher:pong" => Ok(Self::Pong),
+            "pusher:subscribe" => {
+                let d: SubscribeData = data_of(m.data, "pusher:subscribe", &mut holder)?;
+                Ok(Self::Subscribe {
+                    channel: PusherChannel::parse(&d.channel)?,
+                    auth: d.auth,
+                    channel_data: d.channel_data,
+                })
+            }
+            "pusher:unsubscribe" => {
+                let d: SubscribeData = data_of(m.data, "pusher:unsubscribe", &mut holder)?;
+                Ok(Self::Unsubscribe {
+                    channel: PusherChannel::parse(&d.channel)?,
+                })
+            }
+            "pusher:signin" => {
+                let d: SigninData = data_of(m.data, "pusher:signin", &mut holder)?;
+                Ok(Self::Signin {
+                    auth: d.auth,
+                    user_data: d.user_data,
+                })
+            }
+            event if event.starts_with("client-") => {
+                let field = |field| MessageError::Field {
+                    event: "client event",
+                    field,
+                };
+                let channel = m.channel.ok_or_else(|| field("channel"))?;
+                let data = m.data.ok_or_else(|| field("data"))?;
+                Ok(Self::ClientEvent {
+                    event: m.event,
+                    channel: PusherChannel::parse(&channel)?,
+                    data: data.to_owned(),
+                })
+            }
+            _ => Err(MessageError::Unknown(m.event)),
+        }
+    }
+}
+
+/// JSON text of a string.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("strings always serialise")
+}
+
+/// `pusher:connection_established`.
+pub fn connection_established(socket_id: &str, activity_timeout: u64) -> String {
+    let data = format!(r#"{{"socket_id":"{socket_id}","activity_timeout":{activity_timeout}}}"#);
+    format!(
+        r#"{{"event":"pusher:connection_established","data":{}}}"#,
+        quoted(&data)
+    )
+}
+
+/// `pusher:pong`.
+pub fn pong() -> &'static str {
+    r#"{"event":"pusher:pong","data":{}}"#
+}
+
+/// `pusher:ping`.
+pub fn ping() -> &'static str {
+    r#"{"event":"pusher:ping","data":{}}"#
+}
+
+/// `pusher:error`, with a code where Pusher defines one.
+pub fn error(code: Option<u16>, message: &str) -> String {
+    match code {
+        Some(code) => format!(
+            r#"{{"event":"pusher:error","data":{{"code":{code},"message":{}}}}}"#,
+            quoted(message)
+        ),
+        None => format!(
+            r#"{{"event":"pusher:error","data":{{"code":null,"message":{}}}}}"#,
+            quoted(message)
+        ),
+    }
+}
+
+/// `pusher:subscription_error`: `kind` is `AuthError` or another Pusher error type, `status`
+/// the HTTP-like status pusher-js reports.
+pub fn subscription_error(channel: &str, kind: &str, message: &str, status: u16) -> String {
+    format!(
+        r#"{{"event":"pusher:subscription_error","channel":{},"data":{{"type":{},"error":{},"status":{status}}}}}"#,
+        quoted(channel),
+        quoted(kind),
+        quoted(message)
+    )
+}
+
+/// `pusher_internal:subscription_succeeded`; `data` is the presence hash's JSON text for
+/// presence channels, `{}` for the others.
+pub fn subscription_succeeded(channel: &str, data: &str) -> String {
+    format!(
+        r#"{{"event":"pusher_internal:subscription_succeeded","channel":{},"data":{}}}"#,
+        quoted(channel),
+        quoted(data)
+    )
+}
+
+/// An event on a channel. `json` is Herald's publication data (JSON text): a JSON string
+/// goes out as that string (what a Pusher SDK published), anything else as its JSON text.
+pub fn event(name: &str, channel: &str, json: &str) -> String {
+    let data = if json.starts_with('"') {
+        json.to_owned()
+    } else {
+        quoted(json)
+    };
+    format!(
+        r#"{{"event":{},"channel":{},"data":{data}}}"#,
+        quoted(name),
+        quoted(channel)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_what_pusher_js_sends() {
+        assert!(matches!(
+            ClientMessage::decode(r#"{"event":"pusher:ping","data":{}}"#).unwrap(),
+            ClientMessage::Ping
+        ));
+        let m = ClientMessage::decode(
+            r#"{"event":"pusher:subscribe","data":{"auth":"k:s","channel":"private-a"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Subscribe {
+            channel,
+            auth,
+            channel_data,
+        } = m
+        else {
+            panic!("{m:?}");
+        };
+        assert_eq!(channel.as_str(), "private-a");
+        assert_eq!((auth.as_deref(), channel_data), (Some("k:s"), None));
+        // `data` as a string of JSON, as some older clients send it.
+        let m = ClientMessage::decode(
+            r#"{"event":"pusher:unsubscribe","data":"{\"channel\":\"news\"}"}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&m, ClientMessage::Unsubscribe { channel } if channel.as_str() == "news"),
+            "{m:?}"
+        );
+        let m = ClientMessage::decode(
+            r#"{"event":"client-typing","channel":"private-a","data":{"who":"ann"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::ClientEvent { event, data, .. } = m else {
+            panic!("{m:?}");
+        };
+        assert_eq!(
+            (event.as_str(), data.get()),
+            ("client-typing", r#"{"who":"ann"}"#)
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_serve() {
+        let err = |t: &str| ClientMessage::decode(t).unwrap_err().to_string();
+        assert!(err("not json").contains("invalid JSON"));
+        assert!(err(r#"{"data":{}}"#).contains("invalid JSON"));
+        assert!(err(r#"{"event":"pusher:other"}"#).contains("unsupported event"));
+        assert!(err(r#"{"event":"pusher:subscribe"}"#).contains("missing or invalid data"));
+        assert!(
+            err(r#"{"event":"pusher:subscribe","data":{"channel":"a b"}}"#)
+                .contains("invalid channel name")
+        );
+        assert!(err(r#"{"event":"client-x","data":1}"#).contains("channel"));
+    }
+
+    #[test]
+    fn server_frames_are_what_pusher_js_parses() {
+        let v: serde_json::Value =
+            serde_json::from_str(&connection_established("1.2", 120)).unwrap();
+        assert_eq!(v["event"], "pusher:connection_established");
+        let data: serde_json::Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"socket_id": "1.2", "activity_timeout": 120})
+        );
+
+        let v: serde_json::Value = serde_json::from_str(&event("e", "news", r#"{"a":1}"#)).unwrap();
+        assert_eq!(
+            v["data"], r#"{"a":1}"#,
+            "non-string data goes as its JSON text"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&event("e", "news", r#""{\"a\":1}""#)).unwrap();
+        assert_eq!(v["data"], r#"{"a":1}"#, "string data goes as that string");
+
+        let v: serde_json::Value =
+            serde_json::from_str(&error(Some(4301), "slow \"down\"")).unwrap();
+        assert_eq!(v["data"]["code"], 4301);
+        assert_eq!(v["data"]["message"], "slow \"down\"");
+        let v: serde_json::Value =
+            serde_json::from_str(&subscription_error("private-a", "AuthError", "no", 401)).unwrap();
+        assert_eq!(v["data"]["status"], 401);
+        let v: serde_json::Value =
+            serde_json::from_str(&subscription_succeeded("news", "{}")).unwrap();
+        assert_eq!(v["data"], "{}");
+        for frame in [pong(), ping()] {
+            serde_json::from_str::<serde_json::Value>(frame).unwrap();
+        }
+    }
+}
