@@ -14,7 +14,13 @@ fuzz_target!(|data: &[u8]| {
             serde_json::from_slice::<serde::de::IgnoredAny>(&envelope.data)
                 .expect("publication data is JSON");
             for format in [WireFormat::Json, WireFormat::MsgPack] {
-                let _ = server::push(format, &channel, &envelope.data, envelope.offset);
+                let _ = server::push(
+                    format,
+                    &channel,
+                    &envelope.data,
+                    envelope.offset,
+                    envelope.event.as_ref(),
+                );
             }
         }
         Ok(BrokerMessage::Presence(notice)) => {

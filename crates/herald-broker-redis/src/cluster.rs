@@ -14,8 +14,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
-use herald_protocol::{ChannelName, MessageId, TraceParent};
+use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, PublishMeta, Published};
+use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -256,7 +256,7 @@ impl Broker for RedisClusterBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
-        trace: Option<TraceParent>,
+        meta: PublishMeta,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.inner.clone();
         let id = MessageId::new();
@@ -266,7 +266,7 @@ impl Broker for RedisClusterBroker {
             &data,
             id,
             &self.ttl,
-            trace.as_ref(),
+            &meta,
         );
         let timeout = inner.options.timeout;
         Box::pin(async move {

@@ -10,7 +10,8 @@
 //! touch both atomically.
 
 use bytes::{Bytes, BytesMut};
-use herald_protocol::{ChannelName, MessageId, TraceParent};
+use herald_broker::PublishMeta;
+use herald_protocol::{ChannelName, MessageId};
 
 use crate::resp;
 
@@ -26,11 +27,11 @@ pub(crate) enum PublishFunction {
 /// The Redis function library Herald installs (`FUNCTION LOAD REPLACE`) on connecting.
 ///
 /// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
-/// text), an optional message id, the sequence key's TTL in seconds and an optional W3C
-/// `traceparent` as arguments. It increments the offset and publishes
-/// `[1, offset, data, id, published_at_us, traceparent]` as MessagePack (`published_at_us` is
-/// Redis' clock in microseconds; `traceparent` is there only when given), atomically, and
-/// returns the offset.
+/// text), an optional message id, the sequence key's TTL in seconds, an optional W3C
+/// `traceparent` and an optional event name as arguments. It increments the offset and
+/// publishes `[1, offset, data, id, published_at_us, traceparent, event]` as MessagePack
+/// (`published_at_us` is Redis' clock in microseconds; the last two are there only when
+/// given), atomically, and returns the offset.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
 local function sequence(keys, args)
   local offset = redis.call('INCR', keys[1])
@@ -40,6 +41,10 @@ local function sequence(keys, args)
   local at = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local message = {1, offset, args[1], args[2] or '', at}
   if args[4] and args[4] ~= '' then message[6] = args[4] end
+  if args[5] and args[5] ~= '' then
+    message[6] = args[4] or ''
+    message[7] = args[5]
+  end
   return offset, cmsgpack.pack(message)
 end
 redis.register_function('herald_publish', function(keys, args)
@@ -86,7 +91,7 @@ impl Layout {
         data: &[u8],
         id: MessageId,
         ttl: &[u8],
-        trace: Option<&TraceParent>,
+        meta: &PublishMeta,
     ) -> Bytes {
         let name: &[u8] = match function {
             PublishFunction::Plain => b"herald_publish",
@@ -98,7 +103,7 @@ impl Layout {
             id.to_string(),
         );
         let mut command = BytesMut::with_capacity(160 + data.len() + seq.len() * 2);
-        let mut parts: [&[u8]; 9] = [
+        let mut parts: [&[u8]; 10] = [
             b"FCALL",
             name,
             b"2",
@@ -108,14 +113,19 @@ impl Layout {
             id.as_bytes(),
             ttl,
             b"",
+            b"",
         ];
-        let parts = match trace {
-            Some(t) => {
-                parts[8] = t.as_str().as_bytes();
-                &parts[..]
-            }
-            None => &parts[..8],
-        };
+        // The optional arguments go only as far as the last one given.
+        let mut len = 8;
+        if let Some(t) = &meta.trace {
+            parts[8] = t.as_str().as_bytes();
+            len = 9;
+        }
+        if let Some(e) = &meta.event {
+            parts[9] = e.as_str().as_bytes();
+            len = 10;
+        }
+        let parts = &parts[..len];
         resp::encode_command(&mut command, parts);
         command.freeze()
     }

@@ -36,8 +36,8 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Published};
-use herald_protocol::{ChannelName, MessageId, TraceParent};
+use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, PublishMeta, Published};
+use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -198,7 +198,7 @@ impl Broker for RedisBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
-        trace: Option<TraceParent>,
+        meta: PublishMeta,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let id = MessageId::new();
         let command = self.layout.publish_command(
@@ -207,7 +207,7 @@ impl Broker for RedisBroker {
             &data,
             id,
             &self.ttl,
-            trace.as_ref(),
+            &meta,
         );
         let sent = self.publisher.send(command);
         let timeout = self.timeout;

@@ -415,6 +415,7 @@ impl State {
                     id: e.id.map_or_else(MessageId::new, MessageId),
                     published_at_us: e.published_at_us,
                     trace: e.trace,
+                    event: e.event,
                     // Herald's nodes always give an id: without one, an application called
                     // PUBLISH or the function itself.
                     direct: e.id.is_none(),

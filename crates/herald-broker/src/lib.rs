@@ -14,7 +14,7 @@ mod memory;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
-use herald_protocol::{presence::PresenceNotice, ChannelName, MessageId, TraceParent};
+use herald_protocol::{presence::PresenceNotice, ChannelName, EventName, MessageId, TraceParent};
 
 pub use memory::{MemoryBroker, MemoryBus};
 
@@ -39,8 +39,19 @@ pub struct Publication {
     /// The trace context of a publication sampled for tracing, from the node that published
     /// it.
     pub trace: Option<TraceParent>,
+    /// The event name, when the publisher gave one.
+    pub event: Option<EventName>,
     /// Published straight into Redis by an application, not through a Herald node.
     pub direct: bool,
+}
+
+/// What rides along with a publication besides its data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishMeta {
+    /// The publish's trace context, when it is sampled.
+    pub trace: Option<TraceParent>,
+    /// The event name (what Pusher clients bind to).
+    pub event: Option<EventName>,
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -134,8 +145,8 @@ impl BrokerStats {
 /// issued when the method is called, and the returned future only waits for its answer. That
 /// is what lets the hub unsubscribe and resubscribe a channel without racing itself.
 pub trait Broker: Send + Sync + 'static {
-    /// Sequences `data` in `channel` and delivers it to every subscribed node, with `trace`
-    /// (the publish's trace context, when it is sampled) riding along.
+    /// Sequences `data` in `channel` and delivers it to every subscribed node, with `meta`
+    /// (trace context, event name) riding along.
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`] when the broker cannot take the publication now.
@@ -143,7 +154,7 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         channel: ChannelName,
         data: Bytes,
-        trace: Option<TraceParent>,
+        meta: PublishMeta,
     ) -> BoxFuture<'static, Result<Published, BrokerError>>;
 
     /// Starts delivering `channel`'s publications to this node's inbox.

@@ -6,10 +6,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, MessageId, TraceParent};
+use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::Mutex;
 
-use crate::{BoxFuture, Broker, BrokerError, Inbox, Publication, Published};
+use crate::{BoxFuture, Broker, BrokerError, Inbox, Publication, PublishMeta, Published};
 
 /// An in-process bus that one or several nodes join. Offsets are kept per channel on the bus,
 /// so every node sees the same sequence, as they would through Redis.
@@ -87,7 +87,7 @@ impl Broker for MemoryBroker {
         &self,
         channel: ChannelName,
         data: Bytes,
-        trace: Option<TraceParent>,
+        meta: PublishMeta,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.bus.inner.clone();
         Box::pin(async move {
@@ -110,7 +110,8 @@ impl Broker for MemoryBroker {
                 offset,
                 id,
                 published_at_us: Some(crate::now_us()),
-                trace,
+                trace: meta.trace,
+                event: meta.event,
                 direct: false,
             };
             for inbox in targets {
@@ -197,16 +198,20 @@ mod tests {
         b.subscribe(&ch("other")).await.unwrap();
 
         let p1 = a
-            .publish(ch("news"), Bytes::from_static(b"1"), None)
+            .publish(ch("news"), Bytes::from_static(b"1"), PublishMeta::default())
             .await
             .unwrap();
         let p2 = b
-            .publish(ch("news"), Bytes::from_static(b"2"), None)
+            .publish(ch("news"), Bytes::from_static(b"2"), PublishMeta::default())
             .await
             .unwrap();
-        b.publish(ch("other"), Bytes::from_static(b"3"), None)
-            .await
-            .unwrap();
+        b.publish(
+            ch("other"),
+            Bytes::from_static(b"3"),
+            PublishMeta::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!((p1.offset, p2.offset), (Some(1), Some(2)));
 
         let offsets = |r: &Recorder| -> Vec<(String, Option<u64>)> {
@@ -223,14 +228,18 @@ mod tests {
         assert_eq!(offsets(&rb).len(), 3);
 
         a.unsubscribe(&ch("news"));
-        a.publish(ch("news"), Bytes::from_static(b"4"), None)
+        a.publish(ch("news"), Bytes::from_static(b"4"), PublishMeta::default())
             .await
             .unwrap();
         assert_eq!(offsets(&ra).len(), 2, "unsubscribed nodes receive nothing");
         assert_eq!(offsets(&rb).len(), 4);
         drop(b);
         let p = a
-            .publish(ch("other"), Bytes::from_static(b"5"), None)
+            .publish(
+                ch("other"),
+                Bytes::from_static(b"5"),
+                PublishMeta::default(),
+            )
             .await
             .unwrap();
         assert_eq!(p.offset, Some(2));

@@ -13,7 +13,7 @@ use herald_broker::{Inbox, MemoryBus, SharedBroker};
 use herald_broker_redis::{
     RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence, TableMode,
 };
-use herald_protocol::{ChannelName, ConnId, ErrorCode, NodeId, TraceParent};
+use herald_protocol::{ChannelName, ConnId, ErrorCode, EventName, NodeId, TraceParent};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -72,18 +72,23 @@ impl NodeCtx {
 
     /// Publishes through the broker, timing the round trip (`herald_broker_publish_seconds`,
     /// failures included), counting it by `path` when it is accepted, and tracing it when it
-    /// is sampled (as a child of `parent`, an HTTP request's `traceparent`, when given).
+    /// is sampled (as a child of `parent`, an HTTP request's `traceparent`, when given), with
+    /// `event` as its event name.
     pub(crate) async fn publish(
         &self,
         channel: ChannelName,
         data: bytes::Bytes,
         path: PublishPath,
         parent: Option<&TraceParent>,
+        event: Option<EventName>,
     ) -> Result<herald_broker::Published, herald_broker::BrokerError> {
         let span = self.telemetry.publish_span(parent, &channel, path);
-        let trace = span.as_ref().map(|s| s.trace.clone());
+        let meta = herald_broker::PublishMeta {
+            trace: span.as_ref().map(|s| s.trace.clone()),
+            event,
+        };
         let started = std::time::Instant::now();
-        let result = self.broker.publish(channel, data, trace).await;
+        let result = self.broker.publish(channel, data, meta).await;
         let us = started.elapsed().as_micros();
         self.metrics
             .broker_publish

@@ -123,3 +123,26 @@ async fn health_readiness_and_metrics() {
     assert_eq!(gw.metric("herald_deliveries_total").await, 1.0);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_publish_may_name_its_event() {
+    let gw = TestGateway::start().await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let body = json!({"channel": "news", "data": "hi", "event": "greeting"});
+    let reply = gw
+        .post("/v1/publish", &[], body.to_string().as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        c.next_push().await,
+        json!({"channel": "news", "data": "hi", "offset": 1, "event": "greeting"})
+    );
+    let batch = json!({"messages": [{"channel": "news", "data": 1, "event": "one"}, {"channel": "news", "data": 2}]});
+    let reply = gw
+        .post("/v1/publish/batch", &[], batch.to_string().as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(c.next_push().await["event"], "one");
+    assert_eq!(c.next_push().await.get("event"), None);
+}

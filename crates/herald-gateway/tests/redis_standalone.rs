@@ -446,3 +446,51 @@ async fn exceeding_the_pubsub_output_buffer_limit_is_repaired_with_a_gap_notice(
     gw.publish("news", json!("small")).await;
     assert_eq!(sub.next_push().await["data"], json!("small"));
 }
+
+#[tokio::test]
+async fn an_event_name_travels_with_the_publication_to_every_node() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (gateway(&redis).await, gateway(&redis).await);
+    let mut json = b.client(None).await;
+    let mut packed = b.client(Some(WireFormat::MsgPack)).await;
+    json.subscribe_ok(&["orders"]).await;
+    packed.subscribe_ok(&["orders"]).await;
+
+    let body = json!({"channel": "orders", "data": {"id": 7}, "event": r"App\Events\OrderShipped"});
+    let reply = a
+        .post("/v1/publish", &[], body.to_string().as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    let expected = json!({"channel": "orders", "data": {"id": 7}, "offset": 1, "event": r"App\Events\OrderShipped"});
+    assert_eq!(json.next_push().await, expected);
+    assert_eq!(packed.next_push().await, expected);
+    // Without an event, no event key; a bad event name is refused and publishes nothing.
+    a.publish("orders", json!(2)).await;
+    assert_eq!(
+        json.next_push().await,
+        json!({"channel": "orders", "data": 2, "offset": 2})
+    );
+    for bad in [json!(""), json!("a\nb"), json!("x".repeat(201)), json!(5)] {
+        let body = json!({"channel": "orders", "data": 3, "event": bad});
+        let reply = a
+            .post("/v1/publish", &[], body.to_string().as_bytes())
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {:?}", reply.json());
+    }
+    assert_quiet(&mut json).await;
+    // The event rides the function's optional argument: direct FCALL callers may give one.
+    let offset = redis.cli(&[
+        "FCALL",
+        "herald_publish",
+        "2",
+        "herald:seq:{orders}",
+        "herald:ch:{orders}",
+        "4",
+        "",
+        "0",
+        "",
+        "from-redis",
+    ]);
+    assert_eq!(offset, "3");
+    assert_eq!(json.next_push().await["event"], "from-redis");
+}

@@ -45,7 +45,7 @@ fn fanout(c: &mut Criterion) {
     group.bench_function("publish_to_1000_subscribers", |b| {
         b.iter(|| {
             let fanout = hub.publish(&channel, |format| {
-                herald_protocol::server::push(format, &channel, &data, Some(1)).ok()
+                herald_protocol::server::push(format, &channel, &data, Some(1), None).ok()
             });
             black_box(fanout.delivered)
         });

@@ -21,6 +21,7 @@ fn frames(c: &mut Criterion) {
                 &channel,
                 black_box(data.as_bytes()),
                 Some(7),
+                None,
             )
         })
     });
@@ -31,6 +32,7 @@ fn frames(c: &mut Criterion) {
                 &channel,
                 black_box(data.as_bytes()),
                 Some(7),
+                None,
             )
         })
     });

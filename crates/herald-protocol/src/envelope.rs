@@ -3,12 +3,13 @@
 //! Two forms arrive on a channel's Redis pub/sub channel:
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
-//!   `[1, offset, data, id, published_at_us, traceparent]` where `1` is the envelope version,
-//!   `offset` the channel's sequence number, `data` the publication as JSON text, `id`
+//!   `[1, offset, data, id, published_at_us, traceparent, event]` where `1` is the envelope
+//!   version, `offset` the channel's sequence number, `data` the publication as JSON text, `id`
 //!   (optional) its message id, `published_at_us` (optional) when Redis sequenced it, in
-//!   microseconds since the Unix epoch, and `traceparent` (only for publications sampled for
-//!   tracing) the W3C trace context of the publish. Elements after these are ignored, so that
-//!   later fields can be added; a `traceparent` that is not valid is ignored too.
+//!   microseconds since the Unix epoch, `traceparent` (empty unless the publication was
+//!   sampled for tracing) the W3C trace context of the publish, and `event` (optional) its
+//!   event name. Elements after these are ignored, so that later fields can be added; a
+//!   `traceparent` or an event name that is not valid is ignored too.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
 //!   `{"data": <value>}`. It is delivered without an offset.
 //!
@@ -36,6 +37,8 @@ pub struct Envelope {
     pub published_at_us: Option<u64>,
     /// The trace context of a publication sampled for tracing.
     pub trace: Option<crate::TraceParent>,
+    /// The event name, when the publisher gave one.
+    pub event: Option<crate::EventName>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -117,6 +120,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         id: None,
         published_at_us: None,
         trace: None,
+        event: None,
     })
 }
 
@@ -127,6 +131,7 @@ struct Sequenced {
     id: Option<Vec<u8>>,
     published_at_us: Option<u64>,
     trace: Option<Vec<u8>>,
+    event: Option<Vec<u8>>,
 }
 
 struct SequencedVisitor;
@@ -135,7 +140,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
     type Value = Sequenced;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[version, offset, data, id?, published_at_us?, traceparent?]")
+        f.write_str("[version, offset, data, id?, published_at_us?, traceparent?, event?]")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sequenced, A::Error> {
@@ -158,6 +163,10 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
             None => None,
         };
+        let event = match trace {
+            Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
@@ -166,6 +175,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             id,
             published_at_us,
             trace,
+            event,
         })
     }
 }
@@ -224,6 +234,11 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
             .as_deref()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(crate::TraceParent::parse),
+        event: s
+            .event
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| crate::EventName::parse(t).ok()),
     })
 }
 
@@ -254,11 +269,20 @@ mod tests {
             (e.id, e.published_at_us, e.trace),
             (None, Some(1_700_000_000_123_456), None)
         );
-        // With a trace context, and a field from a later version, ignored.
+        // With a trace context, an event name, and a field from a later version, ignored.
         let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let m = packed(&(1u8, 9u64, "1", "", 5u64, tp, "later"));
+        let m = packed(&(1u8, 9u64, "1", "", 5u64, tp, "order-shipped", "later"));
         let e = Envelope::decode(&m).unwrap();
         assert_eq!(e.trace.as_ref().map(|t| t.as_str()), Some(tp));
+        assert_eq!(e.event.as_ref().map(|t| t.as_str()), Some("order-shipped"));
+        // An event without a trace context; an event name that is not valid is ignored.
+        let e = Envelope::decode(&packed(&(1u8, 9u64, "1", "", 5u64, "", "e"))).unwrap();
+        assert_eq!(
+            (e.trace, e.event.map(|t| t.to_string())),
+            (None, Some("e".into()))
+        );
+        let e = Envelope::decode(&packed(&(1u8, 9u64, "1", "", 5u64, "", ""))).unwrap();
+        assert_eq!(e.event, None);
     }
 
     #[test]

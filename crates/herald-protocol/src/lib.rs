@@ -17,6 +17,7 @@ pub mod client;
 pub mod close;
 pub mod envelope;
 mod error_code;
+pub mod event;
 mod format;
 mod ids;
 pub mod presence;
@@ -26,6 +27,7 @@ pub mod ws;
 
 pub use channel::{ChannelError, ChannelName};
 pub use error_code::ErrorCode;
+pub use event::EventName;
 pub use format::WireFormat;
 pub use ids::{ConnId, MessageId, NodeId};
 pub use trace::TraceParent;

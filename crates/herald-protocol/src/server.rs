@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 
 use crate::{
     ws::{FrameBuilder, OpCode},
-    ChannelName, ErrorCode, WireFormat,
+    ChannelName, ErrorCode, EventName, WireFormat,
 };
 
 /// The data of a publication could not be encoded (it was not valid JSON).
@@ -154,14 +154,20 @@ pub fn push(
     channel: &ChannelName,
     json: &[u8],
     offset: Option<u64>,
+    event: Option<&EventName>,
 ) -> Result<Bytes, EncodeError> {
     match format {
-        WireFormat::Json => Ok(push_json(channel, json, offset)),
-        WireFormat::MsgPack => push_msgpack(channel, json, offset),
+        WireFormat::Json => Ok(push_json(channel, json, offset, event)),
+        WireFormat::MsgPack => push_msgpack(channel, json, offset, event),
     }
 }
 
-fn push_json(channel: &ChannelName, json: &[u8], offset: Option<u64>) -> Bytes {
+fn push_json(
+    channel: &ChannelName,
+    json: &[u8],
+    offset: Option<u64>,
+    event: Option<&EventName>,
+) -> Bytes {
     let mut b = FrameBuilder::with_capacity(48 + channel.as_str().len() + json.len());
     // Channel names hold no character that JSON escapes, so they are written as they are.
     b.extend(b"{\"push\":{\"channel\":\"");
@@ -171,6 +177,11 @@ fn push_json(channel: &ChannelName, json: &[u8], offset: Option<u64>) -> Bytes {
     if let Some(offset) = offset {
         b.extend(b",\"offset\":");
         b.extend(itoa_u64(offset, &mut [0; 20]));
+    }
+    if let Some(event) = event {
+        b.extend(b",\"event\":");
+        let quoted = serde_json::to_string(event.as_str()).expect("strings always serialise");
+        b.extend(quoted.as_bytes());
     }
     b.extend(b"}}");
     b.finish(OpCode::Text)
@@ -204,6 +215,8 @@ struct PushBody<'a> {
     data: JsonAsValue<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -215,6 +228,7 @@ fn push_msgpack(
     channel: &ChannelName,
     json: &[u8],
     offset: Option<u64>,
+    event: Option<&EventName>,
 ) -> Result<Bytes, EncodeError> {
     let mut b = FrameBuilder::with_capacity(32 + channel.as_str().len() + json.len());
     let frame = PushFrame {
@@ -222,6 +236,7 @@ fn push_msgpack(
             channel: channel.as_str(),
             data: JsonAsValue(json),
             offset,
+            event: event.map(EventName::as_str),
         },
     };
     frame
@@ -291,19 +306,34 @@ mod tests {
     #[test]
     fn json_push_has_the_documented_shape() {
         let c = ChannelName::parse("news").unwrap();
-        let f = push(WireFormat::Json, &c, br#"{"x":1}"#, Some(42)).unwrap();
+        let f = push(WireFormat::Json, &c, br#"{"x":1}"#, Some(42), None).unwrap();
         assert_eq!(f[0], 0x81, "a final text frame");
         let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"push":{"channel":"news","data":{"x":1},"offset":42}})
         );
-        let f = push(WireFormat::Json, &c, b"null", None).unwrap();
+        let f = push(WireFormat::Json, &c, b"null", None, None).unwrap();
         let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"push":{"channel":"news","data":null}})
         );
+    }
+
+    #[test]
+    fn a_push_carries_its_event_name_in_both_formats() {
+        let c = ChannelName::parse("orders").unwrap();
+        let event = EventName::parse(r#"App\Events\Order "shipped""#).unwrap();
+        let f = push(WireFormat::Json, &c, b"1", Some(3), Some(&event)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(payload(&f)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"push":{"channel":"orders","data":1,"offset":3,"event":r#"App\Events\Order "shipped""#}})
+        );
+        let f = push(WireFormat::MsgPack, &c, b"1", None, Some(&event)).unwrap();
+        let v: serde_json::Value = rmp_serde::from_slice(payload(&f)).unwrap();
+        assert_eq!(v["push"]["event"], event.as_str());
     }
 
     #[test]
@@ -314,6 +344,7 @@ mod tests {
             &c,
             br#"{"x":[1,2.5,"s",true]}"#,
             Some(u64::MAX),
+            None,
         )
         .unwrap();
         assert_eq!(f[0], 0x82, "a final binary frame");
@@ -322,7 +353,7 @@ mod tests {
             v,
             serde_json::json!({"push":{"channel":"chat:room1","data":{"x":[1,2.5,"s",true]},"offset":u64::MAX}})
         );
-        assert!(push(WireFormat::MsgPack, &c, b"{bad", None).is_err());
+        assert!(push(WireFormat::MsgPack, &c, b"{bad", None, None).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `POST /v1/publish` and `POST /v1/publish/batch`.
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, ErrorCode, TraceParent};
+use herald_protocol::{ChannelName, ErrorCode, EventName, TraceParent};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -19,6 +19,9 @@ use herald_http::{
 struct PublishBody {
     channel: String,
     data: Box<RawValue>,
+    /// The event name (what Pusher clients bind to), optional.
+    #[serde(default)]
+    event: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +34,7 @@ struct BatchBody {
 struct Checked {
     channel: ChannelName,
     data: Bytes,
+    event: Option<EventName>,
 }
 
 pub(super) async fn single(
@@ -134,9 +138,16 @@ fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
             format!("data is {} bytes, over the limit of {max}", data.len()),
         ));
     }
+    let event = body
+        .event
+        .as_deref()
+        .map(EventName::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("event: {e}")))?;
     Ok(Checked {
         channel,
         data: Bytes::copy_from_slice(data.as_bytes()),
+        event,
     })
 }
 
@@ -146,7 +157,7 @@ async fn send(
     parent: Option<&TraceParent>,
 ) -> Result<serde_json::Value, ApiError> {
     let published = ctx
-        .publish(m.channel, m.data, PublishPath::Http, parent)
+        .publish(m.channel, m.data, PublishPath::Http, parent, m.event)
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))

@@ -172,7 +172,7 @@ impl ShardTask {
             self.metrics.broker_delay.record_us(delay);
         }
         let fanout = self.hub.publish(&p.channel, |format| {
-            server::push(format, &p.channel, &p.data, p.offset)
+            server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref())
                 .inspect_err(|e| tracing::warn!(channel = %p.channel, error = %e, "undeliverable publication"))
                 .ok()
         });

@@ -184,7 +184,7 @@ impl Connection {
         }
         match self
             .ctx
-            .publish(channel, data, PublishPath::Client, None)
+            .publish(channel, data, PublishPath::Client, None, None)
             .await
         {
             Ok(published) => {
