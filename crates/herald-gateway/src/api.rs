@@ -2,10 +2,12 @@
 //!
 //! Routes (docs/http-api.md): `POST /v1/publish`, `POST /v1/publish/batch`,
 //! `GET /v1/channels/{channel}/presence[/stats]`, `GET /healthz`, `GET /readyz`,
-//! `GET /metrics`. The server loop, replies and API keys are `herald-http`'s.
+//! `GET /metrics`, and the Pusher HTTP API (`/apps/{id}/...`) when Pusher apps are
+//! configured. The server loop, replies and API keys are `herald-http`'s.
 
 mod presence;
 mod publish;
+mod pusher;
 
 use std::sync::Arc;
 
@@ -37,6 +39,10 @@ impl Handler for Api {
 }
 
 async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Response<Full<Bytes>>, ApiError> {
+    // Pusher's API signs its requests itself: no API key.
+    if !ctx.config.pusher.apps.is_empty() && pusher::is_route(req.uri().path()) {
+        return Ok(pusher::answer(req, ctx).await);
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, "/readyz") => Ok(if ctx.is_ready() {

@@ -45,6 +45,65 @@ pub struct GatewayConfig {
     pub log: herald_runtime::logging::LogConfig,
     /// OpenTelemetry traces of publications.
     pub telemetry: TelemetryConfig,
+    /// The Pusher Channels protocol.
+    pub pusher: PusherConfig,
+}
+
+/// `[pusher]`: Pusher Channels protocol 7 on `/app/{key}` and the Pusher HTTP API on the API
+/// listener, for the apps configured. Off while there are none.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PusherConfig {
+    /// `[[pusher.apps]]`, default none: `id`, `key` and `secret` of each app (file only).
+    pub apps: Vec<PusherApp>,
+    /// `pusher.activity_timeout`, default `120s`: what `pusher:connection_established` tells
+    /// clients; they ping after this much silence.
+    #[serde(with = "humantime_serde")]
+    pub activity_timeout: Duration,
+    /// `pusher.default_event`, default `message`: the event name Pusher clients see for a
+    /// publication that has none (published through Herald's own API or protocol).
+    pub default_event: String,
+    /// `pusher.timestamp_window`, default `600s`: how far a signed HTTP API request's
+    /// `auth_timestamp` may be from the node's clock.
+    #[serde(with = "humantime_serde")]
+    pub timestamp_window: Duration,
+    /// `pusher.max_event_size`, default `10240`: the largest event `data` in bytes (413
+    /// beyond), Pusher's limit.
+    pub max_event_size: usize,
+}
+
+impl Default for PusherConfig {
+    fn default() -> Self {
+        Self {
+            apps: Vec::new(),
+            activity_timeout: Duration::from_secs(120),
+            default_event: "message".into(),
+            timestamp_window: Duration::from_secs(600),
+            max_event_size: 10 * 1024,
+        }
+    }
+}
+
+/// One Pusher app.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PusherApp {
+    /// The app id, in the HTTP API's paths (`/apps/{id}/...`).
+    pub id: String,
+    /// The public key, in the WebSocket path (`/app/{key}`) and in signatures.
+    pub key: String,
+    /// The secret that signs channel authorizations and API requests.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for PusherApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PusherApp")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// `[telemetry]`: OpenTelemetry traces, exported with OTLP over HTTP. Off unless

@@ -13,7 +13,7 @@ use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId};
 use tokio::sync::mpsc;
 
 pub(crate) use request::{Membership, SubscribeRequest};
-pub(crate) use shard_task::{spawn_shards, ShardCommand};
+pub(crate) use shard_task::{spawn_shards, ShardCommand, ShardEnv};
 
 use crate::outbound::Outbound;
 

@@ -20,6 +20,7 @@ mod metrics;
 mod node;
 mod outbound;
 mod presence;
+mod pusher;
 mod telemetry;
 mod tls;
 mod ws;

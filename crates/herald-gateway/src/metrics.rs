@@ -5,7 +5,7 @@ use herald_runtime::metrics::{Counter, Gauge, Histogram, LabeledCounter, TextWri
 
 /// Where publications enter: `herald_publications_total{path}` (the values of
 /// [`crate::telemetry::PublishPath`]).
-pub(crate) const PUBLISH_PATHS: &[&str] = &["http", "client", "redis"];
+pub(crate) const PUBLISH_PATHS: &[&str] = &["http", "client", "redis", "pusher"];
 /// Why connections ended: `herald_connections_closed_total{reason}`.
 pub(crate) const CLOSE_REASONS: &[&str] = &[
     "client",

@@ -21,7 +21,7 @@ use crate::{
     api,
     auth::Auth,
     config::{BrokerKind, GatewayConfig, NamespaceConfig, RedisMode},
-    hub::{spawn_shards, Hub},
+    hub::{spawn_shards, Hub, ShardEnv},
     metrics::Metrics,
     presence::{Presence, Store},
     telemetry::{PublishPath, Telemetry},
@@ -260,15 +260,15 @@ async fn run_with(
 
     let background = TaskTracker::new();
     let stop_background = CancellationToken::new();
-    spawn_shards(
-        &hub,
-        receivers,
-        &broker,
-        &metrics,
-        &telemetry,
-        &background,
-        &stop_background,
-    );
+    let shard_env = ShardEnv {
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+        telemetry: telemetry.clone(),
+        // Validated with the configuration; a configuration built by hand falls back.
+        pusher_event: EventName::parse(&config.pusher.default_event)
+            .unwrap_or_else(|_| EventName::parse("message").expect("a valid name")),
+    };
+    spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
 
     let store = match redis_presence {
         Some(redis) => Store::Redis(Arc::new(redis)),

@@ -37,6 +37,8 @@ pub(crate) enum PublishPath {
     /// Published straight into Redis by an application (counted by every node that receives
     /// it, since no node saw it enter).
     Redis,
+    /// The Pusher HTTP API (`POST /apps/{id}/events`).
+    Pusher,
 }
 
 impl PublishPath {
@@ -45,6 +47,7 @@ impl PublishPath {
             PublishPath::Http => "http",
             PublishPath::Client => "client",
             PublishPath::Redis => "redis",
+            PublishPath::Pusher => "pusher",
         }
     }
 }

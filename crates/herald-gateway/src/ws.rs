@@ -2,6 +2,7 @@
 
 mod connection;
 mod handshake;
+mod pusher;
 mod rate;
 mod requests;
 mod socket;
@@ -12,6 +13,8 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::node::NodeCtx;
+
+pub(crate) use pusher::subscription_failed;
 
 /// Accepts connections until `shutdown` is cancelled. Each accepted socket gets a task (tracked
 /// by `connections`) that runs the handshake and then the connection.

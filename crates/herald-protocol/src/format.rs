@@ -7,23 +7,31 @@ pub enum WireFormat {
     Json,
     /// `herald.v1.msgpack`: MessagePack maps of the same shape, in binary frames.
     MsgPack,
+    /// The Pusher Channels protocol (connections on `/app/{key}`), encoded by `herald-pusher`.
+    /// Herald's own frames are never written to these connections; this crate's encoders
+    /// and decoders treat it as JSON.
+    Pusher,
 }
 
 impl WireFormat {
     /// Every format, in the order of [`WireFormat::index`].
-    pub const ALL: [WireFormat; 2] = [WireFormat::Json, WireFormat::MsgPack];
+    pub const ALL: [WireFormat; 3] = [WireFormat::Json, WireFormat::MsgPack, WireFormat::Pusher];
 
-    /// The WebSocket subprotocol name.
+    /// Herald's own protocol's formats, negotiated by subprotocol.
+    pub const NATIVE: [WireFormat; 2] = [WireFormat::Json, WireFormat::MsgPack];
+
+    /// The WebSocket subprotocol name (Pusher's is never negotiated).
     pub fn subprotocol(self) -> &'static str {
         match self {
             WireFormat::Json => "herald.v1.json",
             WireFormat::MsgPack => "herald.v1.msgpack",
+            WireFormat::Pusher => "pusher",
         }
     }
 
-    /// The format named by a subprotocol, if Herald speaks it.
+    /// The native format named by a subprotocol, if Herald speaks it.
     pub fn from_subprotocol(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.subprotocol() == name)
+        Self::NATIVE.into_iter().find(|f| f.subprotocol() == name)
     }
 
     /// A dense index, for per-format caches of encoded frames.

@@ -131,7 +131,7 @@ pub fn reply_error(format: WireFormat, id: Option<u64>, code: ErrorCode, message
 fn encode<T: Serialize>(format: WireFormat, value: &T) -> Bytes {
     let mut b = FrameBuilder::with_capacity(64);
     match format {
-        WireFormat::Json => {
+        WireFormat::Json | WireFormat::Pusher => {
             serde_json::to_writer(&mut b, value).expect("reply frames always serialise");
             b.finish(OpCode::Text)
         }
@@ -157,7 +157,7 @@ pub fn push(
     event: Option<&EventName>,
 ) -> Result<Bytes, EncodeError> {
     match format {
-        WireFormat::Json => Ok(push_json(channel, json, offset, event)),
+        WireFormat::Json | WireFormat::Pusher => Ok(push_json(channel, json, offset, event)),
         WireFormat::MsgPack => push_msgpack(channel, json, offset, event),
     }
 }

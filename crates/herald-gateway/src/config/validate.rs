@@ -57,6 +57,46 @@ impl GatewayConfig {
                 "must be at least api.max_data_size, which must be more than zero",
             ));
         }
+        let pusher = &self.pusher;
+        for (i, app) in pusher.apps.iter().enumerate() {
+            if app.id.is_empty() || app.key.is_empty() || app.secret.is_empty() {
+                return Err(invalid(
+                    "pusher.apps",
+                    format!("apps[{i}]: id, key and secret must not be empty"),
+                ));
+            }
+            let url_safe = |s: &str| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            };
+            if !url_safe(&app.id) || !url_safe(&app.key) {
+                return Err(invalid(
+                    "pusher.apps",
+                    format!("apps[{i}]: id and key are letters, digits, '-', '_' or '.'"),
+                ));
+            }
+            let clash = pusher.apps[..i]
+                .iter()
+                .any(|other| other.id == app.id || other.key == app.key);
+            if clash {
+                return Err(invalid(
+                    "pusher.apps",
+                    format!("apps[{i}]: another app has the same id or key"),
+                ));
+            }
+        }
+        if herald_protocol::EventName::parse(&pusher.default_event).is_err() {
+            return Err(invalid(
+                "pusher.default_event",
+                "must be 1 to 200 bytes without control characters",
+            ));
+        }
+        if pusher.activity_timeout.as_secs() == 0 || pusher.max_event_size == 0 {
+            return Err(invalid(
+                "pusher.activity_timeout",
+                "pusher.activity_timeout (whole seconds) and pusher.max_event_size must be more than zero",
+            ));
+        }
         let telemetry = &self.telemetry;
         if !(0.0..=1.0).contains(&telemetry.sample_ratio) {
             return Err(invalid("telemetry.sample_ratio", "must be between 0 and 1"));

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use herald_protocol::{
     server::{self, ChannelFailure, ReplyOk},
-    ChannelName,
+    ChannelName, WireFormat,
 };
 
 use herald_protocol::ConnId;
@@ -93,6 +93,18 @@ impl SubscribeRequest {
     }
 
     fn reply(&self, p: &Progress) {
+        if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {
+            // A Pusher subscribe names one channel; each outcome is a message of its own.
+            for channel in &p.subscribed {
+                let text = herald_pusher::message::subscription_succeeded(channel, "{}");
+                self.sink.push_frame(&crate::pusher::frame(&text));
+            }
+            for failure in &p.failed {
+                let text = crate::ws::subscription_failed(failure);
+                self.sink.push_frame(&crate::pusher::frame(&text));
+            }
+            return;
+        }
         let frame = server::reply_ok(
             herald_hub::Sink::format(&self.sink),
             self.id,

@@ -8,7 +8,7 @@ use herald_hub::{Action, HubShard, Settlement};
 use herald_protocol::{
     presence::PresenceNotice,
     server::{self, ChannelFailure},
-    ChannelName, ConnId, ErrorCode, WireFormat,
+    ChannelName, ConnId, ErrorCode, EventName, WireFormat,
 };
 use herald_runtime::metrics::Counter;
 use tokio::sync::mpsc;
@@ -54,22 +54,30 @@ pub(crate) enum ShardCommand {
 /// Commands a shard takes per wake-up.
 const BATCH: usize = 64;
 
+/// What every shard task shares with the node.
+pub(crate) struct ShardEnv {
+    pub(crate) broker: SharedBroker,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) telemetry: Arc<Telemetry>,
+    /// The event name Pusher clients see for a publication without one.
+    pub(crate) pusher_event: EventName,
+}
+
 /// Starts one task per receiver. They stop when `stop` is cancelled.
 pub(crate) fn spawn_shards(
     hub: &Hub,
     receivers: Vec<mpsc::Receiver<ShardCommand>>,
-    broker: &SharedBroker,
-    metrics: &Arc<Metrics>,
-    telemetry: &Arc<Telemetry>,
+    env: &ShardEnv,
     tracker: &TaskTracker,
     stop: &CancellationToken,
 ) {
     for (index, rx) in receivers.into_iter().enumerate() {
         let shard = ShardTask {
             hub: HubShard::new(),
-            broker: broker.clone(),
-            metrics: metrics.clone(),
-            telemetry: telemetry.clone(),
+            broker: env.broker.clone(),
+            metrics: env.metrics.clone(),
+            telemetry: env.telemetry.clone(),
+            pusher_event: env.pusher_event.clone(),
             me: hub.weak(index),
         };
         tracker.spawn(shard.run(rx, stop.clone()));
@@ -81,6 +89,8 @@ struct ShardTask {
     broker: SharedBroker,
     metrics: Arc<Metrics>,
     telemetry: Arc<Telemetry>,
+    /// The event name Pusher clients see for a publication without one.
+    pusher_event: EventName,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -171,7 +181,16 @@ impl ShardTask {
             let delay = herald_broker::now_us().saturating_sub(at);
             self.metrics.broker_delay.record_us(delay);
         }
+        let pusher_event = &self.pusher_event;
         let fanout = self.hub.publish(&p.channel, |format| {
+            if format == WireFormat::Pusher {
+                let Ok(data) = std::str::from_utf8(&p.data) else {
+                    return None;
+                };
+                let name = p.event.as_ref().unwrap_or(pusher_event);
+                let text = herald_pusher::message::event(name.as_str(), p.channel.as_str(), data);
+                return Some(crate::pusher::frame(&text));
+            }
             server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref())
                 .inspect_err(|e| tracing::warn!(channel = %p.channel, error = %e, "undeliverable publication"))
                 .ok()
@@ -199,7 +218,10 @@ impl ShardTask {
         encode: impl Fn(WireFormat) -> Bytes,
         counter: impl Fn(&Metrics) -> &Counter,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let fanout = self.hub.publish(channel, |format| Some(encode(format)));
+        // Gap and presence notices are Herald's protocol; Pusher clients get neither.
+        let fanout = self.hub.publish(channel, |format| {
+            (format != WireFormat::Pusher).then(|| encode(format))
+        });
         counter(&self.metrics).add(fanout.delivered as u64);
         self.metrics
             .slow_consumer_evictions

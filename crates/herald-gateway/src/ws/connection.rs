@@ -27,6 +27,7 @@ use crate::{
     auth::{Identity, Session},
     node::NodeCtx,
     outbound::{Outbound, QueueStatus},
+    pusher::{Opening, PusherConn},
 };
 
 /// Bytes asked of the socket per read, at least.
@@ -88,6 +89,8 @@ pub(super) struct Connection {
     close_reason: Option<&'static str>,
     /// The client sent its close frame, or its input is no longer read.
     input_done: bool,
+    /// A Pusher connection's state (`None` for Herald's own protocol).
+    pub(super) pusher: Option<Box<PusherConn>>,
 }
 
 impl Connection {
@@ -119,8 +122,31 @@ impl Connection {
             close_deadline: None,
             close_reason: None,
             input_done: false,
+            pusher: None,
             ctx,
         }
+    }
+
+    /// Opens a Pusher connection (`pusher:connection_established`), or refuses it with a
+    /// `pusher:error` and a close code of the protocol's.
+    pub(super) fn with_pusher(mut self, opening: Option<Opening>) -> Self {
+        match opening {
+            None => {}
+            Some(Opening::Established(conn)) => {
+                let text = herald_pusher::message::connection_established(
+                    &conn.socket_id.to_string(),
+                    self.ctx.config.pusher.activity_timeout.as_secs(),
+                );
+                self.writing.push_back(crate::pusher::frame(&text));
+                self.pusher = Some(conn);
+            }
+            Some(Opening::Refused { code, message }) => {
+                let text = herald_pusher::message::error(Some(code), &message);
+                self.writing.push_back(crate::pusher::frame(&text));
+                self.close_with(close::PROTOCOL_ERROR, code, &message);
+            }
+        }
+        self
     }
 
     /// The connection's standing from its token (`None`: no token).
@@ -278,6 +304,12 @@ impl Connection {
     async fn on_message(&mut self, message: Message) {
         let open = self.close_deadline.is_none();
         match message {
+            Message::Text(payload) if open && self.pusher.is_some() => {
+                self.on_pusher(payload).await;
+            }
+            Message::Binary(_) if open && self.pusher.is_some() => {
+                self.pusher_error(None, "binary frames are not part of the Pusher protocol");
+            }
             Message::Text(payload) if open => self.on_request(WireFormat::Json, payload).await,
             Message::Binary(payload) if open => {
                 self.on_request(WireFormat::MsgPack, payload).await;
@@ -293,7 +325,7 @@ impl Connection {
                     Some((c, _)) if (3000..=4999).contains(&c) || c == close::NORMAL => c,
                     _ => close::NORMAL,
                 };
-                self.start_close(echo);
+                self.close_with(echo, echo, close::reason(echo));
             }
             // Pongs only refresh `last_heard`; data after our close frame is ignored.
             _ => {}
@@ -301,7 +333,19 @@ impl Connection {
     }
 
     /// Queues our close frame after what is already queued, and stops taking new frames.
+    /// Starts the close handshake with one of Herald's close codes (mapped to the Pusher
+    /// protocol's for Pusher connections).
     pub(super) fn start_close(&mut self, code: u16) {
+        let wire = match self.pusher {
+            Some(_) => crate::pusher::close_code(code),
+            None => code,
+        };
+        self.close_with(code, wire, close::reason(code));
+    }
+
+    /// Starts the close handshake: `code` says why (for the metrics), `wire` and `text` go in
+    /// the close frame.
+    fn close_with(&mut self, code: u16, wire: u16, text: &str) {
         if self.close_deadline.is_some() {
             return;
         }
@@ -317,8 +361,7 @@ impl Connection {
         });
         self.outbound.close();
         self.outbound.take(&mut self.writing);
-        self.writing
-            .push_back(close_frame(code, close::reason(code)));
+        self.writing.push_back(close_frame(wire, text));
         self.close_deadline = Some(Instant::now() + self.ctx.config.websocket.close_timeout);
     }
 

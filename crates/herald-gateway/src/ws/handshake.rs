@@ -111,7 +111,12 @@ fn choose_format(headers: &HeaderMap) -> Option<(WireFormat, bool)> {
 }
 
 fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<Bytes>> {
-    if req.uri().path() != env.ctx.config.websocket.path {
+    // `/app/{key}`: a Pusher client, when Pusher apps are configured.
+    let pusher_key = match env.ctx.config.pusher.apps.is_empty() {
+        true => None,
+        false => crate::pusher::app_key(req.uri().path()).map(str::to_owned),
+    };
+    if req.uri().path() != env.ctx.config.websocket.path && pusher_key.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
@@ -136,7 +141,12 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             return plain(StatusCode::FORBIDDEN, "origin not allowed\n");
         }
     }
-    let (identity, session) = match env.ctx.auth.admit(req.headers(), req.uri().query()) {
+    // Pusher clients authorize per channel, with signatures, not with Herald's tokens.
+    let admitted = match pusher_key {
+        Some(_) => Ok((None, crate::auth::Session::anonymous())),
+        None => env.ctx.auth.admit(req.headers(), req.uri().query()),
+    };
+    let (identity, session) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
             env.ctx.metrics.families.auth_failures.inc(refusal.reason());
@@ -150,7 +160,11 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             return r;
         }
     };
-    let Some((format, echo)) = choose_format(req.headers()) else {
+    let chosen = match pusher_key {
+        Some(_) => Some((WireFormat::Pusher, false)),
+        None => choose_format(req.headers()),
+    };
+    let Some((format, echo)) = chosen else {
         return plain(
             StatusCode::BAD_REQUEST,
             "unsupported subprotocol: offer herald.v1.json or herald.v1.msgpack\n",
@@ -172,6 +186,16 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         }
     };
     let conn_id = env.ctx.next_conn_id();
+    let pusher = pusher_key.map(|key| {
+        let ctx = &env.ctx;
+        crate::pusher::open(
+            &ctx.config.pusher,
+            ctx.node_id,
+            conn_id,
+            &key,
+            req.uri().query(),
+        )
+    });
     let span = tracing::debug_span!(
         "conn",
         conn_id = %conn_id,
@@ -199,6 +223,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             let io = parts.io.into_inner().into_socket();
             Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
                 .with_session(session)
+                .with_pusher(pusher)
                 .run(env.shutdown, env.kill)
                 .await;
         }

@@ -1,0 +1,137 @@
+//! The messages of a Pusher connection: pings, subscriptions with signed authorizations, and
+//! clear errors for what this node does not serve.
+
+use bytes::Bytes;
+use herald_protocol::{server::ChannelFailure, ChannelName, ErrorCode};
+use herald_pusher::{
+    message::{self, ClientMessage},
+    signature, ChannelKind, PusherChannel,
+};
+
+use super::connection::Connection;
+use crate::hub::SubscribeRequest;
+
+impl Connection {
+    /// Handles one text message of a Pusher client.
+    pub(super) async fn on_pusher(&mut self, payload: Bytes) {
+        let decoded = std::str::from_utf8(&payload)
+            .map_err(|_| "messages are UTF-8 text".to_owned())
+            .and_then(|text| ClientMessage::decode(text).map_err(|e| e.to_string()));
+        let message = match decoded {
+            Ok(m) => m,
+            Err(e) => {
+                self.ctx.metrics.bad_requests.inc();
+                return self.pusher_error(None, &e);
+            }
+        };
+        match message {
+            ClientMessage::Ping => self.pusher_send(message::pong()),
+            ClientMessage::Pong => {}
+            ClientMessage::Subscribe {
+                channel,
+                auth,
+                channel_data,
+            } => {
+                self.pusher_subscribe(channel, auth.as_deref(), channel_data.as_deref())
+                    .await;
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                if let Ok(name) = ChannelName::parse(channel.as_str()) {
+                    self.subscribed.retain(|c| *c != name);
+                    self.ctx.hub.unsubscribe(self.id, name).await;
+                }
+            }
+            ClientMessage::Signin { .. } => {
+                self.pusher_error(None, "pusher:signin is not supported by this server yet");
+            }
+            ClientMessage::ClientEvent { .. } => {
+                self.pusher_error(None, "client events are not supported by this server yet");
+            }
+        }
+    }
+
+    pub(super) fn pusher_error(&self, code: Option<u16>, text: &str) {
+        self.pusher_send(&message::error(code, text));
+    }
+
+    fn pusher_send(&self, text: &str) {
+        self.outbound.push_frame(&crate::pusher::frame(text));
+    }
+
+    async fn pusher_subscribe(
+        &mut self,
+        channel: PusherChannel,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) {
+        let Some(conn) = self.pusher.as_ref() else {
+            return;
+        };
+        let refuse = |this: &Self, kind: &str, text: &str, status: u16| {
+            let frame = message::subscription_error(channel.as_str(), kind, text, status);
+            this.pusher_send(&frame);
+        };
+        if channel.kind() == ChannelKind::Presence {
+            return refuse(
+                self,
+                "SubscriptionError",
+                "presence channels are not supported by this server yet",
+                501,
+            );
+        }
+        if channel.needs_auth() {
+            let app = crate::pusher::app(&self.ctx.config.pusher, conn);
+            let text = signature::channel_auth_text(
+                &conn.socket_id.to_string(),
+                channel.as_str(),
+                channel_data,
+            );
+            let checked = auth
+                .ok_or(signature::AuthError::Malformed)
+                .and_then(|auth| signature::verify_auth(&app.key, &app.secret, &text, auth));
+            if let Err(e) = checked {
+                self.ctx.metrics.families.auth_failures.inc("signature");
+                return refuse(self, "AuthError", &format!("Invalid signature: {e}"), 401);
+            }
+        }
+        let max_len = self.ctx.config.limits.max_channel_length;
+        let name = match ChannelName::parse_with_max(channel.as_str(), max_len) {
+            Ok(name) => name,
+            Err(e) => return refuse(self, "SubscriptionError", &e.to_string(), 400),
+        };
+        if !self.subscribed.contains(&name) {
+            let max = self.ctx.config.limits.max_subscriptions;
+            if self.subscribed.len() >= max {
+                self.ctx
+                    .metrics
+                    .families
+                    .limit_hits
+                    .inc("max_subscriptions");
+                let text = format!("at most {max} subscriptions per connection");
+                return refuse(self, "LimitReached", &text, 429);
+            }
+            self.subscribed.push(name.clone());
+        }
+        let request = SubscribeRequest::new(0, self.outbound.clone(), 1, Vec::new(), None);
+        self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
+        self.ctx
+            .hub
+            .subscribe(self.id, &self.outbound, name, &request)
+            .await;
+    }
+}
+
+/// The `pusher:subscription_error` of a channel the broker refused.
+pub(crate) fn subscription_failed(failure: &ChannelFailure) -> String {
+    let status = if failure.code == ErrorCode::Unavailable.code() {
+        503
+    } else {
+        500
+    };
+    message::subscription_error(
+        &failure.channel,
+        "SubscriptionError",
+        &failure.message,
+        status,
+    )
+}

@@ -1,0 +1,284 @@
+//! The Pusher Channels protocol over real sockets: connection, ping, public and private
+//! subscriptions, the signed HTTP API, native and Pusher clients on one channel, across two
+//! nodes through Redis, and every refusal with its code.
+
+use herald_gateway::config::{GatewayConfig, PusherApp};
+use herald_pusher::signature;
+use herald_testkit::{
+    eventually, redis_config, test_config, Incoming, RedisServer, TestGateway, WsClient, WAIT,
+};
+use serde_json::{json, Value};
+
+const ID: &str = "42";
+const KEY: &str = "app-key";
+const SECRET: &str = "app-secret";
+
+fn with_app(mut config: GatewayConfig) -> GatewayConfig {
+    config.pusher.apps = vec![PusherApp {
+        id: ID.into(),
+        key: KEY.into(),
+        secret: SECRET.into(),
+    }];
+    config
+}
+
+/// A Pusher client on `/app/{key}`; returns it and its socket id.
+async fn pusher_client(gw: &TestGateway, key: &str) -> (WsClient, String) {
+    let url = format!(
+        "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0",
+        gw.ws_addr
+    );
+    let mut c = WsClient::connect(&url, None).await.expect("connect");
+    let hello = c.next_frame().await;
+    assert_eq!(hello["event"], "pusher:connection_established", "{hello}");
+    let data: Value = serde_json::from_str(hello["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["activity_timeout"], 120);
+    (c, data["socket_id"].as_str().unwrap().to_owned())
+}
+
+/// POSTs a signed request to the Pusher HTTP API, as the server SDKs do.
+async fn trigger(gw: &TestGateway, body: &Value, secret: &str) -> herald_testkit::HttpResponse {
+    let body = body.to_string();
+    let path = format!("/apps/{ID}/events");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let md5 = signature::body_md5(body.as_bytes());
+    let query = format!("auth_key={KEY}&auth_timestamp={now}&auth_version=1.0&body_md5={md5}");
+    let signed = signature::sign(secret, &format!("POST\n{path}\n{query}"));
+    let url = format!("{path}?{query}&auth_signature={signed}");
+    gw.post(
+        &url,
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn pusher_and_native_clients_share_channels_and_the_signed_api_publishes() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let (mut p, socket_id) = pusher_client(&gw, KEY).await;
+    assert!(
+        herald_pusher::SocketId::parse(&socket_id).is_some(),
+        "{socket_id}"
+    );
+
+    p.send(&json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        p.next_frame().await,
+        json!({"event": "pusher:pong", "data": {}})
+    );
+
+    p.send(&json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    assert_eq!(
+        p.next_frame().await,
+        json!({"event": "pusher_internal:subscription_succeeded", "channel": "news", "data": "{}"})
+    );
+    let mut native = gw.client(None).await;
+    native.subscribe_ok(&["news"]).await;
+
+    // The Pusher API: data as the SDKs send it, a string of JSON.
+    let reply = trigger(
+        &gw,
+        &json!({"name": "greeting", "channels": ["news"], "data": "{\"hello\":\"world\"}"}),
+        SECRET,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        p.next_frame().await,
+        json!({"event": "greeting", "channel": "news", "data": "{\"hello\":\"world\"}"})
+    );
+    assert_eq!(
+        native.next_push().await,
+        json!({"channel": "news", "data": "{\"hello\":\"world\"}", "offset": 1, "event": "greeting"})
+    );
+    // Herald's API: Pusher clients see the data as its JSON text, under the default event
+    // name unless one is given.
+    gw.publish("news", json!({"n": 2})).await;
+    assert_eq!(
+        p.next_frame().await,
+        json!({"event": "message", "channel": "news", "data": "{\"n\":2}"})
+    );
+    native.next_push().await;
+    assert_eq!(
+        gw.metric("herald_publications_total{path=\"pusher\"}")
+            .await,
+        1.0
+    );
+
+    // Unsubscribed: nothing more.
+    p.send(&json!({"event": "pusher:unsubscribe", "data": {"channel": "news"}}))
+        .await;
+    gw.publish("news", json!(3)).await;
+    native.next_push().await;
+    match p.next_within(std::time::Duration::from_millis(300)).await {
+        Err(e) => assert!(e.to_string().contains("timed out"), "{e}"),
+        Ok(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn private_channels_need_a_signature_for_this_socket() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let (mut p, socket_id) = pusher_client(&gw, KEY).await;
+    let good = signature::channel_auth(KEY, SECRET, &socket_id, "private-orders", None);
+    let other_socket = signature::channel_auth(KEY, SECRET, "1.1", "private-orders", None);
+    let other_secret = signature::channel_auth(KEY, "wrong", &socket_id, "private-orders", None);
+    for auth in [
+        None,
+        Some("nonsense".to_owned()),
+        Some(other_socket),
+        Some(other_secret),
+    ] {
+        let mut data = json!({"channel": "private-orders"});
+        if let Some(auth) = &auth {
+            data["auth"] = json!(auth);
+        }
+        p.send(&json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        let refused = p.next_frame().await;
+        assert_eq!(
+            refused["event"], "pusher:subscription_error",
+            "{auth:?}: {refused}"
+        );
+        assert_eq!(refused["channel"], "private-orders");
+        assert_eq!(refused["data"]["type"], "AuthError");
+        assert_eq!(refused["data"]["status"], 401);
+    }
+    p.send(
+        &json!({"event": "pusher:subscribe", "data": {"channel": "private-orders", "auth": good}}),
+    )
+    .await;
+    assert_eq!(
+        p.next_frame().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let reply = trigger(
+        &gw,
+        &json!({"name": "shipped", "channel": "private-orders", "data": "7"}),
+        SECRET,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(p.next_frame().await["event"], "shipped");
+    assert!(
+        gw.metric("herald_auth_failures_total{reason=\"signature\"}")
+            .await
+            >= 4.0
+    );
+}
+
+#[tokio::test]
+async fn across_two_nodes_through_redis() {
+    let redis = RedisServer::start().await;
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    let (mut on_b, _) = pusher_client(&b, KEY).await;
+    on_b.send(&json!({"event": "pusher:subscribe", "data": {"channel": "cross"}}))
+        .await;
+    on_b.next_frame().await;
+    let reply = trigger(
+        &a,
+        &json!({"name": "hop", "channels": ["cross", "other"], "data": "x"}),
+        SECRET,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        on_b.next_frame().await,
+        json!({"event": "hop", "channel": "cross", "data": "x"})
+    );
+}
+
+#[tokio::test]
+async fn bad_connections_messages_and_api_requests_get_pusher_errors() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    // Connections: unknown app key, no or bad protocol version.
+    for (path, code) in [
+        ("/app/nope?protocol=7".to_owned(), 4001),
+        (format!("/app/{KEY}"), 4008),
+        (format!("/app/{KEY}?protocol=seven"), 4006),
+        (format!("/app/{KEY}?protocol=6"), 4007),
+    ] {
+        let url = format!("ws://{}{path}", gw.ws_addr);
+        let mut c = WsClient::connect(&url, None).await.expect("connect");
+        let error = c.next_frame().await;
+        assert_eq!(error["event"], "pusher:error", "{path}");
+        assert_eq!(error["data"]["code"], code, "{path}");
+        assert_eq!(c.expect_close().await, code, "{path}");
+    }
+    // Messages: not JSON, unknown events, bad channel names, presence and client events (not
+    // served yet): an error each, and the connection stays usable.
+    let (mut p, _) = pusher_client(&gw, KEY).await;
+    for bad in [
+        "not json",
+        r#"{"event":"pusher:unknown","data":{}}"#,
+        r#"{"event":"pusher:subscribe","data":{"channel":"a b"}}"#,
+        r#"{"event":"client-typing","channel":"private-x","data":{}}"#,
+    ] {
+        p.send_message(tokio_tungstenite::tungstenite::Message::text(bad))
+            .await;
+        assert_eq!(p.next_frame().await["event"], "pusher:error", "{bad}");
+    }
+    p.send(&json!({"event": "pusher:subscribe", "data": {"channel": "presence-room"}}))
+        .await;
+    assert_eq!(p.next_frame().await["event"], "pusher:subscription_error");
+    p.send(&json!({"event": "pusher:ping"})).await;
+    assert_eq!(p.next_frame().await["event"], "pusher:pong");
+
+    // The API: bad signature, unknown app, bad bodies.
+    let ok = json!({"name": "e", "channel": "news", "data": "d"});
+    assert_eq!(trigger(&gw, &ok, "wrong-secret").await.status, 401);
+    assert_eq!(trigger(&gw, &ok, SECRET).await.status, 200);
+    let unknown = gw.post("/apps/999/events", &[], b"{}").await;
+    assert_eq!(unknown.status, 404);
+    for (body, status) in [
+        (json!({"name": "e", "channel": "a b", "data": "d"}), 400),
+        (json!({"name": "", "channel": "news", "data": "d"}), 400),
+        (json!({"name": "e", "data": "d"}), 400),
+        (
+            json!({"name": "e", "channel": "news", "channels": ["x"], "data": "d"}),
+            400,
+        ),
+        (
+            json!({"name": "e", "channels": (0..101).map(|i| format!("c{i}")).collect::<Vec<_>>(), "data": "d"}),
+            400,
+        ),
+        (
+            json!({"name": "e", "channel": "news", "data": "d", "socket_id": "1.1"}),
+            400,
+        ),
+        (
+            json!({"name": "e", "channel": "news", "data": "x".repeat(10 * 1024 + 1)}),
+            413,
+        ),
+    ] {
+        let reply = trigger(&gw, &body, SECRET).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+    }
+}
+
+#[tokio::test]
+async fn a_draining_node_closes_pusher_clients_with_a_code_they_reconnect_on() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let (mut p, _) = pusher_client(&gw, KEY).await;
+    gw.begin_shutdown();
+    let code = loop {
+        match p.next().await.expect("a close") {
+            Incoming::Close(code) => break code,
+            Incoming::Frame(_) => {}
+        }
+    };
+    assert_eq!(code, 4200, "pusher-js reconnects at once on 4200");
+}
