@@ -1,0 +1,90 @@
+// Drives Herald with the real pusher-js client and the official Pusher server SDK (npm
+// "pusher"). Run by crates/herald-gateway/tests/pusher_sdk.rs with:
+//   HERALD_WS_PORT     the WebSocket port of the node the client connects to
+//   HERALD_API_PORT    the API port of the node the server SDK publishes through
+//   PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET
+// Every step has a deadline; the first failure exits with status 1 and says which step.
+import Pusher from 'pusher-js';
+import PusherServer from 'pusher';
+
+const env = process.env;
+const appId = env.PUSHER_APP_ID, key = env.PUSHER_KEY, secret = env.PUSHER_SECRET;
+const server = new PusherServer({
+  appId, key, secret, host: '127.0.0.1', port: env.HERALD_API_PORT, useTLS: false,
+});
+const wrong = new PusherServer({
+  appId, key, secret: 'not-the-secret', host: '127.0.0.1', port: env.HERALD_API_PORT, useTLS: false,
+});
+
+function client(authorize) {
+  return new Pusher(key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: Number(env.HERALD_WS_PORT),
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, callback) => callback(null, authorize(socketId, channelName)),
+    },
+  });
+}
+
+function within(step, ms, executor) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${step}: nothing within ${ms} ms`)), ms);
+    executor((value) => { clearTimeout(timer); resolve(value); }, (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function equal(step, got, want) {
+  if (JSON.stringify(got) !== JSON.stringify(want)) {
+    throw new Error(`${step}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+  }
+  console.log(`ok ${step}`);
+}
+
+const good = client((socketId, channel) => server.authorizeChannel(socketId, channel));
+const forged = client((socketId, channel) => wrong.authorizeChannel(socketId, channel));
+try {
+  await within('connect', 5000, (ok) => good.connection.bind('connected', ok));
+  console.log(`ok connect (socket ${good.connection.socket_id})`);
+
+  const news = good.subscribe('news');
+  await within('public subscribe', 5000, (ok) => news.bind('pusher:subscription_succeeded', ok));
+  console.log('ok public subscribe');
+  const greeting = within('public event', 5000, (ok) => news.bind('greeting', ok));
+  await server.trigger('news', 'greeting', { hello: 'world' });
+  equal('public event', await greeting, { hello: 'world' });
+
+  const orders = good.subscribe('private-orders');
+  await within('private subscribe', 5000, (ok) => orders.bind('pusher:subscription_succeeded', ok));
+  console.log('ok private subscribe');
+  const shipped = within('private event', 5000, (ok) => orders.bind('shipped', ok));
+  await server.trigger(['private-orders', 'news'], 'shipped', { id: 7 });
+  equal('private event', await shipped, { id: 7 });
+
+  const refused = forged.subscribe('private-orders');
+  const error = await within('forged authorization', 5000, (ok) => refused.bind('pusher:subscription_error', ok));
+  equal('forged authorization', error.status, 401);
+
+  let failed = null;
+  try {
+    await wrong.trigger('news', 'greeting', {});
+  } catch (e) {
+    failed = e.status;
+  }
+  equal('a request signed with the wrong secret', failed, 401);
+
+  const many = within('batch of channels', 5000, (ok) => news.bind('many', ok));
+  await server.trigger(['news', 'other-1', 'other-2'], 'many', 'plain text');
+  equal('batch of channels', await many, 'plain text');
+  console.log('all Pusher SDK steps passed');
+  process.exitCode = 0;
+} catch (e) {
+  console.error(`FAILED ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  good.disconnect();
+  forged.disconnect();
+}
