@@ -28,10 +28,11 @@ pub(crate) enum PublishFunction {
 ///
 /// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
 /// text), an optional message id, the sequence key's TTL in seconds, an optional W3C
-/// `traceparent` and an optional event name as arguments. It increments the offset and
-/// publishes `[1, offset, data, id, published_at_us, traceparent, event]` as MessagePack
-/// (`published_at_us` is Redis' clock in microseconds; the last two are there only when
-/// given), atomically, and returns the offset.
+/// `traceparent`, an optional event name and an optional connection to leave out as
+/// arguments. It increments the offset and publishes
+/// `[1, offset, data, id, published_at_us, traceparent, event, exclude]` as MessagePack
+/// (`published_at_us` is Redis' clock in microseconds; the last three are there only as far
+/// as given), atomically, and returns the offset.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
 local function sequence(keys, args)
   local offset = redis.call('INCR', keys[1])
@@ -44,6 +45,11 @@ local function sequence(keys, args)
   if args[5] and args[5] ~= '' then
     message[6] = args[4] or ''
     message[7] = args[5]
+  end
+  if args[6] and args[6] ~= '' then
+    message[6] = args[4] or ''
+    message[7] = args[5] or ''
+    message[8] = args[6]
   end
   return offset, cmsgpack.pack(message)
 end
@@ -103,7 +109,8 @@ impl Layout {
             id.to_string(),
         );
         let mut command = BytesMut::with_capacity(160 + data.len() + seq.len() * 2);
-        let mut parts: [&[u8]; 10] = [
+        let exclude = meta.exclude.map(|a| a.to_string());
+        let mut parts: [&[u8]; 11] = [
             b"FCALL",
             name,
             b"2",
@@ -112,6 +119,7 @@ impl Layout {
             data,
             id.as_bytes(),
             ttl,
+            b"",
             b"",
             b"",
         ];
@@ -124,6 +132,10 @@ impl Layout {
         if let Some(e) = &meta.event {
             parts[9] = e.as_str().as_bytes();
             len = 10;
+        }
+        if let Some(a) = &exclude {
+            parts[10] = a.as_bytes();
+            len = 11;
         }
         let parts = &parts[..len];
         resp::encode_command(&mut command, parts);

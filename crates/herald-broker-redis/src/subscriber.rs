@@ -416,6 +416,7 @@ impl State {
                     published_at_us: e.published_at_us,
                     trace: e.trace,
                     event: e.event,
+                    exclude: e.exclude,
                     // Herald's nodes always give an id: without one, an application called
                     // PUBLISH or the function itself.
                     direct: e.id.is_none(),

@@ -14,7 +14,9 @@ mod memory;
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
-use herald_protocol::{presence::PresenceNotice, ChannelName, EventName, MessageId, TraceParent};
+use herald_protocol::{
+    presence::PresenceNotice, ChannelName, ConnAddress, EventName, MessageId, TraceParent,
+};
 
 pub use memory::{MemoryBroker, MemoryBus};
 
@@ -41,6 +43,8 @@ pub struct Publication {
     pub trace: Option<TraceParent>,
     /// The event name, when the publisher gave one.
     pub event: Option<EventName>,
+    /// A connection that must not receive it (its sender).
+    pub exclude: Option<ConnAddress>,
     /// Published straight into Redis by an application, not through a Herald node.
     pub direct: bool,
 }
@@ -52,6 +56,8 @@ pub struct PublishMeta {
     pub trace: Option<TraceParent>,
     /// The event name (what Pusher clients bind to).
     pub event: Option<EventName>,
+    /// A connection that must not receive it (its sender).
+    pub exclude: Option<ConnAddress>,
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -112,6 +112,7 @@ impl Broker for MemoryBroker {
                 published_at_us: Some(crate::now_us()),
                 trace: meta.trace,
                 event: meta.event,
+                exclude: meta.exclude,
                 direct: false,
             };
             for inbox in targets {

@@ -70,6 +70,9 @@ pub struct PusherConfig {
     /// `pusher.max_event_size`, default `10240`: the largest event `data` in bytes (413
     /// beyond), Pusher's limit.
     pub max_event_size: usize,
+    /// `pusher.client_event_rate`, default `10`: client events per second one connection may
+    /// send (Pusher's limit); beyond it, `pusher:error` 4301.
+    pub client_event_rate: u32,
 }
 
 impl Default for PusherConfig {
@@ -80,6 +83,7 @@ impl Default for PusherConfig {
             default_event: "message".into(),
             timestamp_window: Duration::from_secs(600),
             max_event_size: 10 * 1024,
+            client_event_rate: 10,
         }
     }
 }

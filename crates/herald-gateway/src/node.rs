@@ -73,20 +73,17 @@ impl NodeCtx {
     /// Publishes through the broker, timing the round trip (`herald_broker_publish_seconds`,
     /// failures included), counting it by `path` when it is accepted, and tracing it when it
     /// is sampled (as a child of `parent`, an HTTP request's `traceparent`, when given), with
-    /// `event` as its event name.
+    /// `meta`'s event name and excluded connection (its trace context is set here).
     pub(crate) async fn publish(
         &self,
         channel: ChannelName,
         data: bytes::Bytes,
         path: PublishPath,
         parent: Option<&TraceParent>,
-        event: Option<EventName>,
+        mut meta: herald_broker::PublishMeta,
     ) -> Result<herald_broker::Published, herald_broker::BrokerError> {
         let span = self.telemetry.publish_span(parent, &channel, path);
-        let meta = herald_broker::PublishMeta {
-            trace: span.as_ref().map(|s| s.trace.clone()),
-            event,
-        };
+        meta.trace = span.as_ref().map(|s| s.trace.clone());
         let started = std::time::Instant::now();
         let result = self.broker.publish(channel, data, meta).await;
         let us = started.elapsed().as_micros();
@@ -267,6 +264,7 @@ async fn run_with(
         // Validated with the configuration; a configuration built by hand falls back.
         pusher_event: EventName::parse(&config.pusher.default_event)
             .unwrap_or_else(|_| EventName::parse("message").expect("a valid name")),
+        node_tag: node_id.tag(),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
 

@@ -68,7 +68,7 @@ pub(crate) fn open(
             socket_id: SocketId {
                 // The node's part: its id's low 32 bits, so that socket ids of different nodes
                 // differ (`SocketId` values must be unique cluster-wide for exclusion).
-                high: u64::from(node.0.as_u128() as u32),
+                high: u64::from(node.tag()),
                 low: conn.0,
             },
         })),

@@ -256,7 +256,7 @@ async fn bad_connections_messages_and_api_requests_get_pusher_errors() {
             400,
         ),
         (
-            json!({"name": "e", "channel": "news", "data": "d", "socket_id": "1.1"}),
+            json!({"name": "e", "channel": "news", "data": "d", "socket_id": "nonsense"}),
             400,
         ),
         (
@@ -281,4 +281,100 @@ async fn a_draining_node_closes_pusher_clients_with_a_code_they_reconnect_on() {
         }
     };
     assert_eq!(code, 4200, "pusher-js reconnects at once on 4200");
+}
+
+/// Subscribes a Pusher client to a private channel with a valid signature.
+async fn join_private(gw: &TestGateway, channel: &str) -> (WsClient, String) {
+    let (mut c, socket_id) = pusher_client(gw, KEY).await;
+    let auth = signature::channel_auth(KEY, SECRET, &socket_id, channel, None);
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
+        .await;
+    assert_eq!(
+        c.next_frame().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    (c, socket_id)
+}
+
+async fn assert_quiet(c: &mut WsClient) {
+    match c.next_within(std::time::Duration::from_millis(300)).await {
+        Err(e) => assert!(e.to_string().contains("timed out"), "{e}"),
+        Ok(other) => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn client_events_reach_the_others_across_nodes_but_not_the_sender() {
+    let redis = RedisServer::start().await;
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    let (mut ann, _) = join_private(&a, "private-chat").await;
+    let (mut bob, _) = join_private(&b, "private-chat").await;
+    let (mut cat, _) = join_private(&a, "private-chat").await;
+    let mut native = a.client(None).await;
+    native.subscribe_ok(&["private-chat"]).await;
+
+    ann.send(&json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "ann"}}))
+        .await;
+    let expected =
+        json!({"event": "client-typing", "channel": "private-chat", "data": "{\"who\":\"ann\"}"});
+    assert_eq!(bob.next_frame().await, expected, "on the other node");
+    assert_eq!(cat.next_frame().await, expected, "on the sender's node");
+    assert_eq!(native.next_push().await["event"], "client-typing");
+    assert_quiet(&mut ann).await;
+
+    // Only on private and presence channels the client is subscribed to.
+    ann.send(&json!({"event": "pusher:subscribe", "data": {"channel": "open"}}))
+        .await;
+    ann.next_frame().await;
+    for (channel, why) in [
+        ("open", "private and presence"),
+        ("private-other", "subscribe"),
+    ] {
+        ann.send(&json!({"event": "client-x", "channel": channel, "data": {}}))
+            .await;
+        let error = ann.next_frame().await;
+        assert_eq!(error["event"], "pusher:error", "{channel}");
+        assert!(
+            error["data"]["message"].as_str().unwrap().contains(why),
+            "{error}"
+        );
+    }
+    // At most 10 per second (Pusher's limit): the rest get 4301, and the connection stays.
+    for _ in 0..15 {
+        ann.send(&json!({"event": "client-burst", "channel": "private-chat", "data": 1}))
+            .await;
+    }
+    let mut limited = 0;
+    while let Ok(Incoming::Frame(f)) = ann.next_within(std::time::Duration::from_millis(300)).await
+    {
+        assert_eq!(f["data"]["code"], 4301, "{f}");
+        limited += 1;
+    }
+    assert!((1..=5).contains(&limited), "{limited} of 15 limited");
+    let mut delivered = 0;
+    while let Ok(Incoming::Frame(f)) = bob.next_within(std::time::Duration::from_millis(300)).await
+    {
+        assert_eq!(f["event"], "client-burst");
+        delivered += 1;
+    }
+    assert_eq!(delivered + limited, 15);
+}
+
+#[tokio::test]
+async fn an_api_event_can_leave_out_the_socket_that_caused_it() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let (mut ann, ann_socket) = join_private(&gw, "private-room").await;
+    let (mut bob, _) = join_private(&gw, "private-room").await;
+    let body =
+        json!({"name": "moved", "channel": "private-room", "data": "1", "socket_id": ann_socket});
+    assert_eq!(trigger(&gw, &body, SECRET).await.status, 200);
+    assert_eq!(bob.next_frame().await["event"], "moved");
+    assert_quiet(&mut ann).await;
 }

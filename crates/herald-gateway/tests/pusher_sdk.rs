@@ -68,4 +68,10 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         native.next_push().await,
         json!({"channel": "news", "data": "plain text", "offset": 3, "event": "many"})
     );
+    assert_eq!(
+        b.metric("herald_publications_total{path=\"client\"}").await
+            + a.metric("herald_publications_total{path=\"client\"}").await,
+        1.0,
+        "the one client event"
+    );
 }

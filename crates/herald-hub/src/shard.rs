@@ -252,7 +252,20 @@ impl<S: Sink, W> HubShard<S, W> {
     /// Pushes a publication to every local subscriber of `channel`. `encode` is called at most
     /// once per wire format present among them, and the same bytes go to everyone of that format.
     /// Subscribers whose sink is full are evicted from this shard; the runtime closes them.
-    pub fn publish<E>(&mut self, channel: &ChannelName, mut encode: E) -> Fanout<W>
+    pub fn publish<E>(&mut self, channel: &ChannelName, encode: E) -> Fanout<W>
+    where
+        E: FnMut(WireFormat) -> Option<Bytes>,
+    {
+        self.publish_except(channel, None, encode)
+    }
+
+    /// [`HubShard::publish`] to every subscriber but `except` (the publication's sender).
+    pub fn publish_except<E>(
+        &mut self,
+        channel: &ChannelName,
+        except: Option<ConnId>,
+        mut encode: E,
+    ) -> Fanout<W>
     where
         E: FnMut(WireFormat) -> Option<Bytes>,
     {
@@ -266,6 +279,9 @@ impl<S: Sink, W> HubShard<S, W> {
         };
         let mut frames: [Option<Option<Bytes>>; WireFormat::ALL.len()] = Default::default();
         for (conn, sink) in &ch.subscribers {
+            if Some(*conn) == except {
+                continue;
+            }
             let format = sink.format();
             let frame = frames[format.index()].get_or_insert_with(|| encode(format));
             let Some(frame) = frame else { continue };

@@ -295,3 +295,17 @@ fn subscription_count_follows_live_subscriptions_only() {
     hub.disconnect(ConnId(1));
     assert_eq!(hub.subscription_count(), 0);
 }
+
+#[test]
+fn a_publication_can_leave_its_sender_out() {
+    let mut hub = Shard::new();
+    let (a, b) = (json_sink(), json_sink());
+    hub.subscribe(ConnId(1), a.clone(), ch("news"), 1);
+    hub.subscribe(ConnId(2), b.clone(), ch("news"), 2);
+    hub.broker_subscribed(&ch("news"), true);
+    let calls = RefCell::new(vec![]);
+    let fanout = hub.publish_except(&ch("news"), Some(ConnId(1)), encoder(&calls));
+    assert_eq!(fanout.delivered, 1);
+    assert_eq!((a.received().len(), b.received().len()), (0, 1));
+    assert_eq!(hub.publish(&ch("news"), encoder(&calls)).delivered, 2);
+}

@@ -3,12 +3,13 @@
 //! Two forms arrive on a channel's Redis pub/sub channel:
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
-//!   `[1, offset, data, id, published_at_us, traceparent, event]` where `1` is the envelope
-//!   version, `offset` the channel's sequence number, `data` the publication as JSON text, `id`
+//!   `[1, offset, data, id, published_at_us, traceparent, event, exclude]` where `1` is the
+//!   envelope version, `offset` the channel's sequence number, `data` the publication as JSON text, `id`
 //!   (optional) its message id, `published_at_us` (optional) when Redis sequenced it, in
 //!   microseconds since the Unix epoch, `traceparent` (empty unless the publication was
-//!   sampled for tracing) the W3C trace context of the publish, and `event` (optional) its
-//!   event name. Elements after these are ignored, so that later fields can be added; a
+//!   sampled for tracing) the W3C trace context of the publish, `event` (optional) its
+//!   event name, and `exclude` (optional) the address `node.conn` of a connection that must
+//!   not receive it (its sender). Elements after these are ignored, so that later fields can be added; a
 //!   `traceparent` or an event name that is not valid is ignored too.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
 //!   `{"data": <value>}`. It is delivered without an offset.
@@ -39,6 +40,8 @@ pub struct Envelope {
     pub trace: Option<crate::TraceParent>,
     /// The event name, when the publisher gave one.
     pub event: Option<crate::EventName>,
+    /// A connection that must not receive it (its sender).
+    pub exclude: Option<crate::ConnAddress>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -121,6 +124,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         published_at_us: None,
         trace: None,
         event: None,
+        exclude: None,
     })
 }
 
@@ -132,6 +136,7 @@ struct Sequenced {
     published_at_us: Option<u64>,
     trace: Option<Vec<u8>>,
     event: Option<Vec<u8>>,
+    exclude: Option<Vec<u8>>,
 }
 
 struct SequencedVisitor;
@@ -140,7 +145,9 @@ impl<'de> Visitor<'de> for SequencedVisitor {
     type Value = Sequenced;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[version, offset, data, id?, published_at_us?, traceparent?, event?]")
+        f.write_str(
+            "[version, offset, data, id?, published_at_us?, traceparent?, event?, exclude?]",
+        )
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sequenced, A::Error> {
@@ -167,6 +174,10 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
             None => None,
         };
+        let exclude = match event {
+            Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
@@ -176,6 +187,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             published_at_us,
             trace,
             event,
+            exclude,
         })
     }
 }
@@ -239,6 +251,11 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
             .as_deref()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(|t| crate::EventName::parse(t).ok()),
+        exclude: s
+            .exclude
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(crate::ConnAddress::parse),
     })
 }
 
@@ -283,6 +300,10 @@ mod tests {
         );
         let e = Envelope::decode(&packed(&(1u8, 9u64, "1", "", 5u64, "", ""))).unwrap();
         assert_eq!(e.event, None);
+        // A connection to leave out.
+        let m = packed(&(1u8, 9u64, "1", "", 5u64, "", "", "7.12"));
+        let e = Envelope::decode(&m).unwrap();
+        assert_eq!(e.exclude.map(|a| a.to_string()), Some("7.12".into()));
     }
 
     #[test]

@@ -29,5 +29,5 @@ pub use channel::{ChannelError, ChannelName};
 pub use error_code::ErrorCode;
 pub use event::EventName;
 pub use format::WireFormat;
-pub use ids::{ConnId, MessageId, NodeId};
+pub use ids::{ConnAddress, ConnId, MessageId, NodeId};
 pub use trace::TraceParent;

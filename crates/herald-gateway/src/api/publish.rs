@@ -157,7 +157,16 @@ async fn send(
     parent: Option<&TraceParent>,
 ) -> Result<serde_json::Value, ApiError> {
     let published = ctx
-        .publish(m.channel, m.data, PublishPath::Http, parent, m.event)
+        .publish(
+            m.channel,
+            m.data,
+            PublishPath::Http,
+            parent,
+            herald_broker::PublishMeta {
+                event: m.event,
+                ..Default::default()
+            },
+        )
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
     Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))

@@ -2,7 +2,8 @@
 //! Pusher's server SDKs sign them. Errors are plain text with Pusher's status codes.
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, EventName};
+use herald_broker::PublishMeta;
+use herald_protocol::{ChannelName, ConnAddress, EventName};
 use herald_pusher::{signature::SignedRequest, PusherChannel};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -98,12 +99,13 @@ async fn events(body: &[u8], ctx: &NodeCtx) -> Response<Full<Bytes>> {
             "name must be 1 to 200 bytes without control characters",
         );
     };
-    if body.socket_id.is_some() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "socket_id (excluding a recipient) is not supported by this server yet",
-        );
-    }
+    // `socket_id`: the connection that triggered this (usually through the app's server)
+    // does not get it.
+    let exclude = match body.socket_id.as_deref().map(ConnAddress::parse) {
+        None => None,
+        Some(Some(address)) => Some(address),
+        Some(None) => return refuse(StatusCode::BAD_REQUEST, "invalid socket_id"),
+    };
     if body.info.is_some() {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -163,7 +165,11 @@ async fn events(body: &[u8], ctx: &NodeCtx) -> Response<Full<Bytes>> {
                 data.clone(),
                 PublishPath::Pusher,
                 None,
-                Some(event.clone()),
+                PublishMeta {
+                    event: Some(event.clone()),
+                    exclude,
+                    ..Default::default()
+                },
             )
             .await;
         if let Err(e) = published {

@@ -61,6 +61,8 @@ pub(crate) struct ShardEnv {
     pub(crate) telemetry: Arc<Telemetry>,
     /// The event name Pusher clients see for a publication without one.
     pub(crate) pusher_event: EventName,
+    /// This node's tag in connection addresses.
+    pub(crate) node_tag: u32,
 }
 
 /// Starts one task per receiver. They stop when `stop` is cancelled.
@@ -78,6 +80,7 @@ pub(crate) fn spawn_shards(
             metrics: env.metrics.clone(),
             telemetry: env.telemetry.clone(),
             pusher_event: env.pusher_event.clone(),
+            node_tag: env.node_tag,
             me: hub.weak(index),
         };
         tracker.spawn(shard.run(rx, stop.clone()));
@@ -91,6 +94,7 @@ struct ShardTask {
     telemetry: Arc<Telemetry>,
     /// The event name Pusher clients see for a publication without one.
     pusher_event: EventName,
+    node_tag: u32,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -182,7 +186,12 @@ impl ShardTask {
             self.metrics.broker_delay.record_us(delay);
         }
         let pusher_event = &self.pusher_event;
-        let fanout = self.hub.publish(&p.channel, |format| {
+        // The sender is left out on its own node only.
+        let except = p
+            .exclude
+            .filter(|a| a.node == self.node_tag)
+            .map(|a| a.conn);
+        let fanout = self.hub.publish_except(&p.channel, except, |format| {
             if format == WireFormat::Pusher {
                 let Ok(data) = std::str::from_utf8(&p.data) else {
                     return None;

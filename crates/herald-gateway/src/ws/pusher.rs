@@ -2,14 +2,16 @@
 //! clear errors for what this node does not serve.
 
 use bytes::Bytes;
-use herald_protocol::{server::ChannelFailure, ChannelName, ErrorCode};
+use herald_broker::PublishMeta;
+use herald_protocol::{server::ChannelFailure, ChannelName, ConnAddress, ErrorCode, EventName};
 use herald_pusher::{
+    codes,
     message::{self, ClientMessage},
     signature, ChannelKind, PusherChannel,
 };
 
-use super::connection::Connection;
-use crate::hub::SubscribeRequest;
+use super::{connection::Connection, rate::RateBucket};
+use crate::{hub::SubscribeRequest, telemetry::PublishPath};
 
 impl Connection {
     /// Handles one text message of a Pusher client.
@@ -44,9 +46,11 @@ impl Connection {
             ClientMessage::Signin { .. } => {
                 self.pusher_error(None, "pusher:signin is not supported by this server yet");
             }
-            ClientMessage::ClientEvent { .. } => {
-                self.pusher_error(None, "client events are not supported by this server yet");
-            }
+            ClientMessage::ClientEvent {
+                event,
+                channel,
+                data,
+            } => self.client_event(&event, &channel, data.get()).await,
         }
     }
 
@@ -56,6 +60,55 @@ impl Connection {
 
     fn pusher_send(&self, text: &str) {
         self.outbound.push_frame(&crate::pusher::frame(text));
+    }
+
+    /// Relays a `client-` event to the channel's other subscribers, cluster-wide.
+    async fn client_event(&mut self, event: &str, channel: &PusherChannel, data: &str) {
+        if !channel.allows_client_events() {
+            return self.pusher_error(
+                None,
+                "client events are allowed on private and presence channels only",
+            );
+        }
+        let Ok(name) = ChannelName::parse(channel.as_str()) else {
+            return self.pusher_error(None, "invalid channel name");
+        };
+        if !self.subscribed.contains(&name) {
+            return self.pusher_error(None, "subscribe to the channel before sending on it");
+        }
+        let Ok(event) = EventName::parse(event) else {
+            return self.pusher_error(None, "event names are 1 to 200 bytes");
+        };
+        let max = self.ctx.config.pusher.max_event_size;
+        if data.len() > max {
+            return self.pusher_error(None, &format!("data over {max} bytes"));
+        }
+        let rate = self.ctx.config.pusher.client_event_rate;
+        let now = std::time::Instant::now();
+        let bucket = self
+            .publish_bucket
+            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
+        if !bucket.take(rate, now) {
+            self.ctx.metrics.families.limit_hits.inc("publish_rate");
+            let text = format!("client event rejected: at most {rate} per second");
+            return self.pusher_error(Some(codes::CLIENT_EVENT_RATE_LIMIT), &text);
+        }
+        let meta = PublishMeta {
+            event: Some(event),
+            exclude: Some(ConnAddress {
+                node: self.ctx.node_id.tag(),
+                conn: self.id,
+            }),
+            ..Default::default()
+        };
+        let data = Bytes::copy_from_slice(data.as_bytes());
+        let published = self
+            .ctx
+            .publish(name, data, PublishPath::Client, None, meta)
+            .await;
+        if let Err(e) = published {
+            self.pusher_error(None, &format!("client event not sent: {e}"));
+        }
     }
 
     async fn pusher_subscribe(

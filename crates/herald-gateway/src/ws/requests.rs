@@ -184,7 +184,7 @@ impl Connection {
         }
         match self
             .ctx
-            .publish(channel, data, PublishPath::Client, None, None)
+            .publish(channel, data, PublishPath::Client, None, Default::default())
             .await
         {
             Ok(published) => {

@@ -76,6 +76,29 @@ try {
   }
   equal('a request signed with the wrong secret', failed, 401);
 
+  // Client events: relayed to the other subscribers, not echoed to the sender.
+  const other = client((socketId, channel) => server.authorizeChannel(socketId, channel));
+  try {
+    const theirs = other.subscribe('private-orders');
+    await within('second client subscribes', 5000, (ok) => theirs.bind('pusher:subscription_succeeded', ok));
+    let echoed = false;
+    orders.bind('client-typing', () => { echoed = true; });
+    const typing = within('client event', 5000, (ok) => theirs.bind('client-typing', ok));
+    if (!orders.trigger('client-typing', { who: 'ann' })) throw new Error('client event: not sent');
+    equal('client event', await typing, { who: 'ann' });
+
+    // socket_id: the triggering connection is left out.
+    let excluded = false;
+    orders.bind('moved', () => { excluded = true; });
+    const moved = within('socket_id exclusion', 5000, (ok) => theirs.bind('moved', ok));
+    await server.trigger('private-orders', 'moved', { to: 2 }, { socket_id: good.connection.socket_id });
+    equal('socket_id exclusion', await moved, { to: 2 });
+    await new Promise((r) => setTimeout(r, 300));
+    equal('not echoed to the sender, nor sent to the excluded socket', [echoed, excluded], [false, false]);
+  } finally {
+    other.disconnect();
+  }
+
   const many = within('batch of channels', 5000, (ok) => news.bind('many', ok));
   await server.trigger(['news', 'other-1', 'other-2'], 'many', 'plain text');
   equal('batch of channels', await many, 'plain text');
