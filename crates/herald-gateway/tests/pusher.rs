@@ -38,8 +38,17 @@ async fn pusher_client(gw: &TestGateway, key: &str) -> (WsClient, String) {
 
 /// POSTs a signed request to the Pusher HTTP API, as the server SDKs do.
 async fn trigger(gw: &TestGateway, body: &Value, secret: &str) -> herald_testkit::HttpResponse {
+    signed_post(gw, "events", body, secret).await
+}
+
+async fn signed_post(
+    gw: &TestGateway,
+    route: &str,
+    body: &Value,
+    secret: &str,
+) -> herald_testkit::HttpResponse {
     let body = body.to_string();
-    let path = format!("/apps/{ID}/events");
+    let path = format!("/apps/{ID}/{route}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -377,4 +386,36 @@ async fn an_api_event_can_leave_out_the_socket_that_caused_it() {
     assert_eq!(trigger(&gw, &body, SECRET).await.status, 200);
     assert_eq!(bob.next_frame().await["event"], "moved");
     assert_quiet(&mut ann).await;
+}
+
+#[tokio::test]
+async fn batch_events_publish_all_or_nothing() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let (mut p, _) = pusher_client(&gw, KEY).await;
+    p.send(&json!({"event": "pusher:subscribe", "data": {"channel": "feed"}}))
+        .await;
+    p.next_frame().await;
+    let batch = json!({"batch": [
+        {"channel": "feed", "name": "one", "data": "1"},
+        {"channel": "elsewhere", "name": "two", "data": "2"},
+        {"channel": "feed", "name": "three", "data": "3"},
+    ]});
+    let reply = signed_post(&gw, "batch_events", &batch, SECRET).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(p.next_frame().await["event"], "one");
+    assert_eq!(p.next_frame().await["event"], "three");
+    // One bad event, or too many: refused, and nothing of the batch is published.
+    let bad = json!({"batch": [
+        {"channel": "feed", "name": "four", "data": "4"},
+        {"channel": "a b", "name": "five", "data": "5"},
+    ]});
+    let reply = signed_post(&gw, "batch_events", &bad, SECRET).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.text().contains("batch[1]"), "{}", reply.text());
+    let many: Vec<Value> = (0..11)
+        .map(|i| json!({"channel": "feed", "name": "e", "data": i.to_string()}))
+        .collect();
+    let reply = signed_post(&gw, "batch_events", &json!({"batch": many}), SECRET).await;
+    assert_eq!(reply.status, 400);
+    assert_quiet(&mut p).await;
 }

@@ -64,9 +64,10 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         json!({"channel": "news", "data": "{\"hello\":\"world\"}", "offset": 1, "event": "greeting"})
     );
     assert_eq!(native.next_push().await["event"], "shipped");
+    assert_eq!(native.next_push().await["event"], "batched");
     assert_eq!(
         native.next_push().await,
-        json!({"channel": "news", "data": "plain text", "offset": 3, "event": "many"})
+        json!({"channel": "news", "data": "plain text", "offset": 4, "event": "many"})
     );
     assert_eq!(
         b.metric("herald_publications_total{path=\"client\"}").await

@@ -1,5 +1,6 @@
-//! The Pusher HTTP API for the configured apps: `POST /apps/{id}/events`, requests signed as
-//! Pusher's server SDKs sign them. Errors are plain text with Pusher's status codes.
+//! The Pusher HTTP API for the configured apps: `POST /apps/{id}/events` and
+//! `POST /apps/{id}/batch_events`, requests signed as Pusher's server SDKs sign them. Errors
+//! are plain text with Pusher's status codes.
 
 use bytes::Bytes;
 use herald_broker::PublishMeta;
@@ -15,10 +16,17 @@ use herald_http::reply::{json, text};
 
 /// At most this many channels per event (Pusher's limit).
 const MAX_CHANNELS: usize = 100;
+/// At most this many events per batch (Pusher's limit).
+const MAX_BATCH: usize = 10;
 
 /// Whether `path` is a Pusher API route (`/apps/...`).
 pub(super) fn is_route(path: &str) -> bool {
     path.starts_with("/apps/")
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    batch: Vec<EventBody>,
 }
 
 #[derive(Deserialize)]
@@ -49,7 +57,7 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     let Some(app) = ctx.config.pusher.apps.iter().find(|a| a.id == id) else {
         return refuse(StatusCode::NOT_FOUND, format!("unknown app {id:?}"));
     };
-    if route != "events" {
+    if route != "events" && route != "batch_events" {
         return refuse(StatusCode::NOT_FOUND, "no such route");
     }
     if req.method() != http::Method::POST {
@@ -84,33 +92,65 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         ctx.metrics.families.auth_failures.inc("signature");
         return refuse(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    events(&body, ctx).await
-}
-
-/// `POST /apps/{id}/events`: one event on up to 100 channels.
-async fn events(body: &[u8], ctx: &NodeCtx) -> Response<Full<Bytes>> {
-    let body: EventBody = match serde_json::from_slice(body) {
-        Ok(b) => b,
+    let bodies = if route == "events" {
+        serde_json::from_slice::<EventBody>(&body).map(|b| vec![b])
+    } else {
+        serde_json::from_slice::<BatchBody>(&body).map(|b| b.batch)
+    };
+    let bodies = match bodies {
+        Ok(b) if (1..=MAX_BATCH).contains(&b.len()) => b,
+        Ok(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("a batch holds 1 to {MAX_BATCH} events"),
+            )
+        }
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
     };
-    let Ok(event) = EventName::parse(&body.name) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "name must be 1 to 200 bytes without control characters",
-        );
-    };
+    // Every event is checked before any is published: a bad batch publishes nothing.
+    let mut checked = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies.into_iter().enumerate() {
+        match check(body, ctx) {
+            Ok(event) => checked.push(event),
+            Err((status, message)) if route == "events" => return refuse(status, message),
+            Err((status, message)) => return refuse(status, format!("batch[{i}]: {message}")),
+        }
+    }
+    if !ctx.broker.is_ready() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable");
+    }
+    for event in checked {
+        if let Err(response) = publish(event, ctx).await {
+            return response;
+        }
+    }
+    json(StatusCode::OK, &serde_json::json!({}))
+}
+
+/// One event, checked and ready to publish.
+struct Checked {
+    event: EventName,
+    data: Bytes,
+    channels: Vec<ChannelName>,
+    exclude: Option<ConnAddress>,
+}
+
+/// Checks one event: its name, data, channels (at most 100) and `socket_id`.
+fn check(body: EventBody, ctx: &NodeCtx) -> Result<Checked, (StatusCode, String)> {
+    let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_owned());
+    let event = EventName::parse(&body.name)
+        .map_err(|_| bad("name must be 1 to 200 bytes without control characters"))?;
     // `socket_id`: the connection that triggered this (usually through the app's server)
     // does not get it.
     let exclude = match body.socket_id.as_deref().map(ConnAddress::parse) {
         None => None,
         Some(Some(address)) => Some(address),
-        Some(None) => return refuse(StatusCode::BAD_REQUEST, "invalid socket_id"),
+        Some(None) => return Err(bad("invalid socket_id")),
     };
     if body.info.is_some() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
+        return Err(bad(
             "info (channel attributes in the reply) is not supported by this server yet",
-        );
+        ));
     }
     // Pusher's SDKs send data as a string (usually of JSON); it reaches Pusher clients as that
     // string and native clients as a JSON string.
@@ -120,56 +160,54 @@ async fn events(body: &[u8], ctx: &NodeCtx) -> Response<Full<Bytes>> {
     };
     let max = ctx.config.pusher.max_event_size;
     if data.len() > max {
-        return refuse(
+        return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("data is {} bytes, over the limit of {max}", data.len()),
-        );
+        ));
     }
     let names = match (body.channels, body.channel) {
         (Some(list), None) => list,
         (None, Some(one)) => vec![one],
-        _ => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "give channels or channel, not both",
-            )
-        }
+        _ => return Err(bad("give channels or channel, not both")),
     };
     if names.is_empty() || names.len() > MAX_CHANNELS {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            format!("1 to {MAX_CHANNELS} channels per event"),
-        );
+        return Err(bad(&format!("1 to {MAX_CHANNELS} channels per event")));
     }
     let mut channels = Vec::with_capacity(names.len());
     for name in &names {
-        let checked = PusherChannel::parse(name)
+        let channel = PusherChannel::parse(name)
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 ChannelName::parse_with_max(c.as_str(), ctx.config.limits.max_channel_length)
                     .map_err(|e| e.to_string())
-            });
-        match checked {
-            Ok(channel) => channels.push(channel),
-            Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("channel {name:?}: {e}")),
-        }
-    }
-    if !ctx.broker.is_ready() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable");
+            })
+            .map_err(|e| bad(&format!("channel {name:?}: {e}")))?;
+        channels.push(channel);
     }
     let data = Bytes::from(serde_json::to_string(&data).expect("strings always serialise"));
-    for channel in channels {
+    Ok(Checked {
+        event,
+        data,
+        channels,
+        exclude,
+    })
+}
+
+/// Publishes one checked event on each of its channels.
+async fn publish(checked: Checked, ctx: &NodeCtx) -> Result<(), Response<Full<Bytes>>> {
+    for channel in checked.channels {
+        let meta = PublishMeta {
+            event: Some(checked.event.clone()),
+            exclude: checked.exclude,
+            ..Default::default()
+        };
         let published = ctx
             .publish(
                 channel,
-                data.clone(),
+                checked.data.clone(),
                 PublishPath::Pusher,
                 None,
-                PublishMeta {
-                    event: Some(event.clone()),
-                    exclude,
-                    ..Default::default()
-                },
+                meta,
             )
             .await;
         if let Err(e) = published {
@@ -177,8 +215,8 @@ async fn events(body: &[u8], ctx: &NodeCtx) -> Response<Full<Bytes>> {
                 herald_broker::BrokerError::Uncertain(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return refuse(status, e.to_string());
+            return Err(refuse(status, e.to_string()));
         }
     }
-    json(StatusCode::OK, &serde_json::json!({}))
+    Ok(())
 }

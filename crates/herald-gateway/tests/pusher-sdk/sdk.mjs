@@ -99,6 +99,13 @@ try {
     other.disconnect();
   }
 
+  const batched = within('batch_events', 5000, (ok) => news.bind('batched', ok));
+  await server.triggerBatch([
+    { channel: 'other-3', name: 'batched', data: { n: 0 } },
+    { channel: 'news', name: 'batched', data: { n: 1 } },
+  ]);
+  equal('batch_events', await batched, { n: 1 });
+
   const many = within('batch of channels', 5000, (ok) => news.bind('many', ok));
   await server.trigger(['news', 'other-1', 'other-2'], 'many', 'plain text');
   equal('batch of channels', await many, 'plain text');
