@@ -203,8 +203,10 @@ pub async fn run(
             let mode = redis.mode;
             // Nodes without presence channels keep no presence table in Redis (nor a
             // connection for it).
-            let any_presence =
-                config.channels.presence || config.namespaces.values().any(|n| n.presence);
+            // Pusher's `presence-` channels are presence channels whatever the namespaces say.
+            let any_presence = config.channels.presence
+                || config.namespaces.values().any(|n| n.presence)
+                || !config.pusher.apps.is_empty();
             let table = match mode {
                 RedisMode::Standalone => TableMode::Standalone,
                 RedisMode::Cluster => TableMode::Cluster,

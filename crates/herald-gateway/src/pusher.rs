@@ -22,6 +22,8 @@ pub(crate) struct PusherConn {
     pub(crate) app: usize,
     /// The id it was given.
     pub(crate) socket_id: SocketId,
+    /// Its presence channels, and the member it is in each.
+    pub(crate) presence: Vec<(herald_protocol::ChannelName, herald_presence_core::UserId)>,
 }
 
 /// How a Pusher connection opens.
@@ -71,6 +73,7 @@ pub(crate) fn open(
                 high: u64::from(node.tag()),
                 low: conn.0,
             },
+            presence: Vec::new(),
         })),
     }
 }

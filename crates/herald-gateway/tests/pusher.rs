@@ -227,8 +227,9 @@ async fn bad_connections_messages_and_api_requests_get_pusher_errors() {
         assert_eq!(error["data"]["code"], code, "{path}");
         assert_eq!(c.expect_close().await, code, "{path}");
     }
-    // Messages: not JSON, unknown events, bad channel names, presence and client events (not
-    // served yet): an error each, and the connection stays usable.
+    // Messages: not JSON, unknown events, bad channel names, client events on a channel not
+    // subscribed, a presence subscription without channel_data: an error each, and the
+    // connection stays usable.
     let (mut p, _) = pusher_client(&gw, KEY).await;
     for bad in [
         "not json",
@@ -418,4 +419,86 @@ async fn batch_events_publish_all_or_nothing() {
     let reply = signed_post(&gw, "batch_events", &json!({"batch": many}), SECRET).await;
     assert_eq!(reply.status, 400);
     assert_quiet(&mut p).await;
+}
+
+/// Subscribes a Pusher client to a presence channel as `user`.
+async fn join_presence(gw: &TestGateway, channel: &str, user: &str) -> (WsClient, Value) {
+    let (mut c, socket_id) = pusher_client(gw, KEY).await;
+    let data = json!({"user_id": user, "user_info": {"name": user.to_uppercase()}}).to_string();
+    let auth = signature::channel_auth(KEY, SECRET, &socket_id, channel, Some(&data));
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": data}}))
+        .await;
+    // Its own join may come first; the subscription carries the member list.
+    loop {
+        let f = c.next_frame().await;
+        if f["event"] == "pusher_internal:subscription_succeeded" {
+            let members: Value = serde_json::from_str(f["data"].as_str().unwrap()).unwrap();
+            return (c, members["presence"].clone());
+        }
+        assert_eq!(f["event"], "pusher_internal:member_added", "{f}");
+    }
+}
+
+#[tokio::test]
+async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nodes() {
+    let redis = RedisServer::start().await;
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    let (mut ann, members) = join_presence(&a, "presence-room", "ann").await;
+    assert_eq!(members["count"], 1);
+    assert_eq!(members["hash"]["ann"], json!({"name": "ANN"}));
+
+    let (bob, members) = join_presence(&b, "presence-room", "bob").await;
+    assert_eq!(members["count"], 2, "{members}");
+    assert_eq!(members["ids"], json!(["ann", "bob"]));
+    let added = loop {
+        let f = ann.next_frame().await;
+        if f["data"].as_str().is_some_and(|d| d.contains("bob")) {
+            break f;
+        }
+    };
+    assert_eq!(added["event"], "pusher_internal:member_added");
+    let data: Value = serde_json::from_str(added["data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        data,
+        json!({"user_id": "bob", "user_info": {"name": "BOB"}})
+    );
+
+    drop(bob);
+    let removed = ann.next_frame().await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed");
+    let data: Value = serde_json::from_str(removed["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data, json!({"user_id": "bob"}));
+
+    // channel_data is signed: changing it voids the authorization; it needs a user_id.
+    let (mut mallory, socket_id) = pusher_client(&b, KEY).await;
+    let signed = json!({"user_id": "mallory"}).to_string();
+    let auth = signature::channel_auth(KEY, SECRET, &socket_id, "presence-room", Some(&signed));
+    for (data, kind) in [
+        (json!({"user_id": "admin"}).to_string(), "AuthError"),
+        (String::new(), "AuthError"),
+    ] {
+        let mut sub = json!({"channel": "presence-room", "auth": auth});
+        if !data.is_empty() {
+            sub["channel_data"] = json!(data);
+        }
+        mallory
+            .send(&json!({"event": "pusher:subscribe", "data": sub}))
+            .await;
+        let refused = mallory.next_frame().await;
+        assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+        assert_eq!(refused["data"]["type"], kind);
+    }
+    let no_user = json!({"user_info": {}}).to_string();
+    let auth = signature::channel_auth(KEY, SECRET, &socket_id, "presence-room", Some(&no_user));
+    mallory
+        .send(&json!({"event": "pusher:subscribe", "data": {"channel": "presence-room", "auth": auth, "channel_data": no_user}}))
+        .await;
+    assert_eq!(mallory.next_frame().await["data"]["status"], 400);
 }

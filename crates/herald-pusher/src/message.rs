@@ -222,6 +222,84 @@ pub fn subscription_succeeded(channel: &str, data: &str) -> String {
     )
 }
 
+/// `pusher_internal:member_added`: `user_info` is JSON text.
+pub fn member_added(channel: &str, user_id: &str, user_info: &str) -> String {
+    let data = format!(
+        r#"{{"user_id":{},"user_info":{user_info}}}"#,
+        quoted(user_id)
+    );
+    format!(
+        r#"{{"event":"pusher_internal:member_added","channel":{},"data":{}}}"#,
+        quoted(channel),
+        quoted(&data)
+    )
+}
+
+/// `pusher_internal:member_removed`.
+pub fn member_removed(channel: &str, user_id: &str) -> String {
+    let data = format!(r#"{{"user_id":{}}}"#, quoted(user_id));
+    format!(
+        r#"{{"event":"pusher_internal:member_removed","channel":{},"data":{}}}"#,
+        quoted(channel),
+        quoted(&data)
+    )
+}
+
+/// The `data` of a presence channel's `subscription_succeeded`: every member's id and info
+/// (JSON text), as `{"presence":{"ids":[..],"hash":{..},"count":N}}`.
+pub fn presence_data<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let (mut ids, mut hash, mut count) = (Vec::new(), Vec::new(), 0);
+    for (id, info) in members {
+        ids.push(quoted(id));
+        hash.push(format!("{}:{info}", quoted(id)));
+        count += 1;
+    }
+    format!(
+        r#"{{"presence":{{"ids":[{}],"hash":{{{}}},"count":{count}}}}}"#,
+        ids.join(","),
+        hash.join(",")
+    )
+}
+
+/// What a presence subscription signs as `channel_data`: the member's id (a string or a
+/// number in the JSON) and optional info.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChannelData {
+    /// `user_id`, as text.
+    pub user_id: String,
+    /// `user_info`, as JSON text (`null` when absent).
+    pub user_info: String,
+}
+
+impl ChannelData {
+    /// Parses `channel_data`.
+    ///
+    /// # Errors
+    /// [`MessageError::Field`] when it is not an object with a string or number `user_id`.
+    pub fn parse(text: &str) -> Result<Self, MessageError> {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            user_id: serde_json::Value,
+            #[serde(borrow, default)]
+            user_info: Option<&'a RawValue>,
+        }
+        let field = || MessageError::Field {
+            event: "pusher:subscribe",
+            field: "channel_data.user_id",
+        };
+        let raw: Raw<'_> = serde_json::from_str(text).map_err(|_| field())?;
+        let user_id = match raw.user_id {
+            serde_json::Value::String(s) if !s.is_empty() => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(field()),
+        };
+        Ok(Self {
+            user_id,
+            user_info: raw.user_info.map_or("null".into(), |v| v.get().to_owned()),
+        })
+    }
+}
+
 /// An event on a channel. `json` is Herald's publication data (JSON text): a JSON string
 /// goes out as that string (what a Pusher SDK published), anything else as its JSON text.
 pub fn event(name: &str, channel: &str, json: &str) -> String {
@@ -295,6 +373,40 @@ mod tests {
                 .contains("invalid channel name")
         );
         assert!(err(r#"{"event":"client-x","data":1}"#).contains("channel"));
+    }
+
+    #[test]
+    fn presence_frames_and_channel_data() {
+        let data = presence_data([("1", r#"{"name":"Ann"}"#), ("bob", "null")]);
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"presence": {"ids": ["1", "bob"], "hash": {"1": {"name": "Ann"}, "bob": null}, "count": 2}})
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&member_added("presence-x", "1", r#"{"a":1}"#)).unwrap();
+        let inner: serde_json::Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            inner,
+            serde_json::json!({"user_id": "1", "user_info": {"a": 1}})
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&member_removed("presence-x", "1")).unwrap();
+        assert_eq!(v["event"], "pusher_internal:member_removed");
+        assert_eq!(
+            ChannelData::parse(r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#).unwrap(),
+            ChannelData {
+                user_id: "10".into(),
+                user_info: r#"{"name":"Mr. Channels"}"#.into()
+            }
+        );
+        assert_eq!(
+            ChannelData::parse(r#"{"user_id":"u"}"#).unwrap().user_info,
+            "null"
+        );
+        for bad in ["", "{}", r#"{"user_id":""}"#, r#"{"user_id":[1]}"#, "[]"] {
+            assert!(ChannelData::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -92,12 +92,58 @@ impl SubscribeRequest {
         }
     }
 
+    /// A Pusher presence subscription succeeds with the member list, read from the presence
+    /// table once this member has entered (it is added when the table has not caught up).
+    fn presence_succeeded(&self, m: &Membership, channel: &str) {
+        let (presence, sink) = (m.presence.clone(), self.sink.clone());
+        let me = crate::presence::member(&m.identity.user, &m.identity.info);
+        let Ok(name) = ChannelName::parse(channel) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut members = match presence.members(&name).await {
+                Ok(members) => members,
+                Err(e) => {
+                    let text = herald_pusher::message::subscription_error(
+                        name.as_str(),
+                        "SubscriptionError",
+                        &format!("presence table unavailable: {e}"),
+                        503,
+                    );
+                    sink.push_frame(&crate::pusher::frame(&text));
+                    return;
+                }
+            };
+            if !members.iter().any(|x| x.user == me.user) {
+                members.push(me);
+            }
+            let infos: Vec<(String, String)> = members
+                .iter()
+                .map(|x| (x.user.clone(), x.info.to_string()))
+                .collect();
+            let data = herald_pusher::message::presence_data(
+                infos.iter().map(|(u, i)| (u.as_str(), i.as_str())),
+            );
+            let text = herald_pusher::message::subscription_succeeded(name.as_str(), &data);
+            sink.push_frame(&crate::pusher::frame(&text));
+        });
+    }
+
     fn reply(&self, p: &Progress) {
         if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {
             // A Pusher subscribe names one channel; each outcome is a message of its own.
             for channel in &p.subscribed {
-                let text = herald_pusher::message::subscription_succeeded(channel, "{}");
-                self.sink.push_frame(&crate::pusher::frame(&text));
+                match self
+                    .membership
+                    .as_ref()
+                    .filter(|m| m.channels.iter().any(|c| c.as_str() == channel))
+                {
+                    Some(m) => self.presence_succeeded(m, channel),
+                    None => {
+                        let text = herald_pusher::message::subscription_succeeded(channel, "{}");
+                        self.sink.push_frame(&crate::pusher::frame(&text));
+                    }
+                }
             }
             for failure in &p.failed {
                 let text = crate::ws::subscription_failed(failure);

@@ -163,9 +163,15 @@ impl ShardTask {
                 (actions, None)
             }
             ShardCommand::Presence { channel, notice } => {
-                let encode = |format| server::presence(format, &channel, &notice);
-                let actions = self.notify(&channel, encode, |m| &m.presence_notices);
-                (actions, None)
+                let fanout = self.hub.publish(&channel, |format| match format {
+                    WireFormat::Pusher => pusher_member(&channel, &notice),
+                    native => Some(server::presence(native, &channel, &notice)),
+                });
+                self.metrics.presence_notices.add(fanout.delivered as u64);
+                self.metrics
+                    .slow_consumer_evictions
+                    .add(fanout.evicted.len() as u64);
+                (fanout.actions, None)
             }
         };
         for action in actions {
@@ -271,4 +277,23 @@ impl ShardTask {
             }
         }
     }
+}
+
+/// A join or leave as Pusher clients see it: on `presence-` channels only.
+fn pusher_member(channel: &ChannelName, notice: &PresenceNotice) -> Option<Bytes> {
+    if !channel.as_str().starts_with("presence-") {
+        return None;
+    }
+    let user = &notice.member.user;
+    let text = match notice.change {
+        herald_protocol::presence::Change::Join => herald_pusher::message::member_added(
+            channel.as_str(),
+            user,
+            &notice.member.info.to_string(),
+        ),
+        herald_protocol::presence::Change::Leave => {
+            herald_pusher::message::member_removed(channel.as_str(), user)
+        }
+    };
+    Some(crate::pusher::frame(&text))
 }

@@ -181,7 +181,7 @@ impl Connection {
             end => tracing::debug!(?end, reason, "connection ended"),
         }
         self.outbound.close();
-        if self.identity.is_some() {
+        if self.identity.is_some() || self.pusher.as_ref().is_some_and(|p| !p.presence.is_empty()) {
             self.ctx.presence.disconnect(self.id);
         }
         let hub = &self.ctx.hub;

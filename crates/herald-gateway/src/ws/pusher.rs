@@ -11,7 +11,14 @@ use herald_pusher::{
 };
 
 use super::{connection::Connection, rate::RateBucket};
-use crate::{hub::SubscribeRequest, telemetry::PublishPath};
+use herald_presence_core::UserId;
+use herald_pusher::message::ChannelData;
+
+use crate::{
+    auth::Identity,
+    hub::{Membership, SubscribeRequest},
+    telemetry::PublishPath,
+};
 
 impl Connection {
     /// Handles one text message of a Pusher client.
@@ -40,6 +47,13 @@ impl Connection {
             ClientMessage::Unsubscribe { channel } => {
                 if let Ok(name) = ChannelName::parse(channel.as_str()) {
                     self.subscribed.retain(|c| *c != name);
+                    let member = self.pusher.as_mut().and_then(|p| {
+                        let at = p.presence.iter().position(|(c, _)| *c == name)?;
+                        Some(p.presence.swap_remove(at).1)
+                    });
+                    if let Some(user) = member {
+                        self.ctx.presence.exit(self.id, &user, &name);
+                    }
                     self.ctx.hub.unsubscribe(self.id, name).await;
                 }
             }
@@ -124,20 +138,22 @@ impl Connection {
             let frame = message::subscription_error(channel.as_str(), kind, text, status);
             this.pusher_send(&frame);
         };
-        if channel.kind() == ChannelKind::Presence {
+        let presence = channel.kind() == ChannelKind::Presence;
+        if presence && channel_data.is_none() {
             return refuse(
                 self,
-                "SubscriptionError",
-                "presence channels are not supported by this server yet",
-                501,
+                "AuthError",
+                "presence channels need channel_data, signed with the channel",
+                401,
             );
         }
         if channel.needs_auth() {
             let app = crate::pusher::app(&self.ctx.config.pusher, conn);
+            // Presence authorizations sign the member's data too; private ones do not.
             let text = signature::channel_auth_text(
                 &conn.socket_id.to_string(),
                 channel.as_str(),
-                channel_data,
+                channel_data.filter(|_| presence),
             );
             let checked = auth
                 .ok_or(signature::AuthError::Malformed)
@@ -165,12 +181,45 @@ impl Connection {
             }
             self.subscribed.push(name.clone());
         }
-        let request = SubscribeRequest::new(0, self.outbound.clone(), 1, Vec::new(), None);
+        let membership = match (presence, channel_data) {
+            (true, Some(data)) => match self.presence_member(&name, data) {
+                Ok(m) => Some(m),
+                Err(text) => return refuse(self, "SubscriptionError", &text, 400),
+            },
+            _ => None,
+        };
+        let request = SubscribeRequest::new(0, self.outbound.clone(), 1, Vec::new(), membership);
         self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
         self.ctx
             .hub
             .subscribe(self.id, &self.outbound, name, &request)
             .await;
+    }
+}
+
+impl Connection {
+    /// The member a presence subscription enters as, from its signed `channel_data`.
+    fn presence_member(&mut self, channel: &ChannelName, data: &str) -> Result<Membership, String> {
+        let data = ChannelData::parse(data).map_err(|e| e.to_string())?;
+        let user = UserId::parse(&data.user_id).map_err(|e| format!("user_id: {e}"))?;
+        let max = self.ctx.config.presence.max_info_size;
+        if data.user_info.len() > max {
+            return Err(format!("user_info over {max} bytes"));
+        }
+        if let Some(p) = self.pusher.as_mut() {
+            if !p.presence.iter().any(|(c, _)| c == channel) {
+                p.presence.push((channel.clone(), user.clone()));
+            }
+        }
+        Ok(Membership {
+            presence: self.ctx.presence.clone(),
+            conn: self.id,
+            identity: Identity {
+                user,
+                info: Bytes::from(data.user_info),
+            },
+            channels: vec![channel.clone()],
+        })
     }
 }
 

@@ -99,6 +99,28 @@ try {
     other.disconnect();
   }
 
+  // Presence: the member list on subscription, then joins and leaves.
+  const member = (id) => client((socketId, channel) =>
+    server.authorizeChannel(socketId, channel, { user_id: id, user_info: { name: id.toUpperCase() } }));
+  const ann = member('ann');
+  const bob = member('bob');
+  try {
+    const annRoom = ann.subscribe('presence-room');
+    const annMembers = await within('presence subscribe', 5000, (ok) => annRoom.bind('pusher:subscription_succeeded', ok));
+    equal('presence subscribe', [annMembers.count, annMembers.me.id, annMembers.me.info], [1, 'ann', { name: 'ANN' }]);
+    const added = within('member_added', 5000, (ok) => annRoom.bind('pusher:member_added', ok));
+    const bobRoom = bob.subscribe('presence-room');
+    const bobMembers = await within('second member subscribes', 5000, (ok) => bobRoom.bind('pusher:subscription_succeeded', ok));
+    equal('second member sees both', bobMembers.count, 2);
+    equal('member_added', (await added).info, { name: 'BOB' });
+    const removed = within('member_removed', 5000, (ok) => annRoom.bind('pusher:member_removed', ok));
+    bob.disconnect();
+    equal('member_removed', (await removed).id, 'bob');
+  } finally {
+    ann.disconnect();
+    bob.disconnect();
+  }
+
   const batched = within('batch_events', 5000, (ok) => news.bind('batched', ok));
   await server.triggerBatch([
     { channel: 'other-3', name: 'batched', data: { n: 0 } },
