@@ -309,6 +309,36 @@ impl Broker for RedisClusterBroker {
         })
     }
 
+    fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {
+        // Every master, for the shard channels of its slots.
+        let command = self.inner.layout.occupied_command(true, prefix);
+        let sent: Result<Vec<_>, BrokerError> = self
+            .inner
+            .state()
+            .links
+            .values()
+            .map(|link| link.publisher.send(command.clone()))
+            .collect();
+        let (layout, timeout) = (self.inner.layout.clone(), self.inner.options.timeout);
+        Box::pin(async move {
+            let sent = sent?;
+            if sent.is_empty() {
+                return Err(BrokerError::Unavailable("cluster topology not known yet"));
+            }
+            let mut channels = Vec::new();
+            for answer in sent {
+                let reply = tokio::time::timeout(timeout, answer)
+                    .await
+                    .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                    .map_err(|_| BrokerError::Closed)??;
+                channels.extend(layout.channels_in(&reply).ok_or_else(|| {
+                    BrokerError::Refused("unexpected reply to PUBSUB SHARDCHANNELS".into())
+                })?);
+            }
+            Ok(channels)
+        })
+    }
+
     fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
         let inner = self.inner.clone();
         let Some((owner, _, shared)) = inner.link(channel) else {

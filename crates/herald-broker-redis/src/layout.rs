@@ -142,6 +142,41 @@ impl Layout {
         command.freeze()
     }
 
+    /// `PUBSUB CHANNELS` (or `SHARDCHANNELS`) asking for the pub/sub channels of the Herald
+    /// channels whose name starts with `prefix`.
+    pub(crate) fn occupied_command(&self, sharded: bool, prefix: &str) -> Bytes {
+        // Herald channel names hold no glob character; escape anyway, for safety.
+        let mut pattern = format!("{}ch:{{", self.prefix);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let kind: &[u8] = if sharded {
+            b"SHARDCHANNELS"
+        } else {
+            b"CHANNELS"
+        };
+        let mut command = BytesMut::new();
+        resp::encode_command(&mut command, &[b"PUBSUB", kind, pattern.as_bytes()]);
+        command.freeze()
+    }
+
+    /// The Herald channels named in a `PUBSUB CHANNELS` reply.
+    pub(crate) fn channels_in(&self, reply: &crate::resp::Value) -> Option<Vec<ChannelName>> {
+        let crate::resp::Value::Array(Some(items)) = reply else {
+            return None;
+        };
+        Some(
+            items
+                .iter()
+                .filter_map(|v| v.as_bytes().and_then(|b| self.channel_of(b)))
+                .collect(),
+        )
+    }
+
     /// The Herald channel a pub/sub channel carries, if it is one of this prefix's.
     pub(crate) fn channel_of(&self, pubsub: &[u8]) -> Option<ChannelName> {
         let rest = pubsub.strip_prefix(self.prefix.as_bytes())?;

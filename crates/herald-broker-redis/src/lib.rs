@@ -227,6 +227,22 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {
+        let sent = self
+            .publisher
+            .send(self.layout.occupied_command(false, prefix));
+        let (layout, timeout) = (self.layout.clone(), self.timeout);
+        Box::pin(async move {
+            let reply = tokio::time::timeout(timeout, sent?)
+                .await
+                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                .map_err(|_| BrokerError::Closed)??;
+            layout
+                .channels_in(&reply)
+                .ok_or_else(|| BrokerError::Refused("unexpected reply to PUBSUB CHANNELS".into()))
+        })
+    }
+
     fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
         if !self.shared.subscriber_up.load(Ordering::Relaxed) {
             return Box::pin(async { Err(BrokerError::Unavailable("redis is not connected")) });

@@ -172,6 +172,13 @@ pub trait Broker: Send + Sync + 'static {
     /// Stops delivering `channel`'s publications to this node.
     fn unsubscribe(&self, channel: &ChannelName);
 
+    /// The channels whose name starts with `prefix` that some node of the cluster subscribes
+    /// now (the channels with subscribers anywhere), in no particular order.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>>;
+
     /// Whether the broker can take publications now (feeds `/readyz`).
     fn is_ready(&self) -> bool;
 

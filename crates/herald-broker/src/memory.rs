@@ -123,6 +123,17 @@ impl Broker for MemoryBroker {
         })
     }
 
+    fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {
+        let channels = self
+            .routes()
+            .channels
+            .iter()
+            .filter(|(c, nodes)| !nodes.is_empty() && c.as_str().starts_with(prefix))
+            .map(|(c, _)| c.clone())
+            .collect();
+        Box::pin(async move { Ok(channels) })
+    }
+
     fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
         let node = self.node;
         let mut routes = self.routes();

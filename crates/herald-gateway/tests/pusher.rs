@@ -41,6 +41,31 @@ async fn trigger(gw: &TestGateway, body: &Value, secret: &str) -> herald_testkit
     signed_post(gw, "events", body, secret).await
 }
 
+/// GETs a signed route of the Pusher HTTP API, with `params` in the query.
+async fn signed_get(gw: &TestGateway, route: &str, params: &str) -> herald_testkit::HttpResponse {
+    let path = format!("/apps/{ID}/{route}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut query: Vec<String> = vec![
+        format!("auth_key={KEY}"),
+        format!("auth_timestamp={now}"),
+        "auth_version=1.0".into(),
+    ];
+    query.extend(
+        params
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned),
+    );
+    query.sort();
+    let query = query.join("&");
+    let signed = signature::sign(SECRET, &format!("GET\n{path}\n{query}"));
+    gw.get(&format!("{path}?{query}&auth_signature={signed}"))
+        .await
+}
+
 async fn signed_post(
     gw: &TestGateway,
     route: &str,
@@ -501,4 +526,101 @@ async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nod
         .send(&json!({"event": "pusher:subscribe", "data": {"channel": "presence-room", "auth": auth, "channel_data": no_user}}))
         .await;
     assert_eq!(mallory.next_frame().await["data"]["status"], 400);
+}
+
+#[tokio::test]
+async fn channel_and_user_queries_see_the_whole_cluster() {
+    let redis = RedisServer::start().await;
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    let (_ann, _) = join_presence(&a, "presence-lobby", "ann").await;
+    let (_bob, _) = join_presence(&b, "presence-lobby", "bob").await;
+    let (mut p, _) = pusher_client(&b, KEY).await;
+    p.send(&json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    p.next_frame().await;
+    let mut native = b.client(None).await;
+    native.subscribe_ok(&["ns-less"]).await;
+
+    // Asked on node A: channels with subscribers on B count too.
+    let all = signed_get(&a, "channels", "").await;
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(
+        all.json(),
+        json!({"channels": {"presence-lobby": {}, "news": {}, "ns-less": {}}})
+    );
+    let lobby = signed_get(&a, "channels", "filter_by_prefix=presence-&info=user_count").await;
+    assert_eq!(
+        lobby.json(),
+        json!({"channels": {"presence-lobby": {"user_count": 2}}})
+    );
+    let one = signed_get(&a, "channels/presence-lobby", "info=user_count").await;
+    assert_eq!(one.json(), json!({"occupied": true, "user_count": 2}));
+    let empty = signed_get(&a, "channels/nobody-here", "").await;
+    assert_eq!(empty.json(), json!({"occupied": false}));
+    let users = signed_get(&b, "channels/presence-lobby/users", "").await;
+    assert_eq!(
+        users.json(),
+        json!({"users": [{"id": "ann"}, {"id": "bob"}]})
+    );
+
+    // What the queries refuse.
+    for (route, params) in [
+        ("channels", "info=user_count"),
+        ("channels", "info=subscription_count"),
+        ("channels/news", "info=user_count"),
+        ("channels/news/users", ""),
+        ("channels/a b", ""),
+    ] {
+        let reply = signed_get(&a, route, params).await;
+        assert_eq!(reply.status, 400, "{route}?{params}: {}", reply.text());
+    }
+    assert_eq!(signed_get(&a, "channels/x/members", "").await.status, 404);
+    let unsigned = a.get(&format!("/apps/{ID}/channels")).await;
+    assert_eq!(unsigned.status, 401);
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_occupied_channels_come_from_every_master() {
+    let cluster = herald_testkit::RedisCluster::start(3, 0).await;
+    let mut config = with_app(redis_config(&cluster.urls()));
+    config.broker.redis.mode = herald_gateway::config::RedisMode::Cluster;
+    let gw = TestGateway::start_with(config).await;
+    eventually(std::time::Duration::from_secs(10), "ready", || async {
+        gw.get("/readyz").await.status == 200
+    })
+    .await;
+    let (mut p, _) = pusher_client(&gw, KEY).await;
+    // Enough channels that every master owns some.
+    let names: Vec<String> = (0..12).map(|i| format!("spread-{i}")).collect();
+    for name in &names {
+        p.send(&json!({"event": "pusher:subscribe", "data": {"channel": name}}))
+            .await;
+        p.next_frame().await;
+    }
+    let reply = signed_get(&gw, "channels", "filter_by_prefix=spread-").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let mut listed: Vec<String> = reply.json()["channels"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    listed.sort();
+    let mut expected = names.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let trigger_reply = trigger(
+        &gw,
+        &json!({"name": "e", "channel": "spread-3", "data": "x"}),
+        SECRET,
+    )
+    .await;
+    assert_eq!(trigger_reply.status, 200);
 }

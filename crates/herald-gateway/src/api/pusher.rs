@@ -43,8 +43,181 @@ struct EventBody {
     info: Option<String>,
 }
 
+/// A refusal: the status and the text of the reply.
+type Refused = (StatusCode, String);
+
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
     text(status, message.into() + "\n")
+}
+
+/// The routes under `/apps/{id}/`.
+enum Route {
+    /// `POST events`.
+    Events,
+    /// `POST batch_events`.
+    Batch,
+    /// `GET channels`.
+    Channels,
+    /// `GET channels/{name}`.
+    Channel(String),
+    /// `GET channels/{name}/users`.
+    Users(String),
+}
+
+impl Route {
+    fn of(route: &str) -> Option<Self> {
+        match route {
+            "events" => Some(Self::Events),
+            "batch_events" => Some(Self::Batch),
+            "channels" => Some(Self::Channels),
+            _ => {
+                let rest = route.strip_prefix("channels/")?;
+                match rest.split_once('/') {
+                    None => Some(Self::Channel(rest.to_owned())),
+                    Some((name, "users")) => Some(Self::Users(name.to_owned())),
+                    Some(_) => None,
+                }
+            }
+        }
+    }
+}
+
+/// What `info` asks for: `user_count` (presence channels only); `subscription_count` is not
+/// kept cluster-wide, so it is refused.
+fn wants_user_count(query: &[(String, String)]) -> Result<bool, Refused> {
+    let mut user_count = false;
+    for (_, v) in query.iter().filter(|(k, _)| k == "info") {
+        for attribute in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match attribute {
+                "user_count" => user_count = true,
+                "subscription_count" => {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        "subscription_count is not available on this server".into(),
+                    ))
+                }
+                other => {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown info attribute {other:?}"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(user_count)
+}
+
+fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+/// A valid Pusher channel name as a Herald channel.
+fn pusher_channel(name: &str, ctx: &NodeCtx) -> Result<ChannelName, Refused> {
+    PusherChannel::parse(name)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            ChannelName::parse_with_max(c.as_str(), ctx.config.limits.max_channel_length)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("channel {name:?}: {e}")))
+}
+
+/// `GET /apps/{id}/channels`: the occupied channels (with subscribers on any node), optionally
+/// only those starting with `filter_by_prefix`, with `user_count` for presence channels.
+async fn channels(query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<Bytes>> {
+    let user_count = match wants_user_count(query) {
+        Ok(v) => v,
+        Err((status, message)) => return refuse(status, message),
+    };
+    let prefix = query_param(query, "filter_by_prefix").unwrap_or_default();
+    if user_count && !prefix.starts_with("presence-") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "info=user_count needs filter_by_prefix=presence-",
+        );
+    }
+    let occupied = match ctx.broker.occupied(prefix).await {
+        Ok(list) => list,
+        Err(e) => return unavailable(e),
+    };
+    let mut channels = serde_json::Map::new();
+    for channel in occupied {
+        // Pusher's names only: Herald's namespaced channels are not the app's.
+        if PusherChannel::parse(channel.as_str()).is_err() {
+            continue;
+        }
+        let mut attributes = serde_json::Map::new();
+        if user_count {
+            match ctx.presence.count(&channel).await {
+                Ok(n) => attributes.insert("user_count".into(), n.into()),
+                Err(e) => return unavailable(e),
+            };
+        }
+        channels.insert(channel.to_string(), attributes.into());
+    }
+    json(StatusCode::OK, &serde_json::json!({ "channels": channels }))
+}
+
+/// `GET /apps/{id}/channels/{name}`: whether it is occupied, and its `user_count`.
+async fn channel(name: &str, query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<Bytes>> {
+    let channel = match pusher_channel(name, ctx) {
+        Ok(c) => c,
+        Err((status, message)) => return refuse(status, message),
+    };
+    let user_count = match wants_user_count(query) {
+        Ok(v) => v,
+        Err((status, message)) => return refuse(status, message),
+    };
+    if user_count && !name.starts_with("presence-") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "user_count is only available for presence channels",
+        );
+    }
+    let occupied = match ctx.broker.occupied(channel.as_str()).await {
+        Ok(list) => list.contains(&channel),
+        Err(e) => return unavailable(e),
+    };
+    let mut body = serde_json::json!({ "occupied": occupied });
+    if user_count {
+        match ctx.presence.count(&channel).await {
+            Ok(n) => body["user_count"] = n.into(),
+            Err(e) => return unavailable(e),
+        }
+    }
+    json(StatusCode::OK, &body)
+}
+
+/// `GET /apps/{id}/channels/{name}/users`: the members of a presence channel.
+async fn users(name: &str, ctx: &NodeCtx) -> Response<Full<Bytes>> {
+    let channel = match pusher_channel(name, ctx) {
+        Ok(c) => c,
+        Err((status, message)) => return refuse(status, message),
+    };
+    if !name.starts_with("presence-") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "users are only available for presence channels",
+        );
+    }
+    match ctx.presence.members(&channel).await {
+        Ok(members) => {
+            let users: Vec<_> = members
+                .iter()
+                .map(|m| serde_json::json!({"id": m.user}))
+                .collect();
+            json(StatusCode::OK, &serde_json::json!({ "users": users }))
+        }
+        Err(e) => unavailable(e),
+    }
 }
 
 /// Answers a request to `/apps/...`.
@@ -57,11 +230,15 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     let Some(app) = ctx.config.pusher.apps.iter().find(|a| a.id == id) else {
         return refuse(StatusCode::NOT_FOUND, format!("unknown app {id:?}"));
     };
-    if route != "events" && route != "batch_events" {
+    let Some(route) = Route::of(route) else {
         return refuse(StatusCode::NOT_FOUND, "no such route");
-    }
-    if req.method() != http::Method::POST {
-        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+    };
+    let wanted = match route {
+        Route::Events | Route::Batch => http::Method::POST,
+        _ => http::Method::GET,
+    };
+    if req.method() != wanted {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, format!("{wanted} only"));
     }
     let method = req.method().as_str().to_owned();
     let query: Vec<(String, String)> =
@@ -92,7 +269,14 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         ctx.metrics.families.auth_failures.inc("signature");
         return refuse(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let bodies = if route == "events" {
+    let batch = match route {
+        Route::Events => false,
+        Route::Batch => true,
+        Route::Channels => return channels(&query, ctx).await,
+        Route::Channel(name) => return channel(&name, &query, ctx).await,
+        Route::Users(name) => return users(&name, ctx).await,
+    };
+    let bodies = if !batch {
         serde_json::from_slice::<EventBody>(&body).map(|b| vec![b])
     } else {
         serde_json::from_slice::<BatchBody>(&body).map(|b| b.batch)
@@ -112,7 +296,7 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     for (i, body) in bodies.into_iter().enumerate() {
         match check(body, ctx) {
             Ok(event) => checked.push(event),
-            Err((status, message)) if route == "events" => return refuse(status, message),
+            Err((status, message)) if !batch => return refuse(status, message),
             Err((status, message)) => return refuse(status, format!("batch[{i}]: {message}")),
         }
     }
@@ -120,8 +304,8 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable");
     }
     for event in checked {
-        if let Err(response) = publish(event, ctx).await {
-            return response;
+        if let Err((status, message)) = publish(event, ctx).await {
+            return refuse(status, message);
         }
     }
     json(StatusCode::OK, &serde_json::json!({}))
@@ -194,7 +378,7 @@ fn check(body: EventBody, ctx: &NodeCtx) -> Result<Checked, (StatusCode, String)
 }
 
 /// Publishes one checked event on each of its channels.
-async fn publish(checked: Checked, ctx: &NodeCtx) -> Result<(), Response<Full<Bytes>>> {
+async fn publish(checked: Checked, ctx: &NodeCtx) -> Result<(), Refused> {
     for channel in checked.channels {
         let meta = PublishMeta {
             event: Some(checked.event.clone()),
@@ -215,7 +399,7 @@ async fn publish(checked: Checked, ctx: &NodeCtx) -> Result<(), Response<Full<By
                 herald_broker::BrokerError::Uncertain(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return Err(refuse(status, e.to_string()));
+            return Err((status, e.to_string()));
         }
     }
     Ok(())

@@ -113,6 +113,12 @@ try {
     const bobMembers = await within('second member subscribes', 5000, (ok) => bobRoom.bind('pusher:subscription_succeeded', ok));
     equal('second member sees both', bobMembers.count, 2);
     equal('member_added', (await added).info, { name: 'BOB' });
+    const listed = await (await server.get({
+      path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' },
+    })).json();
+    equal('channel query', listed, { channels: { 'presence-room': { user_count: 2 } } });
+    const users = await (await server.get({ path: '/channels/presence-room/users' })).json();
+    equal('user query', users.users.map((u) => u.id), ['ann', 'bob']);
     const removed = within('member_removed', 5000, (ok) => annRoom.bind('pusher:member_removed', ok));
     bob.disconnect();
     equal('member_removed', (await removed).id, 'bob');
