@@ -22,6 +22,19 @@ fn with_app(mut config: GatewayConfig) -> GatewayConfig {
     config
 }
 
+/// Two gateways with the app, relaying through `redis`, both ready.
+async fn two_nodes(redis: &RedisServer) -> (TestGateway, TestGateway) {
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        eventually(WAIT, "ready", || async {
+            gw.get("/readyz").await.status == 200
+        })
+        .await;
+    }
+    (a, b)
+}
+
 /// A Pusher client on `/app/{key}`; returns it and its socket id.
 async fn pusher_client(gw: &TestGateway, key: &str) -> (WsClient, String) {
     let url = format!(
@@ -210,14 +223,7 @@ async fn private_channels_need_a_signature_for_this_socket() {
 #[tokio::test]
 async fn across_two_nodes_through_redis() {
     let redis = RedisServer::start().await;
-    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
-    }
+    let (a, b) = two_nodes(&redis).await;
     let (mut on_b, _) = pusher_client(&b, KEY).await;
     on_b.send(&json!({"event": "pusher:subscribe", "data": {"channel": "cross"}}))
         .await;
@@ -341,14 +347,7 @@ async fn assert_quiet(c: &mut WsClient) {
 #[tokio::test]
 async fn client_events_reach_the_others_across_nodes_but_not_the_sender() {
     let redis = RedisServer::start().await;
-    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
-    }
+    let (a, b) = two_nodes(&redis).await;
     let (mut ann, _) = join_private(&a, "private-chat").await;
     let (mut bob, _) = join_private(&b, "private-chat").await;
     let (mut cat, _) = join_private(&a, "private-chat").await;
@@ -381,6 +380,20 @@ async fn client_events_reach_the_others_across_nodes_but_not_the_sender() {
             "{error}"
         );
     }
+    // Data nested deeper than limits.max_json_depth is refused like a publication's.
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    ann.send_message(tokio_tungstenite::tungstenite::Message::text(format!(
+        r#"{{"event":"client-deep","channel":"private-chat","data":{deep}}}"#
+    )))
+    .await;
+    let error = ann.next_frame().await;
+    assert!(
+        error["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deeper"),
+        "{error}"
+    );
     // At most 10 per second (Pusher's limit): the rest get 4301, and the connection stays.
     for _ in 0..15 {
         ann.send(&json!({"event": "client-burst", "channel": "private-chat", "data": 1}))
@@ -467,14 +480,7 @@ async fn join_presence(gw: &TestGateway, channel: &str, user: &str) -> (WsClient
 #[tokio::test]
 async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nodes() {
     let redis = RedisServer::start().await;
-    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
-    }
+    let (a, b) = two_nodes(&redis).await;
     let (mut ann, members) = join_presence(&a, "presence-room", "ann").await;
     assert_eq!(members["count"], 1);
     assert_eq!(members["hash"]["ann"], json!({"name": "ANN"}));
@@ -531,14 +537,7 @@ async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nod
 #[tokio::test]
 async fn channel_and_user_queries_see_the_whole_cluster() {
     let redis = RedisServer::start().await;
-    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
-    }
+    let (a, b) = two_nodes(&redis).await;
     let (_ann, _) = join_presence(&a, "presence-lobby", "ann").await;
     let (_bob, _) = join_presence(&b, "presence-lobby", "bob").await;
     let (mut p, _) = pusher_client(&b, KEY).await;

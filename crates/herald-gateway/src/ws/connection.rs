@@ -82,7 +82,7 @@ pub(super) struct Connection {
     /// connection, searched linearly.
     pub(super) subscribed: Vec<ChannelName>,
     /// Client publications allowed now (`limits.publish_rate`); made on the first publish.
-    pub(super) publish_bucket: Option<Box<RateBucket>>,
+    publish_bucket: Option<Box<RateBucket>>,
     /// When our close frame was queued, the deadline for the client's answer.
     close_deadline: Option<Instant>,
     /// Why the close started (`herald_connections_closed_total`).
@@ -153,6 +153,20 @@ impl Connection {
     pub(super) fn with_session(mut self, session: Option<Box<Session>>) -> Self {
         self.session = session;
         self
+    }
+
+    /// Takes one of the `rate` publications per second this connection may send (client
+    /// publishes, Pusher client events); false, and counted as a limit hit, when none is left.
+    pub(super) fn take_publish_token(&mut self, rate: u32) -> bool {
+        let now = std::time::Instant::now();
+        let bucket = self
+            .publish_bucket
+            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
+        let taken = bucket.take(rate, now);
+        if !taken {
+            self.ctx.metrics.families.limit_hits.inc("publish_rate");
+        }
+        taken
     }
 
     /// The connection's standing (anonymous when it has no token).

@@ -10,7 +10,7 @@ use herald_pusher::{
     signature, ChannelKind, PusherChannel,
 };
 
-use super::{connection::Connection, rate::RateBucket};
+use super::connection::Connection;
 use herald_presence_core::UserId;
 use herald_pusher::message::ChannelData;
 
@@ -97,13 +97,12 @@ impl Connection {
         if data.len() > max {
             return self.pusher_error(None, &format!("data over {max} bytes"));
         }
+        if let Err((_, message)) = self.ctx.check_depth(data.as_bytes()) {
+            self.ctx.metrics.families.limit_hits.inc("max_json_depth");
+            return self.pusher_error(None, &message);
+        }
         let rate = self.ctx.config.pusher.client_event_rate;
-        let now = std::time::Instant::now();
-        let bucket = self
-            .publish_bucket
-            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
-        if !bucket.take(rate, now) {
-            self.ctx.metrics.families.limit_hits.inc("publish_rate");
+        if !self.take_publish_token(rate) {
             let text = format!("client event rejected: at most {rate} per second");
             return self.pusher_error(Some(codes::CLIENT_EVENT_RATE_LIMIT), &text);
         }

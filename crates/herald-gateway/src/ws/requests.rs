@@ -8,7 +8,7 @@ use herald_protocol::{
     ChannelName, ErrorCode, WireFormat,
 };
 
-use super::{connection::Connection, rate::RateBucket};
+use super::connection::Connection;
 use crate::{
     auth::may_subscribe,
     config::NamespaceConfig,
@@ -170,12 +170,7 @@ impl Connection {
             return self.reply_error(Some(id), code, &message);
         }
         let rate = self.ctx.config.limits.publish_rate;
-        let now = std::time::Instant::now();
-        let bucket = self
-            .publish_bucket
-            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
-        if !bucket.take(rate, now) {
-            self.ctx.metrics.families.limit_hits.inc("publish_rate");
+        if !self.take_publish_token(rate) {
             return self.reply_error(
                 Some(id),
                 ErrorCode::LimitExceeded,
