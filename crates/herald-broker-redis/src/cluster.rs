@@ -14,7 +14,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, PublishMeta, Published};
+use herald_broker::{
+    BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Publication, PublishMeta, Published,
+};
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -306,6 +308,25 @@ impl Broker for RedisClusterBroker {
                 }
             }
             Err(BrokerError::Unavailable("cluster is reconfiguring"))
+        })
+    }
+
+    fn last(
+        &self,
+        channel: &ChannelName,
+    ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>> {
+        let inner = self.inner.clone();
+        let (channel, command) = (channel.clone(), inner.layout.last_command(channel));
+        Box::pin(async move {
+            let Some((_, publisher, _)) = inner.link(&channel) else {
+                inner.refresh.notify_one();
+                return Err(BrokerError::Unavailable("cluster topology not known yet"));
+            };
+            let reply = tokio::time::timeout(inner.options.timeout, publisher.send(command)?)
+                .await
+                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                .map_err(|_| BrokerError::Closed)??;
+            crate::subscriber::last_of(&channel, reply)
         })
     }
 

@@ -32,7 +32,8 @@ pub(crate) enum PublishFunction {
 /// arguments. It increments the offset and publishes
 /// `[1, offset, data, id, published_at_us, traceparent, event, exclude]` as MessagePack
 /// (`published_at_us` is Redis' clock in microseconds; the last three are there only as far
-/// as given), atomically, and returns the offset.
+/// as given), atomically, and returns the offset. With a third key (a cache channel's
+/// `last:{channel}`), the message also stays there for 30 minutes.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
 local function sequence(keys, args)
   local offset = redis.call('INCR', keys[1])
@@ -53,13 +54,18 @@ local function sequence(keys, args)
   end
   return offset, cmsgpack.pack(message)
 end
+local function keep(keys, message)
+  if keys[3] then redis.call('SET', keys[3], message, 'EX', 1800) end
+end
 redis.register_function('herald_publish', function(keys, args)
   local offset, message = sequence(keys, args)
+  keep(keys, message)
   redis.call('PUBLISH', keys[2], message)
   return offset
 end)
 redis.register_function('herald_spublish', function(keys, args)
   local offset, message = sequence(keys, args)
+  keep(keys, message)
   redis.call('SPUBLISH', keys[2], message)
   return offset
 end)
@@ -81,6 +87,11 @@ impl Layout {
     /// The sequence key of `channel`.
     pub(crate) fn seq_key(&self, channel: &ChannelName) -> String {
         format!("{}seq:{{{channel}}}", self.prefix)
+    }
+
+    /// Where a cache channel's last publication stays (same hash tag as its other keys).
+    pub(crate) fn last_key(&self, channel: &ChannelName) -> String {
+        format!("{}last:{{{channel}}}", self.prefix)
     }
 
     /// The pub/sub channel of `channel`.
@@ -108,37 +119,37 @@ impl Layout {
             self.pubsub_channel(channel),
             id.to_string(),
         );
-        let mut command = BytesMut::with_capacity(160 + data.len() + seq.len() * 2);
+        let mut command = BytesMut::with_capacity(160 + data.len() + seq.len() * 3);
         let exclude = meta.exclude.map(|a| a.to_string());
-        let mut parts: [&[u8]; 11] = [
-            b"FCALL",
-            name,
-            b"2",
-            seq.as_bytes(),
-            pubsub.as_bytes(),
-            data,
-            id.as_bytes(),
-            ttl,
-            b"",
-            b"",
-            b"",
-        ];
+        // A cache channel's function call names a third key: where its last publication stays.
+        let last = meta.cache.then(|| self.last_key(channel));
+        let mut parts: Vec<&[u8]> = vec![b"FCALL", name];
+        parts.push(if last.is_some() { b"3" } else { b"2" });
+        parts.extend([seq.as_bytes(), pubsub.as_bytes()]);
+        if let Some(key) = &last {
+            parts.push(key.as_bytes());
+        }
+        parts.extend([data, id.as_bytes(), ttl]);
         // The optional arguments go only as far as the last one given.
-        let mut len = 8;
-        if let Some(t) = &meta.trace {
-            parts[8] = t.as_str().as_bytes();
-            len = 9;
-        }
-        if let Some(e) = &meta.event {
-            parts[9] = e.as_str().as_bytes();
-            len = 10;
-        }
-        if let Some(a) = &exclude {
-            parts[10] = a.as_bytes();
-            len = 11;
-        }
-        let parts = &parts[..len];
+        let optional: [Option<&[u8]>; 3] = [
+            meta.trace.as_ref().map(|t| t.as_str().as_bytes()),
+            meta.event.as_ref().map(|e| e.as_str().as_bytes()),
+            exclude.as_deref().map(str::as_bytes),
+        ];
+        let given = optional
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        parts.extend(optional[..given].iter().map(|o| o.unwrap_or(b"")));
+        let parts = &parts[..];
         resp::encode_command(&mut command, parts);
+        command.freeze()
+    }
+
+    /// `GET` of a cache channel's last publication.
+    pub(crate) fn last_command(&self, channel: &ChannelName) -> Bytes {
+        let mut command = BytesMut::new();
+        resp::encode_command(&mut command, &[b"GET", self.last_key(channel).as_bytes()]);
         command.freeze()
     }
 

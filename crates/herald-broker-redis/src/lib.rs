@@ -36,7 +36,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_broker::{BoxFuture, Broker, BrokerError, BrokerStats, Inbox, PublishMeta, Published};
+use herald_broker::{
+    BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Publication, PublishMeta, Published,
+};
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -224,6 +226,21 @@ impl Broker for RedisBroker {
                 Value::Error(message) => Err(BrokerError::Refused(message)),
                 _ => Err(BrokerError::Refused("unexpected reply to FCALL".into())),
             }
+        })
+    }
+
+    fn last(
+        &self,
+        channel: &ChannelName,
+    ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>> {
+        let sent = self.publisher.send(self.layout.last_command(channel));
+        let (channel, timeout) = (channel.clone(), self.timeout);
+        Box::pin(async move {
+            let reply = tokio::time::timeout(timeout, sent?)
+                .await
+                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+                .map_err(|_| BrokerError::Closed)??;
+            subscriber::last_of(&channel, reply)
         })
     }
 

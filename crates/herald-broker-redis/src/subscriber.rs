@@ -408,25 +408,47 @@ impl State {
         match BrokerMessage::decode(payload) {
             Ok(BrokerMessage::Presence(notice)) => self.inbox.presence(channel, notice).await,
             Ok(BrokerMessage::Publication(e)) => {
-                let publication = Publication {
-                    channel,
-                    data: e.data,
-                    offset: e.offset,
-                    id: e.id.map_or_else(MessageId::new, MessageId),
-                    published_at_us: e.published_at_us,
-                    trace: e.trace,
-                    event: e.event,
-                    exclude: e.exclude,
-                    // Herald's nodes always give an id: without one, an application called
-                    // PUBLISH or the function itself.
-                    direct: e.id.is_none(),
-                };
-                self.inbox.deliver(publication).await;
+                self.inbox.deliver(publication(channel, e)).await;
             }
             Err(e) => {
                 self.shared.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%channel, error = %e, "dropped a malformed message from redis");
             }
         }
+    }
+}
+
+/// The publication an envelope of `channel` carries.
+pub(crate) fn publication(
+    channel: ChannelName,
+    e: herald_protocol::envelope::Envelope,
+) -> Publication {
+    Publication {
+        channel,
+        data: e.data,
+        offset: e.offset,
+        id: e.id.map_or_else(MessageId::new, MessageId),
+        published_at_us: e.published_at_us,
+        trace: e.trace,
+        event: e.event,
+        exclude: e.exclude,
+        // Herald's nodes always give an id: without one, an application called PUBLISH or the
+        // function itself.
+        direct: e.id.is_none(),
+    }
+}
+
+/// The reply to `GET last:{channel}`: the cache channel's last publication, if any.
+pub(crate) fn last_of(
+    channel: &ChannelName,
+    reply: Value,
+) -> Result<Option<Publication>, BrokerError> {
+    match reply {
+        Value::Bulk(None) => Ok(None),
+        Value::Bulk(Some(bytes)) => herald_protocol::envelope::Envelope::decode(&bytes)
+            .map(|e| Some(publication(channel.clone(), e)))
+            .map_err(|e| BrokerError::Refused(format!("the kept publication is malformed: {e}"))),
+        Value::Error(message) => Err(BrokerError::Refused(message)),
+        _ => Err(BrokerError::Refused("unexpected reply to GET".into())),
     }
 }

@@ -58,7 +58,14 @@ pub struct PublishMeta {
     pub event: Option<EventName>,
     /// A connection that must not receive it (its sender).
     pub exclude: Option<ConnAddress>,
+    /// Keep it as the channel's last publication for [`CACHE_TTL`], for [`Broker::last`] (a
+    /// Pusher `cache-` channel).
+    pub cache: bool,
 }
+
+/// How long a channel's last publication is kept when published with
+/// [`PublishMeta::cache`] (Pusher's 30 minutes).
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_us() -> u64 {
@@ -178,6 +185,16 @@ pub trait Broker: Send + Sync + 'static {
     /// # Errors
     /// [`BrokerError`] when the broker cannot be asked.
     fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>>;
+
+    /// The last publication of `channel` kept with [`PublishMeta::cache`] within
+    /// [`CACHE_TTL`], if any.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn last(
+        &self,
+        channel: &ChannelName,
+    ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>>;
 
     /// Whether the broker can take publications now (feeds `/readyz`).
     fn is_ready(&self) -> bool;

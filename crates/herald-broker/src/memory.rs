@@ -9,7 +9,9 @@ use bytes::Bytes;
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::Mutex;
 
-use crate::{BoxFuture, Broker, BrokerError, Inbox, Publication, PublishMeta, Published};
+use crate::{
+    BoxFuture, Broker, BrokerError, Inbox, Publication, PublishMeta, Published, CACHE_TTL,
+};
 
 /// An in-process bus that one or several nodes join. Offsets are kept per channel on the bus,
 /// so every node sees the same sequence, as they would through Redis.
@@ -26,6 +28,8 @@ struct BusInner {
     /// Per-channel offsets. Held across delivery so that every node receives a channel's
     /// publications in offset order.
     offsets: Mutex<HashMap<ChannelName, u64>>,
+    /// The last publication of channels published with `PublishMeta::cache`, and when.
+    last: StdMutex<HashMap<ChannelName, (Publication, std::time::Instant)>>,
 }
 
 /// A node subscribed to a channel: its id on the bus and where its publications go.
@@ -90,6 +94,7 @@ impl Broker for MemoryBroker {
         meta: PublishMeta,
     ) -> BoxFuture<'static, Result<Published, BrokerError>> {
         let inner = self.bus.inner.clone();
+        let cache = meta.cache;
         Box::pin(async move {
             let mut offsets = inner.offsets.lock().await;
             let counter = offsets.entry(channel.clone()).or_insert(0);
@@ -115,12 +120,32 @@ impl Broker for MemoryBroker {
                 exclude: meta.exclude,
                 direct: false,
             };
+            if cache {
+                let mut last = inner.last.lock().expect("last lock");
+                last.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                last.insert(
+                    publication.channel.clone(),
+                    (publication.clone(), std::time::Instant::now()),
+                );
+            }
             for inbox in targets {
                 inbox.deliver(publication.clone()).await;
             }
             drop(offsets);
             Ok(Published { id, offset })
         })
+    }
+
+    fn last(
+        &self,
+        channel: &ChannelName,
+    ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>> {
+        let last = self.bus.inner.last.lock().expect("last lock");
+        let found = last
+            .get(channel)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone());
+        Box::pin(async move { Ok(found) })
     }
 
     fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {

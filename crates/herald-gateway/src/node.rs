@@ -41,6 +41,8 @@ pub(crate) struct NodeCtx {
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     /// Traces of publications (a no-op unless `telemetry.otlp_endpoint` is set).
     pub(crate) telemetry: Arc<Telemetry>,
+    /// The event name Pusher clients see for a publication without one.
+    pub(crate) pusher_event: EventName,
     draining: AtomicBool,
     next_conn: AtomicU64,
     /// Connections admitted and not yet ended (`limits.max_connections`).
@@ -84,6 +86,9 @@ impl NodeCtx {
     ) -> Result<herald_broker::Published, herald_broker::BrokerError> {
         let span = self.telemetry.publish_span(parent, &channel, path);
         meta.trace = span.as_ref().map(|s| s.trace.clone());
+        // A Pusher `cache-` channel keeps its last publication for subscribers to come.
+        meta.cache = !self.config.pusher.apps.is_empty()
+            && herald_pusher::PusherChannel::parse(channel.as_str()).is_ok_and(|c| c.is_cache());
         let started = std::time::Instant::now();
         let result = self.broker.publish(channel, data, meta).await;
         let us = started.elapsed().as_micros();
@@ -259,13 +264,14 @@ async fn run_with(
 
     let background = TaskTracker::new();
     let stop_background = CancellationToken::new();
+    // Validated with the configuration; a configuration built by hand falls back.
+    let pusher_event = EventName::parse(&config.pusher.default_event)
+        .unwrap_or_else(|_| EventName::parse("message").expect("a valid name"));
     let shard_env = ShardEnv {
         broker: broker.clone(),
         metrics: metrics.clone(),
         telemetry: telemetry.clone(),
-        // Validated with the configuration; a configuration built by hand falls back.
-        pusher_event: EventName::parse(&config.pusher.default_event)
-            .unwrap_or_else(|_| EventName::parse("message").expect("a valid name")),
+        pusher_event: pusher_event.clone(),
         node_tag: node_id.tag(),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
@@ -306,6 +312,7 @@ async fn run_with(
         auth,
         tls,
         telemetry: telemetry.clone(),
+        pusher_event,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         slots: AtomicUsize::new(0),

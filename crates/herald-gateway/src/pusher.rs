@@ -7,11 +7,95 @@ use bytes::Bytes;
 use herald_protocol::{
     close,
     ws::{FrameBuilder, OpCode},
-    ConnId, NodeId,
+    ChannelName, ConnId, NodeId,
 };
 use herald_pusher::{codes, SocketId};
 
-use crate::config::{PusherApp, PusherConfig};
+use crate::{
+    config::{PusherApp, PusherConfig},
+    hub::Membership,
+    outbound::Outbound,
+};
+
+/// Where a `cache-` channel's last event is read from, and the event name of publications
+/// without one.
+#[derive(Clone)]
+pub(crate) struct PusherCache {
+    pub(crate) broker: herald_broker::SharedBroker,
+    pub(crate) default_event: herald_protocol::EventName,
+}
+
+/// Sends what follows a successful Pusher subscription of `channel`: `subscription_succeeded`
+/// (with the member list for a presence channel, read from the presence table), then for a
+/// cache channel its last event, or `pusher:cache_miss`. In that order, from one task when
+/// something must be fetched.
+pub(crate) fn subscribed(
+    sink: &Outbound,
+    channel: &ChannelName,
+    membership: Option<&Membership>,
+    cache: Option<&PusherCache>,
+) {
+    use herald_pusher::message;
+    if membership.is_none() && cache.is_none() {
+        sink.push_frame(&frame(&message::subscription_succeeded(
+            channel.as_str(),
+            "{}",
+        )));
+        return;
+    }
+    let (sink, channel, cache) = (sink.clone(), channel.clone(), cache.cloned());
+    let presence = membership.map(|m| {
+        let me = crate::presence::member(&m.identity.user, &m.identity.info);
+        (m.presence.clone(), me)
+    });
+    tokio::spawn(async move {
+        let data = match presence {
+            None => "{}".to_owned(),
+            Some((presence, me)) => match presence.members(&channel).await {
+                Ok(mut members) => {
+                    // The table may not have this member yet: it is one.
+                    if !members.iter().any(|x| x.user == me.user) {
+                        members.push(me);
+                    }
+                    let infos: Vec<(String, String)> = members
+                        .iter()
+                        .map(|x| (x.user.clone(), x.info.to_string()))
+                        .collect();
+                    message::presence_data(infos.iter().map(|(u, i)| (u.as_str(), i.as_str())))
+                }
+                Err(e) => {
+                    let text = message::subscription_error(
+                        channel.as_str(),
+                        "SubscriptionError",
+                        &format!("presence table unavailable: {e}"),
+                        503,
+                    );
+                    sink.push_frame(&frame(&text));
+                    return;
+                }
+            },
+        };
+        sink.push_frame(&frame(&message::subscription_succeeded(
+            channel.as_str(),
+            &data,
+        )));
+        let Some(cache) = cache else {
+            return;
+        };
+        let last = cache.broker.last(&channel).await.ok().flatten();
+        let text = match last
+            .as_ref()
+            .and_then(|p| std::str::from_utf8(&p.data).ok().map(|d| (p, d)))
+        {
+            Some((p, data)) => {
+                let name = p.event.as_ref().unwrap_or(&cache.default_event);
+                message::event(name.as_str(), channel.as_str(), data)
+            }
+            None => message::cache_miss(channel.as_str()),
+        };
+        sink.push_frame(&frame(&text));
+    });
+}
 
 /// The protocol versions Herald speaks.
 const PROTOCOL: u32 = 7;

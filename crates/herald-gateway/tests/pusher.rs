@@ -622,4 +622,54 @@ async fn on_a_redis_cluster_occupied_channels_come_from_every_master() {
     )
     .await;
     assert_eq!(trigger_reply.status, 200);
+    // A cache channel's last event lives in its own slot, with its offset key.
+    let body = json!({"name": "e", "channel": "cache-spread", "data": "kept"});
+    assert_eq!(trigger(&gw, &body, SECRET).await.status, 200);
+    assert_eq!(cached(&gw, "cache-spread").await["data"], "kept");
+}
+
+/// Subscribes to a cache channel; returns what follows `subscription_succeeded`.
+async fn cached(gw: &TestGateway, channel: &str) -> Value {
+    let (mut c, _) = pusher_client(gw, KEY).await;
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
+        .await;
+    assert_eq!(
+        c.next_frame().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    c.next_frame().await
+}
+
+#[tokio::test]
+async fn cache_channels_give_new_subscribers_the_last_event_on_every_node() {
+    // One node on the embedded broker, and two through Redis.
+    let alone = TestGateway::start_with(with_app(test_config())).await;
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis).await;
+    for (publisher, subscriber) in [(&alone, &alone), (&a, &b)] {
+        assert_eq!(
+            cached(subscriber, "cache-prices").await,
+            json!({"event": "pusher:cache_miss", "channel": "cache-prices"})
+        );
+        for price in ["1", "2"] {
+            let body = json!({"name": "price", "channel": "cache-prices", "data": price});
+            assert_eq!(trigger(publisher, &body, SECRET).await.status, 200);
+        }
+        assert_eq!(
+            cached(subscriber, "cache-prices").await,
+            json!({"event": "price", "channel": "cache-prices", "data": "2"}),
+            "the last one"
+        );
+        // Herald's own API feeds the cache too, under the default event name.
+        publisher.publish("cache-prices", json!({"p": 3})).await;
+        assert_eq!(
+            cached(subscriber, "cache-prices").await,
+            json!({"event": "message", "channel": "cache-prices", "data": "{\"p\":3}"})
+        );
+    }
+    // Only cache- channels keep anything.
+    a.publish("prices", json!(1)).await;
+    let kept = redis.cli(&["EXISTS", "herald:last:{prices}"]);
+    assert_eq!(kept, "0");
+    assert_eq!(redis.cli(&["EXISTS", "herald:last:{cache-prices}"]), "1");
 }

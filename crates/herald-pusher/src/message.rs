@@ -222,6 +222,14 @@ pub fn subscription_succeeded(channel: &str, data: &str) -> String {
     )
 }
 
+/// `pusher:cache_miss`: a cache channel has no event to deliver on subscription.
+pub fn cache_miss(channel: &str) -> String {
+    format!(
+        r#"{{"event":"pusher:cache_miss","channel":{}}}"#,
+        quoted(channel)
+    )
+}
+
 /// `pusher_internal:member_added`: `user_info` is JSON text.
 pub fn member_added(channel: &str, user_id: &str, user_info: &str) -> String {
     let data = format!(

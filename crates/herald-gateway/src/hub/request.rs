@@ -13,6 +13,7 @@ use herald_protocol::ConnId;
 use crate::{
     outbound::Outbound,
     presence::{Identity, Presence},
+    pusher::PusherCache,
 };
 
 /// The presence channels of a request, entered as each one's subscription succeeds (so that a
@@ -36,6 +37,8 @@ pub(crate) struct SubscribeRequest {
     sink: Outbound,
     progress: Mutex<Progress>,
     membership: Option<Membership>,
+    /// A Pusher `cache-` channel's last event follows its subscription.
+    cache: Option<PusherCache>,
 }
 
 impl SubscribeRequest {
@@ -52,6 +55,7 @@ impl SubscribeRequest {
             id,
             sink,
             membership,
+            cache: None,
             progress: Mutex::new(Progress {
                 remaining: pending,
                 subscribed: Vec::with_capacity(pending),
@@ -62,6 +66,25 @@ impl SubscribeRequest {
             request.reply(&request.lock());
         }
         request
+    }
+
+    /// A Pusher subscription of one channel; `cache` for a `cache-` channel.
+    pub(crate) fn pusher(
+        sink: Outbound,
+        membership: Option<Membership>,
+        cache: Option<PusherCache>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: 0,
+            sink,
+            membership,
+            cache,
+            progress: Mutex::new(Progress {
+                remaining: 1,
+                subscribed: Vec::with_capacity(1),
+                failed: Vec::new(),
+            }),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -92,58 +115,18 @@ impl SubscribeRequest {
         }
     }
 
-    /// A Pusher presence subscription succeeds with the member list, read from the presence
-    /// table once this member has entered (it is added when the table has not caught up).
-    fn presence_succeeded(&self, m: &Membership, channel: &str) {
-        let (presence, sink) = (m.presence.clone(), self.sink.clone());
-        let me = crate::presence::member(&m.identity.user, &m.identity.info);
-        let Ok(name) = ChannelName::parse(channel) else {
-            return;
-        };
-        tokio::spawn(async move {
-            let mut members = match presence.members(&name).await {
-                Ok(members) => members,
-                Err(e) => {
-                    let text = herald_pusher::message::subscription_error(
-                        name.as_str(),
-                        "SubscriptionError",
-                        &format!("presence table unavailable: {e}"),
-                        503,
-                    );
-                    sink.push_frame(&crate::pusher::frame(&text));
-                    return;
-                }
-            };
-            if !members.iter().any(|x| x.user == me.user) {
-                members.push(me);
-            }
-            let infos: Vec<(String, String)> = members
-                .iter()
-                .map(|x| (x.user.clone(), x.info.to_string()))
-                .collect();
-            let data = herald_pusher::message::presence_data(
-                infos.iter().map(|(u, i)| (u.as_str(), i.as_str())),
-            );
-            let text = herald_pusher::message::subscription_succeeded(name.as_str(), &data);
-            sink.push_frame(&crate::pusher::frame(&text));
-        });
-    }
-
     fn reply(&self, p: &Progress) {
         if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {
             // A Pusher subscribe names one channel; each outcome is a message of its own.
             for channel in &p.subscribed {
-                match self
+                let Ok(name) = ChannelName::parse(channel) else {
+                    continue;
+                };
+                let membership = self
                     .membership
                     .as_ref()
-                    .filter(|m| m.channels.iter().any(|c| c.as_str() == channel))
-                {
-                    Some(m) => self.presence_succeeded(m, channel),
-                    None => {
-                        let text = herald_pusher::message::subscription_succeeded(channel, "{}");
-                        self.sink.push_frame(&crate::pusher::frame(&text));
-                    }
-                }
+                    .filter(|m| m.channels.contains(&name));
+                crate::pusher::subscribed(&self.sink, &name, membership, self.cache.as_ref());
             }
             for failure in &p.failed {
                 let text = crate::ws::subscription_failed(failure);

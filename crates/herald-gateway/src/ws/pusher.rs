@@ -187,7 +187,11 @@ impl Connection {
             },
             _ => None,
         };
-        let request = SubscribeRequest::new(0, self.outbound.clone(), 1, Vec::new(), membership);
+        let cache = channel.is_cache().then(|| crate::pusher::PusherCache {
+            broker: self.ctx.broker.clone(),
+            default_event: self.ctx.pusher_event.clone(),
+        });
+        let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache);
         self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
         self.ctx
             .hub
