@@ -106,6 +106,8 @@ pub(crate) struct PusherConn {
     pub(crate) app: usize,
     /// The id it was given.
     pub(crate) socket_id: SocketId,
+    /// The user it signed in as (`pusher:signin`).
+    pub(crate) user: Option<String>,
     /// Its presence channels, and the member it is in each.
     pub(crate) presence: Vec<(herald_protocol::ChannelName, herald_presence_core::UserId)>,
 }
@@ -158,6 +160,7 @@ pub(crate) fn open(
                 low: conn.0,
             },
             presence: Vec::new(),
+            user: None,
         })),
     }
 }

@@ -673,3 +673,43 @@ async fn cache_channels_give_new_subscribers_the_last_event_on_every_node() {
     assert_eq!(kept, "0");
     assert_eq!(redis.cli(&["EXISTS", "herald:last:{cache-prices}"]), "1");
 }
+
+#[tokio::test]
+async fn signin_takes_a_user_signed_for_this_socket_and_refuses_the_rest_with_4009() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    let sign = |socket: &str, data: &str| {
+        format!(
+            "{KEY}:{}",
+            signature::sign(SECRET, &signature::signin_text(socket, data))
+        )
+    };
+    let (mut ann, socket_id) = pusher_client(&gw, KEY).await;
+    let user = json!({"id": "ann", "user_info": {"name": "Ann"}}).to_string();
+    let auth = sign(&socket_id, &user);
+    ann.send(&json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user}}))
+        .await;
+    assert_eq!(
+        ann.next_frame().await,
+        json!({"event": "pusher:signin_success", "data": {"user_data": user}})
+    );
+
+    // Signed for another socket; signed but without an id: a 4009 error, then a 4009 close.
+    let no_id = json!({"name": "nobody"}).to_string();
+    for (other_socket, data, why) in [
+        (true, user.clone(), "invalid signin"),
+        (false, no_id, "needs an id"),
+    ] {
+        let (mut c, socket) = pusher_client(&gw, KEY).await;
+        let signed_for = if other_socket { &socket_id } else { &socket };
+        let auth = sign(signed_for, &data);
+        c.send(&json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": data}}))
+            .await;
+        let error = c.next_frame().await;
+        assert_eq!(error["data"]["code"], 4009, "{error}");
+        assert!(
+            error["data"]["message"].as_str().unwrap().contains(why),
+            "{error}"
+        );
+        assert_eq!(c.expect_close().await, 4009);
+    }
+}

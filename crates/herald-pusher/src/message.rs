@@ -222,6 +222,26 @@ pub fn subscription_succeeded(channel: &str, data: &str) -> String {
     )
 }
 
+/// `pusher:signin_success`, with the user data as signed.
+pub fn signin_success(user_data: &str) -> String {
+    format!(
+        r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
+        quoted(user_data)
+    )
+}
+
+/// The user id of signed-in `user_data` (a JSON object with a string `id`).
+pub fn user_id(user_data: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct User {
+        id: String,
+    }
+    serde_json::from_str::<User>(user_data)
+        .ok()
+        .map(|u| u.id)
+        .filter(|id| !id.is_empty())
+}
+
 /// `pusher:cache_miss`: a cache channel has no event to deliver on subscription.
 pub fn cache_miss(channel: &str) -> String {
     format!(

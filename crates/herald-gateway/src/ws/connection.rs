@@ -357,6 +357,11 @@ impl Connection {
         self.close_with(code, wire, close::reason(code));
     }
 
+    /// Starts the close handshake with a Pusher close code (a refusal of the protocol's).
+    pub(super) fn start_close_as(&mut self, wire: u16, text: &str) {
+        self.close_with(close::PROTOCOL_ERROR, wire, text);
+    }
+
     /// Starts the close handshake: `code` says why (for the metrics), `wire` and `text` go in
     /// the close frame.
     fn close_with(&mut self, code: u16, wire: u16, text: &str) {

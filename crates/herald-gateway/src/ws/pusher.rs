@@ -57,9 +57,7 @@ impl Connection {
                     self.ctx.hub.unsubscribe(self.id, name).await;
                 }
             }
-            ClientMessage::Signin { .. } => {
-                self.pusher_error(None, "pusher:signin is not supported by this server yet");
-            }
+            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data),
             ClientMessage::ClientEvent {
                 event,
                 channel,
@@ -74,6 +72,34 @@ impl Connection {
 
     fn pusher_send(&self, text: &str) {
         self.outbound.push_frame(&crate::pusher::frame(text));
+    }
+
+    /// `pusher:signin`: the app's server signed `user_data` (with an `id`) for this socket.
+    /// A refusal closes the connection with 4009, as Pusher does.
+    fn signin(&mut self, auth: &str, user_data: &str) {
+        let Some(conn) = self.pusher.as_ref() else {
+            return;
+        };
+        let app = crate::pusher::app(&self.ctx.config.pusher, conn);
+        let text = signature::signin_text(&conn.socket_id.to_string(), user_data);
+        let checked = signature::verify_auth(&app.key, &app.secret, &text, auth)
+            .map_err(|e| format!("invalid signin: {e}"))
+            .and_then(|()| {
+                message::user_id(user_data).ok_or_else(|| "user_data needs an id".to_owned())
+            });
+        match checked {
+            Ok(id) => {
+                if let Some(conn) = self.pusher.as_mut() {
+                    conn.user = Some(id);
+                }
+                self.pusher_send(&message::signin_success(user_data));
+            }
+            Err(text) => {
+                self.ctx.metrics.families.auth_failures.inc("signature");
+                self.pusher_error(Some(codes::UNAUTHORIZED), &text);
+                self.start_close_as(codes::UNAUTHORIZED, &text);
+            }
+        }
     }
 
     /// Relays a `client-` event to the channel's other subscribers, cluster-wide.

@@ -127,6 +127,24 @@ try {
     bob.disconnect();
   }
 
+  // User sign-in, with the server SDK's authenticateUser.
+  const user = new Pusher(key, {
+    cluster: 'mt1', wsHost: '127.0.0.1', wsPort: Number(env.HERALD_WS_PORT), forceTLS: false,
+    enabledTransports: ['ws'], disableStats: true,
+    userAuthentication: {
+      customHandler: ({ socketId }, callback) =>
+        callback(null, server.authenticateUser(socketId, { id: 'ann', name: 'Ann' })),
+    },
+  });
+  try {
+    const signedIn = within('signin', 5000, (ok) => user.bind('pusher:signin_success', ok));
+    user.signin();
+    const success = await signedIn;
+    equal('signin', JSON.parse(success.user_data).id, 'ann');
+  } finally {
+    user.disconnect();
+  }
+
   const batched = within('batch_events', 5000, (ok) => news.bind('batched', ok));
   await server.triggerBatch([
     { channel: 'other-3', name: 'batched', data: { n: 0 } },
