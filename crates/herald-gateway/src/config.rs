@@ -98,6 +98,30 @@ pub struct PusherApp {
     pub key: String,
     /// The secret that signs channel authorizations and API requests.
     pub secret: String,
+    /// This app's Pusher connections on one node, at most (none: only
+    /// `limits.max_connections`); beyond it, `pusher:error` and a close with 4004.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// This app's `pusher.client_event_rate`, when it differs.
+    #[serde(default)]
+    pub client_event_rate: Option<u32>,
+    /// This app's `pusher.max_event_size`, when it differs.
+    #[serde(default)]
+    pub max_event_size: Option<usize>,
+}
+
+impl PusherApp {
+    /// An app with the node-wide limits.
+    pub fn new(id: &str, key: &str, secret: &str) -> Self {
+        Self {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            max_connections: None,
+            client_event_rate: None,
+            max_event_size: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for PusherApp {
@@ -106,6 +130,9 @@ impl std::fmt::Debug for PusherApp {
             .field("id", &self.id)
             .field("key", &self.key)
             .field("secret", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("client_event_rate", &self.client_event_rate)
+            .field("max_event_size", &self.max_event_size)
             .finish()
     }
 }

@@ -47,6 +47,17 @@ pub(crate) struct NodeCtx {
     next_conn: AtomicU64,
     /// Connections admitted and not yet ended (`limits.max_connections`).
     slots: AtomicUsize,
+    /// Pusher connections per app (`pusher.apps[].max_connections`).
+    app_slots: Box<[AtomicUsize]>,
+}
+
+/// One of a Pusher app's connection slots on this node, held by the connection.
+pub(crate) struct AppSlot(Arc<NodeCtx>, usize);
+
+impl Drop for AppSlot {
+    fn drop(&mut self) {
+        self.0.app_slots[self.1].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One of the node's connection slots, held by a connection from its upgrade to its end.
@@ -122,6 +133,17 @@ impl NodeCtx {
         let max = self.config.limits.max_connections;
         let held = self.slots.fetch_add(1, Ordering::Relaxed);
         let slot = ConnectionSlot(self.clone());
+        (held < max).then_some(slot)
+    }
+
+    /// Takes one of Pusher app `app`'s connection slots; `None` when the app is at its
+    /// `max_connections` on this node.
+    pub(crate) fn claim_app_slot(self: &Arc<Self>, app: usize) -> Option<AppSlot> {
+        let max = self.config.pusher.apps[app]
+            .max_connections
+            .unwrap_or(usize::MAX);
+        let held = self.app_slots[app].fetch_add(1, Ordering::Relaxed);
+        let slot = AppSlot(self.clone(), app);
         (held < max).then_some(slot)
     }
 
@@ -302,6 +324,7 @@ async fn run_with(
              (with auth.keys) on a node that faces the internet"
         );
     }
+    let config_apps = config.pusher.apps.len();
     let ctx = Arc::new(NodeCtx {
         config,
         node_id,
@@ -315,6 +338,7 @@ async fn run_with(
         pusher_event,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
+        app_slots: (0..config_apps).map(|_| AtomicUsize::new(0)).collect(),
         slots: AtomicUsize::new(0),
     });
     tracing::info!(

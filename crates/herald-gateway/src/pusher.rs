@@ -108,6 +108,8 @@ pub(crate) struct PusherConn {
     pub(crate) socket_id: SocketId,
     /// The user it signed in as (`pusher:signin`).
     pub(crate) user: Option<String>,
+    /// Its place under the app's `max_connections`.
+    pub(crate) _slot: Option<crate::node::AppSlot>,
     /// Its presence channels, and the member it is in each.
     pub(crate) presence: Vec<(herald_protocol::ChannelName, herald_presence_core::UserId)>,
 }
@@ -161,6 +163,7 @@ pub(crate) fn open(
             },
             presence: Vec::new(),
             user: None,
+            _slot: None,
         })),
     }
 }
@@ -196,11 +199,7 @@ mod tests {
 
     fn config() -> PusherConfig {
         PusherConfig {
-            apps: vec![PusherApp {
-                id: "1".into(),
-                key: "k".into(),
-                secret: "s".into(),
-            }],
+            apps: vec![PusherApp::new("1", "k", "s")],
             ..PusherConfig::default()
         }
     }

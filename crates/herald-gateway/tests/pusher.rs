@@ -14,11 +14,7 @@ const KEY: &str = "app-key";
 const SECRET: &str = "app-secret";
 
 fn with_app(mut config: GatewayConfig) -> GatewayConfig {
-    config.pusher.apps = vec![PusherApp {
-        id: ID.into(),
-        key: KEY.into(),
-        secret: SECRET.into(),
-    }];
+    config.pusher.apps = vec![PusherApp::new(ID, KEY, SECRET)];
     config
 }
 
@@ -712,4 +708,43 @@ async fn signin_takes_a_user_signed_for_this_socket_and_refuses_the_rest_with_40
         );
         assert_eq!(c.expect_close().await, 4009);
     }
+}
+
+#[tokio::test]
+async fn an_app_can_have_limits_of_its_own() {
+    let mut config = with_app(test_config());
+    config.pusher.apps[0].max_connections = Some(1);
+    config.pusher.apps[0].client_event_rate = Some(1);
+    config.pusher.apps[0].max_event_size = Some(8);
+    let gw = TestGateway::start_with(config).await;
+    let (mut first, socket_id) = pusher_client(&gw, KEY).await;
+
+    // A second connection of the app: over its quota (4004, not retried by pusher-js).
+    let url = format!("ws://{}/app/{KEY}?protocol=7", gw.ws_addr);
+    let mut second = WsClient::connect(&url, None).await.expect("connect");
+    assert_eq!(second.next_frame().await["data"]["code"], 4004);
+    assert_eq!(second.expect_close().await, 4004);
+
+    // Its client event rate and event size.
+    let auth = signature::channel_auth(KEY, SECRET, &socket_id, "private-x", None);
+    first
+        .send(&json!({"event": "pusher:subscribe", "data": {"channel": "private-x", "auth": auth}}))
+        .await;
+    first.next_frame().await;
+    for _ in 0..2 {
+        first
+            .send(&json!({"event": "client-a", "channel": "private-x", "data": 1}))
+            .await;
+    }
+    assert_eq!(first.next_frame().await["data"]["code"], 4301);
+    let big = json!({"name": "e", "channel": "news", "data": "123456789"});
+    assert_eq!(trigger(&gw, &big, SECRET).await.status, 413);
+
+    // Its slot comes back when the connection ends.
+    drop(first);
+    eventually(WAIT, "a new connection fits", || async {
+        let mut c = WsClient::connect(&url, None).await.expect("connect");
+        c.next_frame().await["event"] == "pusher:connection_established"
+    })
+    .await;
 }

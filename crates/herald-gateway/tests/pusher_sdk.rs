@@ -10,11 +10,7 @@ use herald_testkit::{eventually, redis_config, RedisServer, TestGateway, WAIT};
 use serde_json::json;
 
 fn with_app(mut config: GatewayConfig) -> GatewayConfig {
-    config.pusher.apps = vec![PusherApp {
-        id: "1".into(),
-        key: "sdk-key".into(),
-        secret: "sdk-secret".into(),
-    }];
+    config.pusher.apps = vec![PusherApp::new("1", "sdk-key", "sdk-secret")];
     config
 }
 

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::{node::NodeCtx, telemetry::PublishPath};
+use crate::{config::PusherApp, node::NodeCtx, telemetry::PublishPath};
 use herald_http::reply::{json, text};
 
 /// At most this many channels per event (Pusher's limit).
@@ -294,7 +294,7 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     // Every event is checked before any is published: a bad batch publishes nothing.
     let mut checked = Vec::with_capacity(bodies.len());
     for (i, body) in bodies.into_iter().enumerate() {
-        match check(body, ctx) {
+        match check(body, app, ctx) {
             Ok(event) => checked.push(event),
             Err((status, message)) if !batch => return refuse(status, message),
             Err((status, message)) => return refuse(status, format!("batch[{i}]: {message}")),
@@ -320,7 +320,7 @@ struct Checked {
 }
 
 /// Checks one event: its name, data, channels (at most 100) and `socket_id`.
-fn check(body: EventBody, ctx: &NodeCtx) -> Result<Checked, (StatusCode, String)> {
+fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Refused> {
     let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_owned());
     let event = EventName::parse(&body.name)
         .map_err(|_| bad("name must be 1 to 200 bytes without control characters"))?;
@@ -342,7 +342,9 @@ fn check(body: EventBody, ctx: &NodeCtx) -> Result<Checked, (StatusCode, String)
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let max = ctx.config.pusher.max_event_size;
+    let max = app
+        .max_event_size
+        .unwrap_or(ctx.config.pusher.max_event_size);
     if data.len() > max {
         return Err((
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -188,13 +188,25 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
     let conn_id = env.ctx.next_conn_id();
     let pusher = pusher_key.map(|key| {
         let ctx = &env.ctx;
-        crate::pusher::open(
-            &ctx.config.pusher,
-            ctx.node_id,
-            conn_id,
-            &key,
-            req.uri().query(),
-        )
+        let query = req.uri().query();
+        let opening = crate::pusher::open(&ctx.config.pusher, ctx.node_id, conn_id, &key, query);
+        // The app's own connection limit on this node.
+        match opening {
+            crate::pusher::Opening::Established(mut conn) => match ctx.claim_app_slot(conn.app) {
+                Some(slot) => {
+                    conn._slot = Some(slot);
+                    crate::pusher::Opening::Established(conn)
+                }
+                None => {
+                    ctx.metrics.families.limit_hits.inc("max_connections");
+                    crate::pusher::Opening::Refused {
+                        code: herald_pusher::codes::APP_OVER_CONNECTION_QUOTA,
+                        message: "the app is at its connection limit on this node".into(),
+                    }
+                }
+            },
+            refused => refused,
+        }
     });
     let span = tracing::debug_span!(
         "conn",

@@ -119,7 +119,16 @@ impl Connection {
         let Ok(event) = EventName::parse(event) else {
             return self.pusher_error(None, "event names are 1 to 200 bytes");
         };
-        let max = self.ctx.config.pusher.max_event_size;
+        let Some(conn) = self.pusher.as_ref() else {
+            return;
+        };
+        // The app's own limits, where it has them.
+        let (app, pusher) = (
+            &self.ctx.config.pusher.apps[conn.app],
+            &self.ctx.config.pusher,
+        );
+        let max = app.max_event_size.unwrap_or(pusher.max_event_size);
+        let rate = app.client_event_rate.unwrap_or(pusher.client_event_rate);
         if data.len() > max {
             return self.pusher_error(None, &format!("data over {max} bytes"));
         }
@@ -127,7 +136,6 @@ impl Connection {
             self.ctx.metrics.families.limit_hits.inc("max_json_depth");
             return self.pusher_error(None, &message);
         }
-        let rate = self.ctx.config.pusher.client_event_rate;
         if !self.take_publish_token(rate) {
             let text = format!("client event rejected: at most {rate} per second");
             return self.pusher_error(Some(codes::CLIENT_EVENT_RATE_LIMIT), &text);
