@@ -38,7 +38,7 @@ pub(crate) fn subscribed(
     use herald_pusher::message;
     if membership.is_none() && cache.is_none() {
         sink.push_frame(&frame(&message::subscription_succeeded(
-            channel.as_str(),
+            &pusher_name(channel),
             "{}",
         )));
         return;
@@ -65,7 +65,7 @@ pub(crate) fn subscribed(
                 }
                 Err(e) => {
                     let text = message::subscription_error(
-                        channel.as_str(),
+                        &pusher_name(&channel),
                         "SubscriptionError",
                         &format!("presence table unavailable: {e}"),
                         503,
@@ -76,7 +76,7 @@ pub(crate) fn subscribed(
             },
         };
         sink.push_frame(&frame(&message::subscription_succeeded(
-            channel.as_str(),
+            &pusher_name(&channel),
             &data,
         )));
         let Some(cache) = cache else {
@@ -89,13 +89,56 @@ pub(crate) fn subscribed(
         {
             Some((p, data)) => {
                 let name = p.event.as_ref().unwrap_or(&cache.default_event);
-                message::event(name.as_str(), channel.as_str(), data)
+                message::event(name.as_str(), &pusher_name(&channel), data)
             }
-            None => message::cache_miss(channel.as_str()),
+            None => message::cache_miss(&pusher_name(&channel)),
         };
         sink.push_frame(&frame(&text));
     });
 }
+
+/// The namespace of users' channels in Herald: Pusher names hold no `:`, and native clients
+/// cannot subscribe to a namespace that is not configured.
+const USER_NAMESPACE: &str = "pusher-user:";
+
+/// The Herald channel of a Pusher channel: the same name, except a user's channel
+/// (`#server-to-user-{id}`), which is `pusher-user:{hex of the id}`.
+pub(crate) fn herald_channel(
+    channel: &herald_pusher::PusherChannel,
+    max_len: usize,
+) -> Result<ChannelName, String> {
+    let name = match channel.user() {
+        Some(user) => {
+            let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+            format!("{USER_NAMESPACE}{hex}")
+        }
+        None => channel.as_str().to_owned(),
+    };
+    ChannelName::parse_with_max(&name, max_len).map_err(|e| e.to_string())
+}
+
+/// Whether a Herald channel is a Pusher user's channel.
+pub(crate) fn is_user_channel(channel: &ChannelName) -> bool {
+    channel.as_str().starts_with(USER_NAMESPACE)
+}
+
+/// The name Pusher clients know a Herald channel by.
+pub(crate) fn pusher_name(channel: &ChannelName) -> std::borrow::Cow<'_, str> {
+    let Some(hex) = channel.as_str().strip_prefix(USER_NAMESPACE) else {
+        return channel.as_str().into();
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    match bytes.and_then(|b| String::from_utf8(b).ok()) {
+        Some(user) => format!("{}{user}", herald_pusher::PusherChannel::SERVER_TO_USER).into(),
+        None => channel.as_str().into(),
+    }
+}
+
+/// The event that closes a user's connections (`terminate_connections`).
+pub(crate) const TERMINATE: &str = "pusher_internal:terminate";
 
 /// The protocol versions Herald speaks.
 const PROTOCOL: u32 = 7;
@@ -226,6 +269,17 @@ mod tests {
         assert_eq!(app_key("/app/"), None);
         assert_eq!(app_key("/app/a/b"), None);
         assert_eq!(app_key("/ws"), None);
+    }
+
+    #[test]
+    fn users_channels_map_both_ways() {
+        let pusher = herald_pusher::PusherChannel::server_to_user("ann b").unwrap();
+        let herald = herald_channel(&pusher, 255).unwrap();
+        assert_eq!(herald.as_str(), "pusher-user:616e6e2062");
+        assert_eq!(pusher_name(&herald), "#server-to-user-ann b");
+        let plain = herald_pusher::PusherChannel::parse("news").unwrap();
+        assert_eq!(herald_channel(&plain, 255).unwrap().as_str(), "news");
+        assert_eq!(pusher_name(&herald_channel(&plain, 255).unwrap()), "news");
     }
 
     #[test]

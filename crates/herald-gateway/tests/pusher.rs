@@ -748,3 +748,60 @@ async fn an_app_can_have_limits_of_its_own() {
     })
     .await;
 }
+
+/// A Pusher client signed in as `user`.
+async fn signed_in(gw: &TestGateway, user: &str) -> WsClient {
+    let (mut c, socket_id) = pusher_client(gw, KEY).await;
+    let data = json!({"id": user}).to_string();
+    let auth = format!(
+        "{KEY}:{}",
+        signature::sign(SECRET, &signature::signin_text(&socket_id, &data))
+    );
+    c.send(&json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": data}}))
+        .await;
+    assert_eq!(c.next_frame().await["event"], "pusher:signin_success");
+    c
+}
+
+#[tokio::test]
+async fn events_to_users_and_their_termination_reach_every_node() {
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis).await;
+    let mut ann_a = signed_in(&a, "ann").await;
+    let mut ann_b = signed_in(&b, "ann").await;
+    let mut bob = signed_in(&b, "bob").await;
+    // pusher-js subscribes to its user's channel after signing in; others may not.
+    ann_a
+        .send(&json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}}))
+        .await;
+    assert_eq!(
+        ann_a.next_frame().await,
+        json!({"event": "pusher_internal:subscription_succeeded", "channel": "#server-to-user-ann", "data": "{}"})
+    );
+    bob.send(&json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}}))
+        .await;
+    let refused = bob.next_frame().await;
+    assert_eq!(refused["data"]["status"], 403, "{refused}");
+
+    // sendToUser: an event on the user's channel, to all of the user's connections.
+    let body = json!({"name": "notice", "channel": "#server-to-user-ann", "data": "hi"});
+    assert_eq!(trigger(&a, &body, SECRET).await.status, 200);
+    for ann in [&mut ann_a, &mut ann_b] {
+        assert_eq!(
+            ann.next_frame().await,
+            json!({"event": "notice", "channel": "#server-to-user-ann", "data": "hi"})
+        );
+    }
+    // Reserved event names are the server's.
+    let body = json!({"name": "pusher_internal:terminate", "channel": "news", "data": "x"});
+    assert_eq!(trigger(&a, &body, SECRET).await.status, 400);
+
+    // terminate_connections: both of ann's connections close with 4009; bob's stays.
+    let reply = signed_post(&a, "users/ann/terminate_connections", &json!({}), SECRET).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    for ann in [&mut ann_a, &mut ann_b] {
+        assert_eq!(ann.expect_close().await, 4009);
+    }
+    bob.send(&json!({"event": "pusher:ping"})).await;
+    assert_eq!(bob.next_frame().await["event"], "pusher:pong");
+}

@@ -14,6 +14,9 @@ pub enum ChannelKind {
     PrivateEncrypted,
     /// `presence-`: private, with a member list.
     Presence,
+    /// `#server-to-user-{id}`: events for a signed-in user; only that user's connections may
+    /// subscribe.
+    ServerToUser,
 }
 
 /// A valid Pusher channel name: 1 to 164 of `A-Z a-z 0-9 _ - = @ , . ;`.
@@ -34,6 +37,21 @@ pub enum ChannelNameError {
 impl PusherChannel {
     /// The longest name Pusher allows.
     pub const MAX_LEN: usize = 164;
+    /// The prefix of a user's channel.
+    pub const SERVER_TO_USER: &'static str = "#server-to-user-";
+
+    /// The channel of events for user `id`.
+    ///
+    /// # Errors
+    /// [`ChannelNameError`] when the id makes no valid name.
+    pub fn server_to_user(id: &str) -> Result<Self, ChannelNameError> {
+        Self::parse(&format!("{}{id}", Self::SERVER_TO_USER))
+    }
+
+    /// The user of a `#server-to-user-` channel.
+    pub fn user(&self) -> Option<&str> {
+        self.0.strip_prefix(Self::SERVER_TO_USER)
+    }
 
     /// Validates a name.
     ///
@@ -44,7 +62,13 @@ impl PusherChannel {
             return Err(ChannelNameError::Length);
         }
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b);
-        if !name.bytes().all(allowed) {
+        // `#server-to-user-` channels carry a user id, which may hold other characters.
+        let checked = name.strip_prefix(Self::SERVER_TO_USER).unwrap_or(name);
+        if checked.is_empty()
+            || !checked
+                .bytes()
+                .all(|b| allowed(b) || name != checked && !b.is_ascii_control())
+        {
             return Err(ChannelNameError::Character);
         }
         Ok(Self(name.to_owned()))
@@ -57,7 +81,9 @@ impl PusherChannel {
 
     /// The channel's type, from its prefix.
     pub fn kind(&self) -> ChannelKind {
-        if self.0.starts_with("private-encrypted-") {
+        if self.0.starts_with(Self::SERVER_TO_USER) {
+            ChannelKind::ServerToUser
+        } else if self.0.starts_with("private-encrypted-") {
             ChannelKind::PrivateEncrypted
         } else if self.0.starts_with("private-") {
             ChannelKind::Private
@@ -68,9 +94,10 @@ impl PusherChannel {
         }
     }
 
-    /// Whether a subscription needs a signed authorization.
+    /// Whether a subscription needs a signed authorization (a user's channel needs the user
+    /// signed in instead).
     pub fn needs_auth(&self) -> bool {
-        self.kind() != ChannelKind::Public
+        !matches!(self.kind(), ChannelKind::Public | ChannelKind::ServerToUser)
     }
 
     /// Whether clients may send `client-` events on it (private and presence channels).
@@ -136,7 +163,23 @@ mod tests {
             Err(ChannelNameError::Length)
         );
         assert!(PusherChannel::parse(&"x".repeat(164)).is_ok());
-        for bad in ["a b", "a:b", "a/b", "é", "a{b}"] {
+        let user = PusherChannel::server_to_user("ann@example.com").unwrap();
+        assert_eq!(user.kind(), ChannelKind::ServerToUser);
+        assert_eq!(user.user(), Some("ann@example.com"));
+        assert!(!user.needs_auth());
+        assert_eq!(
+            PusherChannel::parse("#server-to-user-"),
+            Err(ChannelNameError::Character)
+        );
+        for bad in [
+            "a b",
+            "a:b",
+            "a/b",
+            "é",
+            "a{b}",
+            "#other",
+            "#server-to-user-a\nb",
+        ] {
             assert_eq!(
                 PusherChannel::parse(bad),
                 Err(ChannelNameError::Character),

@@ -62,6 +62,8 @@ enum Route {
     Channel(String),
     /// `GET channels/{name}/users`.
     Users(String),
+    /// `POST users/{id}/terminate_connections`.
+    Terminate(String),
 }
 
 impl Route {
@@ -70,6 +72,15 @@ impl Route {
             "events" => Some(Self::Events),
             "batch_events" => Some(Self::Batch),
             "channels" => Some(Self::Channels),
+            _ if route.starts_with("users/") => {
+                let id = route
+                    .strip_prefix("users/")?
+                    .strip_suffix("/terminate_connections")?;
+                let id = percent_encoding::percent_decode_str(id)
+                    .decode_utf8()
+                    .ok()?;
+                (!id.is_empty() && !id.contains('/')).then(|| Self::Terminate(id.into_owned()))
+            }
             _ => {
                 let rest = route.strip_prefix("channels/")?;
                 match rest.split_once('/') {
@@ -123,10 +134,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response<Full<Bytes>> {
 fn pusher_channel(name: &str, ctx: &NodeCtx) -> Result<ChannelName, Refused> {
     PusherChannel::parse(name)
         .map_err(|e| e.to_string())
-        .and_then(|c| {
-            ChannelName::parse_with_max(c.as_str(), ctx.config.limits.max_channel_length)
-                .map_err(|e| e.to_string())
-        })
+        .and_then(|c| crate::pusher::herald_channel(&c, ctx.config.limits.max_channel_length))
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("channel {name:?}: {e}")))
 }
 
@@ -196,6 +204,35 @@ async fn channel(name: &str, query: &[(String, String)], ctx: &NodeCtx) -> Respo
     json(StatusCode::OK, &body)
 }
 
+/// `POST /apps/{id}/users/{user}/terminate_connections`: every connection signed in as the
+/// user, on every node, is closed with 4009.
+async fn terminate(user: &str, ctx: &NodeCtx) -> Response<Full<Bytes>> {
+    let channel = match PusherChannel::server_to_user(user)
+        .map_err(|e| e.to_string())
+        .and_then(|c| crate::pusher::herald_channel(&c, ctx.config.limits.max_channel_length))
+    {
+        Ok(c) => c,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("user id: {e}")),
+    };
+    let meta = PublishMeta {
+        event: EventName::parse(crate::pusher::TERMINATE).ok(),
+        ..Default::default()
+    };
+    let published = ctx
+        .publish(
+            channel,
+            Bytes::from_static(b"null"),
+            PublishPath::Pusher,
+            None,
+            meta,
+        )
+        .await;
+    match published {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({})),
+        Err(e) => unavailable(e),
+    }
+}
+
 /// `GET /apps/{id}/channels/{name}/users`: the members of a presence channel.
 async fn users(name: &str, ctx: &NodeCtx) -> Response<Full<Bytes>> {
     let channel = match pusher_channel(name, ctx) {
@@ -234,7 +271,7 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         return refuse(StatusCode::NOT_FOUND, "no such route");
     };
     let wanted = match route {
-        Route::Events | Route::Batch => http::Method::POST,
+        Route::Events | Route::Batch | Route::Terminate(_) => http::Method::POST,
         _ => http::Method::GET,
     };
     if req.method() != wanted {
@@ -275,6 +312,7 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         Route::Channels => return channels(&query, ctx).await,
         Route::Channel(name) => return channel(&name, &query, ctx).await,
         Route::Users(name) => return users(&name, ctx).await,
+        Route::Terminate(user) => return terminate(&user, ctx).await,
     };
     let bodies = if !batch {
         serde_json::from_slice::<EventBody>(&body).map(|b| vec![b])
@@ -324,6 +362,9 @@ fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Ref
     let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_owned());
     let event = EventName::parse(&body.name)
         .map_err(|_| bad("name must be 1 to 200 bytes without control characters"))?;
+    if body.name.starts_with("pusher:") || body.name.starts_with("pusher_internal:") {
+        return Err(bad("event names starting with pusher: are reserved"));
+    }
     // `socket_id`: the connection that triggered this (usually through the app's server)
     // does not get it.
     let exclude = match body.socket_id.as_deref().map(ConnAddress::parse) {
@@ -361,14 +402,7 @@ fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Ref
     }
     let mut channels = Vec::with_capacity(names.len());
     for name in &names {
-        let channel = PusherChannel::parse(name)
-            .map_err(|e| e.to_string())
-            .and_then(|c| {
-                ChannelName::parse_with_max(c.as_str(), ctx.config.limits.max_channel_length)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| bad(&format!("channel {name:?}: {e}")))?;
-        channels.push(channel);
+        channels.push(pusher_channel(name, ctx)?);
     }
     let data = Bytes::from(serde_json::to_string(&data).expect("strings always serialise"));
     Ok(Checked {

@@ -39,6 +39,8 @@ pub(crate) struct SubscribeRequest {
     membership: Option<Membership>,
     /// A Pusher `cache-` channel's last event follows its subscription.
     cache: Option<PusherCache>,
+    /// Nothing is sent when it settles (a subscription the server makes for a connection).
+    silent: bool,
 }
 
 impl SubscribeRequest {
@@ -56,6 +58,7 @@ impl SubscribeRequest {
             sink,
             membership,
             cache: None,
+            silent: false,
             progress: Mutex::new(Progress {
                 remaining: pending,
                 subscribed: Vec::with_capacity(pending),
@@ -79,6 +82,24 @@ impl SubscribeRequest {
             sink,
             membership,
             cache,
+            silent: false,
+            progress: Mutex::new(Progress {
+                remaining: 1,
+                subscribed: Vec::with_capacity(1),
+                failed: Vec::new(),
+            }),
+        })
+    }
+
+    /// A subscription the server makes for a connection (a Pusher user's channel at sign-in):
+    /// nothing is sent when it settles.
+    pub(crate) fn silent(sink: Outbound) -> Arc<Self> {
+        Arc::new(Self {
+            id: 0,
+            sink,
+            membership: None,
+            cache: None,
+            silent: true,
             progress: Mutex::new(Progress {
                 remaining: 1,
                 subscribed: Vec::with_capacity(1),
@@ -116,6 +137,9 @@ impl SubscribeRequest {
     }
 
     fn reply(&self, p: &Progress) {
+        if self.silent {
+            return;
+        }
         if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {
             // A Pusher subscribe names one channel; each outcome is a message of its own.
             for channel in &p.subscribed {

@@ -197,13 +197,22 @@ impl ShardTask {
             .exclude
             .filter(|a| a.node == self.node_tag)
             .map(|a| a.conn);
+        // A user's termination: an empty frame, which tells the connection to close.
+        let terminate = crate::pusher::is_user_channel(&p.channel)
+            && p.event
+                .as_ref()
+                .is_some_and(|e| e.as_str() == crate::pusher::TERMINATE);
         let fanout = self.hub.publish_except(&p.channel, except, |format| {
+            if terminate {
+                return (format == WireFormat::Pusher).then(Bytes::new);
+            }
             if format == WireFormat::Pusher {
                 let Ok(data) = std::str::from_utf8(&p.data) else {
                     return None;
                 };
                 let name = p.event.as_ref().unwrap_or(pusher_event);
-                let text = herald_pusher::message::event(name.as_str(), p.channel.as_str(), data);
+                let channel = crate::pusher::pusher_name(&p.channel);
+                let text = herald_pusher::message::event(name.as_str(), &channel, data);
                 return Some(crate::pusher::frame(&text));
             }
             server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref())

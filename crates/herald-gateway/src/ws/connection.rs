@@ -385,8 +385,18 @@ impl Connection {
     }
 
     fn take_outbound(&mut self) {
+        let taken_from = self.writing.len();
         let (status, since) = self.outbound.take_since(&mut self.writing);
         self.queued_since = self.queued_since.or(since);
+        // An empty frame in the queue: the app terminated this (Pusher) user's connections.
+        if self.pusher.is_some() && self.writing.iter().skip(taken_from).any(Bytes::is_empty) {
+            self.writing.retain(|f| !f.is_empty());
+            self.start_close_as(
+                herald_pusher::codes::UNAUTHORIZED,
+                "the app terminated this user's connections",
+            );
+            return;
+        }
         if status == QueueStatus::Evicted {
             tracing::debug!("slow consumer: closing");
             // What it has not read will not be read: keep only a frame already half written,

@@ -45,7 +45,8 @@ impl Connection {
                     .await;
             }
             ClientMessage::Unsubscribe { channel } => {
-                if let Ok(name) = ChannelName::parse(channel.as_str()) {
+                let max_len = self.ctx.config.limits.max_channel_length;
+                if let Ok(name) = crate::pusher::herald_channel(&channel, max_len) {
                     self.subscribed.retain(|c| *c != name);
                     let member = self.pusher.as_mut().and_then(|p| {
                         let at = p.presence.iter().position(|(c, _)| *c == name)?;
@@ -57,7 +58,7 @@ impl Connection {
                     self.ctx.hub.unsubscribe(self.id, name).await;
                 }
             }
-            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data),
+            ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data).await,
             ClientMessage::ClientEvent {
                 event,
                 channel,
@@ -76,7 +77,7 @@ impl Connection {
 
     /// `pusher:signin`: the app's server signed `user_data` (with an `id`) for this socket.
     /// A refusal closes the connection with 4009, as Pusher does.
-    fn signin(&mut self, auth: &str, user_data: &str) {
+    async fn signin(&mut self, auth: &str, user_data: &str) {
         let Some(conn) = self.pusher.as_ref() else {
             return;
         };
@@ -87,12 +88,30 @@ impl Connection {
             .and_then(|()| {
                 message::user_id(user_data).ok_or_else(|| "user_data needs an id".to_owned())
             });
+        let max_len = self.ctx.config.limits.max_channel_length;
+        let checked = checked.and_then(|id| {
+            // The user's channel: events for the user, and its termination.
+            let channel = PusherChannel::server_to_user(&id)
+                .map_err(|e| e.to_string())
+                .and_then(|c| crate::pusher::herald_channel(&c, max_len))
+                .map_err(|e| format!("user id: {e}"))?;
+            Ok((id, channel))
+        });
         match checked {
-            Ok(id) => {
+            Ok((id, channel)) => {
                 if let Some(conn) = self.pusher.as_mut() {
                     conn.user = Some(id);
                 }
                 self.pusher_send(&message::signin_success(user_data));
+                if !self.subscribed.contains(&channel) {
+                    self.subscribed.push(channel.clone());
+                    let request = SubscribeRequest::silent(self.outbound.clone());
+                    self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
+                    self.ctx
+                        .hub
+                        .subscribe(self.id, &self.outbound, channel, &request)
+                        .await;
+                }
             }
             Err(text) => {
                 self.ctx.metrics.families.auth_failures.inc("signature");
@@ -110,7 +129,8 @@ impl Connection {
                 "client events are allowed on private and presence channels only",
             );
         }
-        let Ok(name) = ChannelName::parse(channel.as_str()) else {
+        let max_len = self.ctx.config.limits.max_channel_length;
+        let Ok(name) = crate::pusher::herald_channel(channel, max_len) else {
             return self.pusher_error(None, "invalid channel name");
         };
         if !self.subscribed.contains(&name) {
@@ -172,6 +192,16 @@ impl Connection {
             this.pusher_send(&frame);
         };
         let presence = channel.kind() == ChannelKind::Presence;
+        if let Some(user) = channel.user() {
+            if conn.user.as_deref() != Some(user) {
+                return refuse(
+                    self,
+                    "AuthError",
+                    "a user's channel is for the connections signed in as that user",
+                    403,
+                );
+            }
+        }
         if presence && channel_data.is_none() {
             return refuse(
                 self,
@@ -197,9 +227,9 @@ impl Connection {
             }
         }
         let max_len = self.ctx.config.limits.max_channel_length;
-        let name = match ChannelName::parse_with_max(channel.as_str(), max_len) {
+        let name = match crate::pusher::herald_channel(&channel, max_len) {
             Ok(name) => name,
-            Err(e) => return refuse(self, "SubscriptionError", &e.to_string(), 400),
+            Err(e) => return refuse(self, "SubscriptionError", &e, 400),
         };
         if !self.subscribed.contains(&name) {
             let max = self.ctx.config.limits.max_subscriptions;
@@ -262,15 +292,13 @@ impl Connection {
 
 /// The `pusher:subscription_error` of a channel the broker refused.
 pub(crate) fn subscription_failed(failure: &ChannelFailure) -> String {
+    let name = ChannelName::parse(&failure.channel)
+        .map(|c| crate::pusher::pusher_name(&c).into_owned())
+        .unwrap_or_else(|_| failure.channel.clone());
     let status = if failure.code == ErrorCode::Unavailable.code() {
         503
     } else {
         500
     };
-    message::subscription_error(
-        &failure.channel,
-        "SubscriptionError",
-        &failure.message,
-        status,
-    )
+    message::subscription_error(&name, "SubscriptionError", &failure.message, status)
 }

@@ -141,6 +141,16 @@ try {
     user.signin();
     const success = await signedIn;
     equal('signin', JSON.parse(success.user_data).id, 'ann');
+
+    // Events to the signed-in user, and the termination of the user's connections.
+    await new Promise((r) => setTimeout(r, 300)); // pusher-js subscribes to its user channel
+    const notice = within('sendToUser', 5000, (ok) => user.user.bind('notice', ok));
+    await server.sendToUser('ann', 'notice', { text: 'hello ann' });
+    equal('sendToUser', await notice, { text: 'hello ann' });
+    const closed = within('terminateUserConnections', 5000, (ok) =>
+      user.connection.bind('state_change', (s) => { if (s.current !== 'connected') ok(s.current); }));
+    await server.terminateUserConnections('ann');
+    console.log(`ok terminateUserConnections (connection ${await closed})`);
   } finally {
     user.disconnect();
   }
@@ -163,4 +173,6 @@ try {
 } finally {
   good.disconnect();
   forged.disconnect();
+  // Clients keep timers (activity checks, reconnection back-offs) that would hold Node open.
+  setTimeout(() => process.exit(process.exitCode), 100);
 }
