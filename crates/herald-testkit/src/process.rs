@@ -59,15 +59,33 @@ impl ServiceProcess {
     /// # Panics
     /// As [`ServiceProcess::gateway`].
     pub async fn gateway_with_config(toml: &str, env: &[(&str, &str)]) -> Self {
-        let websocket = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut p = Self::new("herald-gateway", env, Some(websocket));
-        p.env
-            .push(("HERALD__LISTEN__WEBSOCKET".into(), websocket.to_string()));
-        if !toml.is_empty() {
-            let file = p.log.with_extension("toml");
-            std::fs::write(&file, toml).expect("a configuration file");
-            p.args = vec!["--config".into(), file.display().to_string()];
+        Self::first_start(|| {
+            let websocket = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut p = Self::new("herald-gateway", env, Some(websocket));
+            p.env
+                .push(("HERALD__LISTEN__WEBSOCKET".into(), websocket.to_string()));
+            if !toml.is_empty() {
+                let file = p.log.with_extension("toml");
+                std::fs::write(&file, toml).expect("a configuration file");
+                p.args = vec!["--config".into(), file.display().to_string()];
+            }
+            p
+        })
+        .await
+    }
+
+    /// Starts the process `make` describes. A free port can be taken by another test between
+    /// choosing it and the process binding it: then it starts again on other ports.
+    async fn first_start(make: impl Fn() -> Self) -> Self {
+        for _ in 0..4 {
+            let mut p = make();
+            match p.try_launch().await {
+                Ok(()) => return p,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("{} did not start; log: {log}", p.binary),
+            }
         }
+        let mut p = make();
         p.launch().await;
         p
     }
@@ -78,9 +96,7 @@ impl ServiceProcess {
     /// # Panics
     /// As [`ServiceProcess::gateway`].
     pub async fn presence(env: &[(&str, &str)]) -> Self {
-        let mut p = Self::new("herald-presence", env, None);
-        p.launch().await;
-        p
+        Self::first_start(|| Self::new("herald-presence", env, None)).await
     }
 
     fn new(binary: &'static str, env: &[(&str, &str)], websocket: Option<SocketAddr>) -> Self {
@@ -107,6 +123,14 @@ impl ServiceProcess {
     }
 
     async fn launch(&mut self) {
+        if let Err(log) = self.try_launch().await {
+            panic!("{} did not start; log: {log}", self.binary);
+        }
+    }
+
+    /// Starts the process and waits for `/healthz`; the log when it exits or does not answer
+    /// within 10 s.
+    async fn try_launch(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -133,25 +157,19 @@ impl ServiceProcess {
                 .await
                 .is_ok_and(|r| r.status == 200)
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "{} exited with {status}; log: {}",
-                    self.binary,
-                    self.log_text()
-                );
+                self.child = None;
+                return Err(format!("exited with {status}: {}", self.log_text()));
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{} did not start; log: {}",
-                self.binary,
-                self.log_text()
-            );
+            if started.elapsed() >= Duration::from_secs(10) {
+                return Err(format!("no answer within 10 s: {}", self.log_text()));
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
