@@ -212,8 +212,8 @@ pub(crate) fn open(
 }
 
 /// The app of a connection.
-pub(crate) fn app(config: &PusherConfig, conn: &PusherConn) -> PusherApp {
-    config.apps[conn.app].clone()
+pub(crate) fn app<'a>(config: &'a PusherConfig, conn: &PusherConn) -> &'a PusherApp {
+    &config.apps[conn.app]
 }
 
 /// A text frame of one Pusher message.

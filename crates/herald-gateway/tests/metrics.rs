@@ -161,10 +161,7 @@ async fn labeled_metrics_count_paths_closes_auth_failures_and_limits() {
 async fn publications_straight_into_redis_are_counted_by_the_redis_path() {
     let redis = RedisServer::start().await;
     let gw = TestGateway::start_with(redis_config(&redis.url())).await;
-    eventually(WAIT, "ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(WAIT).await;
     let redis_path = "herald_publications_total{path=\"redis\"}";
     let mut c = gw.client(None).await;
     c.subscribe_ok(&["news"]).await;

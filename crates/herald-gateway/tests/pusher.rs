@@ -23,10 +23,7 @@ async fn two_nodes(redis: &RedisServer) -> (TestGateway, TestGateway) {
     let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
     let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
     for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
+        gw.wait_ready(WAIT).await;
     }
     (a, b)
 }
@@ -584,13 +581,9 @@ async fn channel_and_user_queries_see_the_whole_cluster() {
 #[tokio::test]
 async fn on_a_redis_cluster_occupied_channels_come_from_every_master() {
     let cluster = herald_testkit::RedisCluster::start(3, 0).await;
-    let mut config = with_app(redis_config(&cluster.urls()));
-    config.broker.redis.mode = herald_gateway::config::RedisMode::Cluster;
+    let config = with_app(herald_testkit::redis_cluster_config(&cluster));
     let gw = TestGateway::start_with(config).await;
-    eventually(std::time::Duration::from_secs(10), "ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(std::time::Duration::from_secs(10)).await;
     let (mut p, _) = pusher_client(&gw, KEY).await;
     // Enough channels that every master owns some.
     let names: Vec<String> = (0..12).map(|i| format!("spread-{i}")).collect();

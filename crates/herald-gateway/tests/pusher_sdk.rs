@@ -6,7 +6,7 @@
 use std::{path::Path, process::Command};
 
 use herald_gateway::config::{GatewayConfig, PusherApp};
-use herald_testkit::{eventually, redis_config, RedisServer, TestGateway, WAIT};
+use herald_testkit::{redis_config, RedisServer, TestGateway, WAIT};
 use serde_json::json;
 
 fn with_app(mut config: GatewayConfig) -> GatewayConfig {
@@ -26,10 +26,7 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
     let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
     let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
     for gw in [&a, &b] {
-        eventually(WAIT, "ready", || async {
-            gw.get("/readyz").await.status == 200
-        })
-        .await;
+        gw.wait_ready(WAIT).await;
     }
     let mut native = b.client(None).await;
     native.subscribe_ok(&["news"]).await;

@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use herald_gateway::config::{NamespaceConfig, RedisMode};
-use herald_testkit::{eventually, redis_config, RedisCluster, TestGateway, WsClient};
+use herald_gateway::config::NamespaceConfig;
+use herald_testkit::{redis_cluster_config, RedisCluster, TestGateway, WsClient};
 use serde_json::json;
 
 async fn gateway(cluster: &RedisCluster) -> TestGateway {
-    let mut config = redis_config(&cluster.urls());
-    config.broker.redis.mode = RedisMode::Cluster;
+    let mut config = redis_cluster_config(cluster);
     config.namespaces.insert(
         "room".into(),
         NamespaceConfig {
@@ -20,10 +19,7 @@ async fn gateway(cluster: &RedisCluster) -> TestGateway {
         },
     );
     let gw = TestGateway::start_with(config).await;
-    eventually(Duration::from_secs(10), "the gateway is ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(Duration::from_secs(10)).await;
     gw
 }
 

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use herald_gateway::config::NamespaceConfig;
-use herald_testkit::{
-    eventually, redis_config, Incoming, RedisServer, TestGateway, WsClient, WAIT,
-};
+use herald_testkit::{redis_config, Incoming, RedisServer, TestGateway, WsClient, WAIT};
 use serde_json::json;
 
 async fn gateway(redis: &RedisServer) -> TestGateway {
@@ -19,10 +17,7 @@ async fn gateway(redis: &RedisServer) -> TestGateway {
         },
     );
     let gw = TestGateway::start_with(config).await;
-    eventually(WAIT, "the gateway is ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(WAIT).await;
     gw
 }
 

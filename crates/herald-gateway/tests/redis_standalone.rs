@@ -23,10 +23,7 @@ async fn gateway(redis: &RedisServer) -> TestGateway {
 }
 
 async fn wait_ready(gw: &TestGateway) {
-    eventually(WAIT, "the gateway is ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(WAIT).await;
 }
 
 /// Asserts nothing more arrives for a little while.

@@ -30,10 +30,7 @@ fn traced(
 }
 
 async fn ready(gw: &TestGateway) {
-    eventually(WAIT, "the gateway is ready", || async {
-        gw.get("/readyz").await.status == 200
-    })
-    .await;
+    gw.wait_ready(WAIT).await;
 }
 
 /// Waits for a span named `name` in trace `trace_id`, and returns it.

@@ -33,6 +33,13 @@ pub fn redis_config(url: &str) -> GatewayConfig {
     c
 }
 
+/// [`test_config`] relaying through the Redis Cluster `cluster` (sharded pub/sub).
+pub fn redis_cluster_config(cluster: &crate::RedisCluster) -> GatewayConfig {
+    let mut c = redis_config(&cluster.urls());
+    c.broker.redis.mode = herald_gateway::config::RedisMode::Cluster;
+    c
+}
+
 /// A running gateway. Stopped (drained) by [`TestGateway::stop`], or cancelled when dropped.
 pub struct TestGateway {
     /// The WebSocket listener's address.
@@ -109,6 +116,17 @@ impl TestGateway {
         http_request(self.api_addr, "GET", path, &[], b"")
             .await
             .expect("api request")
+    }
+
+    /// Waits until `/readyz` answers 200 (the broker is up), at most `within`.
+    ///
+    /// # Panics
+    /// When it does not within `within`.
+    pub async fn wait_ready(&self, within: Duration) {
+        crate::eventually(within, "the gateway is ready", || async {
+            self.get("/readyz").await.status == 200
+        })
+        .await;
     }
 
     /// A metric's value from `/metrics`.

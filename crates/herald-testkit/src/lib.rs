@@ -17,7 +17,7 @@ mod ws_client;
 
 pub use cluster::RedisCluster;
 pub use eventually::eventually;
-pub use gateway::{redis_config, test_config, TestGateway};
+pub use gateway::{redis_cluster_config, redis_config, test_config, TestGateway};
 pub use http::{http_request, HttpResponse};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
