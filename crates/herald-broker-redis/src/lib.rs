@@ -26,6 +26,7 @@ mod subscriber;
 mod tls;
 mod topology;
 mod url;
+mod webhooks;
 
 use std::{
     sync::{
@@ -47,6 +48,7 @@ pub use cluster::RedisClusterBroker;
 pub use presence::{JoinOutcome, PresenceError, RedisPresence, TableMode};
 pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
+pub use webhooks::WebhookEntry;
 
 use layout::{Layout, PublishFunction};
 use publisher::Publisher;

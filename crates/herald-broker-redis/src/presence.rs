@@ -7,12 +7,19 @@
 //!   lease (ms);
 //! - `herald:{presence}:node:<node>`: what a node holds, `<channel>\n<user>` per member;
 //! - `herald:{presence}:n:<channel>`: per user, on how many nodes they are in the channel;
-//! - `herald:{presence}:m:<channel>`: per user, the info they joined with (JSON text).
+//! - `herald:{presence}:m:<channel>`: per user, the info they joined with (JSON text);
+//! - `herald:{presence}:occ:<node>`: the channels a node has subscribers in;
+//! - `herald:{presence}:occ`: per channel, on how many nodes it has subscribers;
+//! - `herald:{presence}:hooks`: present while some node delivers webhooks (set with its
+//!   heartbeat, for the length of its lease);
+//! - `herald:{presence}:webhooks`: a stream of webhook events (member added and removed,
+//!   channel occupied and vacated, client events), written only while `hooks` exists, read
+//!   by the nodes' webhook workers as one consumer group (see [`crate::webhooks`]).
 //!
 //! Every transition is one call of a function of the `herald_presence_v1` library: it changes
 //! the table and publishes the join or leave notice in the same atomic step. Any number of
 //! gateways and presence services may call them; only the call that makes a transition
-//! publishes, so each join and leave is published exactly once. On a standalone Redis the
+//! publishes, so each join and leave is published (and queued as a webhook) exactly once. On a standalone Redis the
 //! notice goes into the channel's own pub/sub channel (`[2, kind, user, info]`). On a Redis
 //! Cluster a function may not publish into another slot's shard channel, so every notice goes
 //! to one classic pub/sub channel, `herald:{presence}:events`, as `[2, kind, user, info,
@@ -49,6 +56,11 @@ local function notice(tb, channel, kind, user, info)
     redis.call('PUBLISH', tb.prefix .. 'ch:{' .. channel .. '}', cmsgpack.pack({2, kind, user, info}))
   end
 end
+local function hook(tb, event)
+  if redis.call('EXISTS', tb.t .. 'hooks') == 1 then
+    redis.call('XADD', tb.t .. 'webhooks', 'MAXLEN', '~', '100000', '*', 'e', event)
+  end
+end
 local function leave(tb, node, channel, user)
   if redis.call('SREM', tb.t .. 'node:' .. node, channel .. '\n' .. user) == 0 then
     return 0
@@ -60,6 +72,15 @@ local function leave(tb, node, channel, user)
   local info = redis.call('HGET', mkey, user) or 'null'
   redis.call('HDEL', mkey, user)
   notice(tb, channel, 'leave', user, info)
+  hook(tb, cjson.encode({name = 'member_removed', channel = channel, user_id = user}))
+  return 1
+end
+local function vacate(tb, node, channel)
+  if redis.call('SREM', tb.t .. 'occ:' .. node, channel) == 0 then return 0 end
+  local okey = tb.t .. 'occ'
+  if redis.call('HINCRBY', okey, channel, -1) > 0 then return 0 end
+  redis.call('HDEL', okey, channel)
+  hook(tb, cjson.encode({name = 'channel_vacated', channel = channel}))
   return 1
 end
 local function gone(tb, node)
@@ -70,6 +91,9 @@ local function gone(tb, node)
     left = left + leave(tb, node, string.sub(entry, 1, at - 1), string.sub(entry, at + 1))
   end
   redis.call('DEL', key)
+  local okey = tb.t .. 'occ:' .. node
+  for _, channel in ipairs(redis.call('SMEMBERS', okey)) do vacate(tb, node, channel) end
+  redis.call('DEL', okey)
   redis.call('ZREM', tb.t .. 'nodes', node)
   return left
 end
@@ -84,23 +108,48 @@ redis.register_function('herald_presence_join', function(keys, args)
   if redis.call('HINCRBY', tb.t .. 'n:' .. channel, user, 1) > 1 then return 0 end
   redis.call('HSET', tb.t .. 'm:' .. channel, user, info)
   notice(tb, channel, 'join', user, info)
+  hook(tb, cjson.encode({name = 'member_added', channel = channel, user_id = user}))
   return 1
 end)
 -- args: prefix, mode, node, channel, user. 1 left, 0 still a member elsewhere or not here.
 redis.register_function('herald_presence_leave', function(keys, args)
   return leave(table_of(args), args[3], args[4], args[5])
 end)
--- args: prefix, mode, node, lease ms. 1 when the node was known, 0 when it must report again.
+-- args: prefix, mode, node, lease ms, and 'hooks' when the node delivers webhooks. 1 when the
+-- node was known, 0 when it must report again.
 redis.register_function('herald_presence_heartbeat', function(keys, args)
-  local nodes = table_of(args).t .. 'nodes'
+  local tb = table_of(args)
+  local nodes = tb.t .. 'nodes'
   local known = redis.call('ZSCORE', nodes, args[3])
   redis.call('ZADD', nodes, now_ms() + tonumber(args[4]), args[3])
+  if args[5] == 'hooks' then redis.call('SET', tb.t .. 'hooks', '1', 'PX', args[4]) end
   if known then return 1 end
   return 0
 end)
 -- args: prefix, mode, node. The node left for good: its members leave now. Returns the leaves.
 redis.register_function('herald_presence_gone', function(keys, args)
   return gone(table_of(args), args[3])
+end)
+-- args: prefix, mode, node, channel. The node has subscribers in the channel now. 1 when the
+-- channel became occupied, 0 when it already was (or the node had said so), -1 unknown node.
+redis.register_function('herald_occupancy_enter', function(keys, args)
+  local tb = table_of(args)
+  local node, channel = args[3], args[4]
+  if not redis.call('ZSCORE', tb.t .. 'nodes', node) then return -1 end
+  if redis.call('SADD', tb.t .. 'occ:' .. node, channel) == 0 then return 0 end
+  if redis.call('HINCRBY', tb.t .. 'occ', channel, 1) > 1 then return 0 end
+  hook(tb, cjson.encode({name = 'channel_occupied', channel = channel}))
+  return 1
+end)
+-- args: prefix, mode, node, channel. The node's last subscriber left. 1 when the channel was
+-- vacated.
+redis.register_function('herald_occupancy_leave', function(keys, args)
+  return vacate(table_of(args), args[3], args[4])
+end)
+-- args: prefix, mode, event (JSON text). Queues a webhook event while some node delivers them.
+redis.register_function('herald_webhook_add', function(keys, args)
+  hook(table_of(args), args[3])
+  return 1
 end)
 -- args: prefix, mode. Nodes whose lease ran out are gone. Returns {nodes, leaves}.
 redis.register_function('herald_presence_expire', function(keys, args)
@@ -184,6 +233,7 @@ pub struct RedisPresence {
     prefix: String,
     mode: TableMode,
     nodes_key: String,
+    pub(crate) webhooks_key: String,
     link: Mutex<Link>,
 }
 
@@ -200,6 +250,7 @@ impl RedisPresence {
             prefix: options.prefix.clone(),
             mode,
             nodes_key: format!("{}{{presence}}:nodes", options.prefix),
+            webhooks_key: format!("{}{{presence}}:webhooks", options.prefix),
             link: Mutex::new(Link {
                 endpoint: 0,
                 endpoints: options.endpoints.clone(),
@@ -208,7 +259,21 @@ impl RedisPresence {
         }
     }
 
-    async fn call(&self, args: &[&[u8]]) -> Result<Value, PresenceError> {
+    pub(crate) async fn call(&self, args: &[&[u8]]) -> Result<Value, PresenceError> {
+        self.call_within(args, self.connector.timeout).await
+    }
+
+    /// How long a request may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.connector.timeout
+    }
+
+    /// [`Self::call`] with its own timeout (for a blocking command, which waits longer).
+    pub(crate) async fn call_within(
+        &self,
+        args: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<Value, PresenceError> {
         let mut link = self.link.lock().await;
         // One redirection at most: a MOVED names the master that owns the table's slot.
         for _ in 0..2 {
@@ -225,7 +290,7 @@ impl RedisPresence {
                 }
             }
             let conn = link.conn.as_mut().expect("opened above");
-            match conn.call(args, self.connector.timeout).await {
+            match conn.call(args, timeout).await {
                 Ok(Value::Error(message)) => match moved_to(&message) {
                     Some((host, port)) if self.mode == TableMode::Cluster => {
                         let target = Endpoint {
@@ -271,7 +336,11 @@ impl RedisPresence {
         Ok(conn)
     }
 
-    async fn fcall(&self, function: &str, args: &[&[u8]]) -> Result<Value, PresenceError> {
+    pub(crate) async fn fcall(
+        &self,
+        function: &str,
+        args: &[&[u8]],
+    ) -> Result<Value, PresenceError> {
         let mut all: Vec<&[u8]> = vec![
             b"FCALL",
             function.as_bytes(),
@@ -344,15 +413,53 @@ impl RedisPresence {
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
     pub async fn heartbeat(&self, node: NodeId, lease: Duration) -> Result<bool, PresenceError> {
+        self.heartbeat_with(node, lease, false).await
+    }
+
+    /// [`Self::heartbeat`], saying whether the node delivers webhooks: while one does, the
+    /// table queues webhook events.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn heartbeat_with(
+        &self,
+        node: NodeId,
+        lease: Duration,
+        hooks: bool,
+    ) -> Result<bool, PresenceError> {
         let node = node.to_string();
         let ms = lease.as_millis().to_string();
-        let reply = self
-            .fcall(
-                "herald_presence_heartbeat",
-                &[node.as_bytes(), ms.as_bytes()],
-            )
-            .await?;
+        let mut args: Vec<&[u8]> = vec![node.as_bytes(), ms.as_bytes()];
+        if hooks {
+            args.push(b"hooks");
+        }
+        let reply = self.fcall("herald_presence_heartbeat", &args).await?;
         Ok(integer(&reply)? == 1)
+    }
+
+    /// `node` has subscribers in `channel` now (`true`), or no longer (`false`). The first
+    /// node makes the channel occupied, the last vacates it, each once cluster-wide (a
+    /// `channel_occupied` or `channel_vacated` webhook). `Ok(false)` when the table does not
+    /// know the node: heartbeat, then report again.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn occupancy(
+        &self,
+        node: NodeId,
+        channel: &ChannelName,
+        occupied: bool,
+    ) -> Result<bool, PresenceError> {
+        let node = node.to_string();
+        let function = if occupied {
+            "herald_occupancy_enter"
+        } else {
+            "herald_occupancy_leave"
+        };
+        let reply = self
+            .fcall(function, &[node.as_bytes(), channel.as_str().as_bytes()])
+            .await?;
+        Ok(integer(&reply)? != -1)
     }
 
     /// `node` is leaving for good: its members leave now. Returns how many left the channel.
@@ -424,13 +531,13 @@ fn moved_to(message: &str) -> Option<(&str, u16)> {
     Some((host, port.parse().ok()?))
 }
 
-fn integer(v: &Value) -> Result<i64, PresenceError> {
+pub(crate) fn integer(v: &Value) -> Result<i64, PresenceError> {
     match v {
         Value::Int(n) => Ok(*n),
         other => Err(unexpected(other)),
     }
 }
 
-fn unexpected(v: &Value) -> PresenceError {
+pub(crate) fn unexpected(v: &Value) -> PresenceError {
     PresenceError::Refused(format!("unexpected reply {v:?}"))
 }

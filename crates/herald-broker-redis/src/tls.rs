@@ -29,6 +29,11 @@ pub enum TlsError {
 }
 
 impl TlsConfig {
+    /// The rustls client configuration (for other TLS clients of a node, such as webhooks).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.0.clone()
+    }
+
     /// Trusts the certificates of the PEM file `ca_file`, or the Mozilla root set when `None`.
     ///
     /// # Errors

@@ -73,6 +73,21 @@ pub struct PusherConfig {
     /// `pusher.client_event_rate`, default `10`: client events per second one connection may
     /// send (Pusher's limit); beyond it, `pusher:error` 4301.
     pub client_event_rate: u32,
+    /// `pusher.webhook_timeout`, default `5s`: how long a webhook request may take; longer
+    /// counts as a failure, retried.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// `pusher.webhook_retry`, default `1s`: the wait before a failed webhook request's first
+    /// retry; it doubles with each retry, up to a minute.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry: Duration,
+    /// `pusher.webhook_attempts`, default `8`: attempts per webhook request before its events
+    /// are given up (logged and counted).
+    pub webhook_attempts: u32,
+    /// `pusher.webhook_claim_after`, default `30s`: with Redis, events another node took and
+    /// left undelivered this long (it died) are delivered by this node.
+    #[serde(with = "humantime_serde")]
+    pub webhook_claim_after: Duration,
 }
 
 impl Default for PusherConfig {
@@ -84,6 +99,10 @@ impl Default for PusherConfig {
             timestamp_window: Duration::from_secs(600),
             max_event_size: 10 * 1024,
             client_event_rate: 10,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_retry: Duration::from_secs(1),
+            webhook_attempts: 8,
+            webhook_claim_after: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +127,29 @@ pub struct PusherApp {
     /// This app's `pusher.max_event_size`, when it differs.
     #[serde(default)]
     pub max_event_size: Option<usize>,
+    /// `[[pusher.apps.webhooks]]`, default none: where this app's webhooks go.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook of a Pusher app: events of the kinds listed are `POST`ed to `url`, signed with
+/// the app's key and secret.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Which events: `channel_occupied`, `channel_vacated`, `member_added`, `member_removed`,
+    /// `client_event` (default all).
+    #[serde(default = "all_webhook_events")]
+    pub event_types: Vec<String>,
+}
+
+fn all_webhook_events() -> Vec<String> {
+    herald_pusher::webhook::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect()
 }
 
 impl PusherApp {
@@ -120,6 +162,7 @@ impl PusherApp {
             max_connections: None,
             client_event_rate: None,
             max_event_size: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -133,6 +176,7 @@ impl std::fmt::Debug for PusherApp {
             .field("max_connections", &self.max_connections)
             .field("client_event_rate", &self.client_event_rate)
             .field("max_event_size", &self.max_event_size)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

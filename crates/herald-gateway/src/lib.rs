@@ -23,6 +23,7 @@ mod presence;
 mod pusher;
 mod telemetry;
 mod tls;
+mod webhooks;
 mod ws;
 
 pub use auth::KeyError;

@@ -43,6 +43,8 @@ pub(crate) const LIMITS: &[&str] = &[
     "max_json_depth",
     "origin",
 ];
+/// What became of webhook requests and events: `herald_webhook_events_total{outcome}`.
+pub(crate) const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "retried", "given_up", "dropped"];
 
 /// The labeled families (bounded: their values are the lists above).
 #[derive(Debug)]
@@ -51,6 +53,7 @@ pub(crate) struct Families {
     pub(crate) closed: LabeledCounter,
     pub(crate) auth_failures: LabeledCounter,
     pub(crate) limit_hits: LabeledCounter,
+    pub(crate) webhooks: LabeledCounter,
 }
 
 impl Default for Families {
@@ -60,6 +63,7 @@ impl Default for Families {
             closed: LabeledCounter::new("reason", CLOSE_REASONS),
             auth_failures: LabeledCounter::new("reason", AUTH_REASONS),
             limit_hits: LabeledCounter::new("limit", LIMITS),
+            webhooks: LabeledCounter::new("outcome", WEBHOOK_OUTCOMES),
         }
     }
 }
@@ -235,6 +239,12 @@ impl Metrics {
             "herald_auth_failures_total",
             "Upgrades, refreshes and channel tokens refused, by why.",
             &self.families.auth_failures,
+        );
+        w.labeled_counter(
+            "herald_webhook_events_total",
+            "Webhook events: delivered, retried (once per failed attempt), given up after \
+             pusher.webhook_attempts, or dropped because the node's queue was full.",
+            &self.families.webhooks,
         );
         w.labeled_counter(
             "herald_limit_hits_total",

@@ -25,6 +25,7 @@ use crate::{
     metrics::Metrics,
     presence::{Presence, Store},
     telemetry::{PublishPath, Telemetry},
+    webhooks::{Queue, Webhooks},
     ws, GatewayError,
 };
 
@@ -43,6 +44,8 @@ pub(crate) struct NodeCtx {
     pub(crate) telemetry: Arc<Telemetry>,
     /// The event name Pusher clients see for a publication without one.
     pub(crate) pusher_event: EventName,
+    /// Pusher webhooks, when some app has one.
+    pub(crate) webhooks: Option<Arc<Webhooks>>,
     draining: AtomicBool,
     next_conn: AtomicU64,
     /// Connections admitted and not yet ended (`limits.max_connections`).
@@ -239,12 +242,21 @@ pub async fn run(
                 RedisMode::Cluster => TableMode::Cluster,
             };
             options.presence_events = any_presence && mode == RedisMode::Cluster;
-            let presence = any_presence.then(|| RedisPresence::new(&options, table));
+            let hooks = config.pusher.apps.iter().any(|a| !a.webhooks.is_empty());
+            let tables = RedisTables {
+                presence: any_presence.then(|| RedisPresence::new(&options, table)),
+                webhooks: hooks.then(|| {
+                    (
+                        RedisPresence::new(&options, table),
+                        RedisPresence::new(&options, table),
+                    )
+                }),
+            };
             run_with(
                 config,
                 listeners,
                 shutdown,
-                presence,
+                tables,
                 move |inbox| match mode {
                     RedisMode::Standalone => Arc::new(RedisBroker::start(options, inbox)),
                     RedisMode::Cluster => Arc::new(RedisClusterBroker::start(options, inbox)),
@@ -265,17 +277,30 @@ pub async fn run_on_bus(
     bus: &MemoryBus,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    run_with(config, listeners, shutdown, None, |inbox| {
-        Arc::new(bus.join(inbox))
-    })
+    run_with(
+        config,
+        listeners,
+        shutdown,
+        RedisTables::default(),
+        |inbox| Arc::new(bus.join(inbox)),
+    )
     .await
+}
+
+/// The clients of the presence table in Redis a node uses, if any.
+#[derive(Default)]
+struct RedisTables {
+    /// Reports and queries (none: the table is in the process).
+    presence: Option<RedisPresence>,
+    /// The webhook queue's writer and reader, when some app has webhooks.
+    webhooks: Option<(RedisPresence, RedisPresence)>,
 }
 
 async fn run_with(
     config: GatewayConfig,
     listeners: Listeners,
     shutdown: CancellationToken,
-    redis_presence: Option<RedisPresence>,
+    redis: RedisTables,
     connect: impl FnOnce(Arc<dyn Inbox>) -> SharedBroker,
 ) -> Result<(), GatewayError> {
     let node_id = config.node.id.unwrap_or_else(NodeId::random);
@@ -289,27 +314,47 @@ async fn run_with(
     // Validated with the configuration; a configuration built by hand falls back.
     let pusher_event = EventName::parse(&config.pusher.default_event)
         .unwrap_or_else(|_| EventName::parse("message").expect("a valid name"));
+    let queue = match redis.webhooks {
+        Some((writer, reader)) => Queue::Redis {
+            writer: Arc::new(writer),
+            reader: Arc::new(reader),
+            consumer: node_id.to_string(),
+        },
+        None => Queue::Embedded,
+    };
+    let webhooks = Webhooks::start(
+        &config.pusher,
+        queue,
+        metrics.clone(),
+        &stop_background,
+        &background,
+    );
+    let store = match redis.presence {
+        Some(redis) => Store::Redis(Arc::new(redis)),
+        None => Store::embedded(config.presence.lease, hub.clone(), webhooks.clone()),
+    };
+    let presence = Presence::start(
+        node_id,
+        store,
+        webhooks.is_some(),
+        (config.presence.lease, config.presence.heartbeat_interval),
+        metrics.clone(),
+        stop_background.clone(),
+        &background,
+    );
+    let occupancy = webhooks.as_ref().is_some_and(|w| {
+        use herald_pusher::webhook::EventKind;
+        w.wants(EventKind::ChannelOccupied) || w.wants(EventKind::ChannelVacated)
+    });
     let shard_env = ShardEnv {
         broker: broker.clone(),
         metrics: metrics.clone(),
         telemetry: telemetry.clone(),
         pusher_event: pusher_event.clone(),
         node_tag: node_id.tag(),
+        occupancy: occupancy.then(|| presence.occupancy()),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
-
-    let store = match redis_presence {
-        Some(redis) => Store::Redis(Arc::new(redis)),
-        None => Store::embedded(config.presence.lease, hub.clone()),
-    };
-    let presence = Presence::start(
-        node_id,
-        store,
-        (config.presence.lease, config.presence.heartbeat_interval),
-        metrics.clone(),
-        stop_background.clone(),
-        &background,
-    );
     let auth = Auth::new(&config.auth, config.presence.max_info_size)?;
     let tls = match (
         &config.websocket.tls_cert_file,
@@ -336,6 +381,7 @@ async fn run_with(
         tls,
         telemetry: telemetry.clone(),
         pusher_event,
+        webhooks,
         draining: AtomicBool::new(false),
         next_conn: AtomicU64::new(1),
         app_slots: (0..config_apps).map(|_| AtomicUsize::new(0)).collect(),

@@ -5,10 +5,15 @@
 //! connections of one user into one member. Changes go through one reporter task, so that the
 //! table sees each node's joins and leaves in the order they happened. The same task renews the
 //! node's lease and re-reports every member when the table has forgotten the node.
+//!
+//! When some app wants `channel_occupied` / `channel_vacated` webhooks, the hub shards also
+//! report through it when this node gets its first subscriber of a channel and loses its last
+//! ([`Occupancy`]); the table makes a channel occupied with its first node and vacates it with
+//! its last (or when the last one's lease runs out).
 
 mod store;
 
-use std::{sync::Mutex, time::Duration};
+use std::{collections::HashSet, sync::Mutex, time::Duration};
 
 use bytes::Bytes;
 use herald_presence_core::{LocalChange, LocalPresence, UserId};
@@ -23,6 +28,22 @@ pub(crate) use store::{Store, StoreError};
 /// What the reporter task is asked to do.
 enum Op {
     Change(LocalChange),
+    /// This node has subscribers of `channel` now, or no longer.
+    Occupancy {
+        channel: ChannelName,
+        occupied: bool,
+    },
+}
+
+/// Where hub shards report that this node got its first subscriber of a channel, or lost its
+/// last.
+#[derive(Clone)]
+pub(crate) struct Occupancy(mpsc::UnboundedSender<Op>);
+
+impl Occupancy {
+    pub(crate) fn report(&self, channel: ChannelName, occupied: bool) {
+        let _ = self.0.send(Op::Occupancy { channel, occupied });
+    }
 }
 
 /// The node's presence: local members, and the queue to the cluster table.
@@ -38,6 +59,7 @@ impl Presence {
     pub(crate) fn start(
         node: NodeId,
         store: Store,
+        hooks: bool,
         (lease, heartbeat): (Duration, Duration),
         metrics: std::sync::Arc<Metrics>,
         stop: CancellationToken,
@@ -52,12 +74,19 @@ impl Presence {
         let reporter = Reporter {
             node,
             lease,
+            hooks,
+            occupied: Mutex::new(HashSet::new()),
             presence: std::sync::Arc::downgrade(&presence),
             store: presence.store.clone(),
             metrics,
         };
         tracker.spawn(reporter.run(rx, heartbeat, stop));
         presence
+    }
+
+    /// The handle hub shards report occupancy through.
+    pub(crate) fn occupancy(&self) -> Occupancy {
+        Occupancy(self.ops.clone())
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, LocalPresence> {
@@ -106,6 +135,10 @@ impl Presence {
 struct Reporter {
     node: NodeId,
     lease: Duration,
+    /// This node delivers webhooks: its heartbeats tell the table to queue their events.
+    hooks: bool,
+    /// The channels this node has subscribers of, as reported (re-reported on a resync).
+    occupied: Mutex<HashSet<ChannelName>>,
     presence: std::sync::Weak<Presence>,
     store: Store,
     metrics: std::sync::Arc<Metrics>,
@@ -148,15 +181,35 @@ impl Reporter {
 
     async fn handle(&self, op: Op, stop: &CancellationToken) {
         match op {
-            Op::Change(change) => self.apply(change, stop).await,
+            Op::Change(change) => self.apply(Report::Member(change), stop).await,
+            Op::Occupancy { channel, occupied } => {
+                {
+                    let mut set = self.occupied.lock().unwrap_or_else(|e| e.into_inner());
+                    if occupied {
+                        set.insert(channel.clone());
+                    } else {
+                        set.remove(&channel);
+                    }
+                }
+                self.apply(Report::Occupancy(channel, occupied), stop).await;
+            }
+        }
+    }
+
+    async fn send(&self, report: &Report) -> Result<bool, StoreError> {
+        match report {
+            Report::Member(change) => self.store.report(self.node, change).await,
+            Report::Occupancy(channel, occupied) => {
+                self.store.occupancy(self.node, channel, *occupied).await
+            }
         }
     }
 
     /// Reports one change, retrying while the table is unreachable (order matters more than
     /// speed: a leave must not overtake the join before it).
-    async fn apply(&self, change: LocalChange, stop: &CancellationToken) {
+    async fn apply(&self, report: Report, stop: &CancellationToken) {
         loop {
-            match self.store.report(self.node, &change).await {
+            match self.send(&report).await {
                 Ok(true) => {
                     self.metrics.presence_reports.inc();
                     return;
@@ -177,7 +230,11 @@ impl Reporter {
     }
 
     async fn heartbeat(&self, stop: &CancellationToken) {
-        match self.store.heartbeat(self.node, self.lease).await {
+        match self
+            .store
+            .heartbeat(self.node, self.lease, self.hooks)
+            .await
+        {
             Ok(true) => self.metrics.presence_heartbeats.inc(),
             Ok(false) => self.resync(stop).await,
             Err(e) => {
@@ -192,25 +249,47 @@ impl Reporter {
         let Some(presence) = self.presence.upgrade() else {
             return;
         };
-        if let Err(e) = self.store.heartbeat(self.node, self.lease).await {
+        if let Err(e) = self
+            .store
+            .heartbeat(self.node, self.lease, self.hooks)
+            .await
+        {
             tracing::debug!(error = %e, "presence: heartbeat failed");
         }
         self.metrics.presence_resyncs.inc();
         let snapshot = presence.local().snapshot();
+        let occupied: Vec<ChannelName> = self
+            .occupied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         tracing::info!(
             members = snapshot.len(),
+            channels = occupied.len(),
             "presence: re-reporting this node's members"
         );
-        for change in snapshot {
+        let reports = snapshot
+            .into_iter()
+            .map(Report::Member)
+            .chain(occupied.into_iter().map(|c| Report::Occupancy(c, true)));
+        for report in reports {
             if stop.is_cancelled() {
                 return;
             }
-            if let Err(e) = self.store.report(self.node, &change).await {
+            if let Err(e) = self.send(&report).await {
                 tracing::debug!(error = %e, "presence: re-report failed; the next heartbeat retries");
                 return;
             }
         }
     }
+}
+
+/// One report to the table.
+enum Report {
+    Member(LocalChange),
+    Occupancy(ChannelName, bool),
 }
 
 /// Converts a user id and info for the table's notices.

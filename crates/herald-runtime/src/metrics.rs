@@ -116,9 +116,14 @@ impl LabeledCounter {
     /// Adds one to `value`'s counter. A value not in the list counts nowhere (and fails debug
     /// builds): callers pass constants.
     pub fn inc(&self, value: &str) {
+        self.add(value, 1);
+    }
+
+    /// Adds `n` to `value`'s counter, as [`Self::inc`].
+    pub fn add(&self, value: &str, n: u64) {
         match self.values.iter().position(|v| *v == value) {
             Some(i) => {
-                self.counts[i].fetch_add(1, Ordering::Relaxed);
+                self.counts[i].fetch_add(n, Ordering::Relaxed);
             }
             None => debug_assert!(false, "{value:?} is not a value of {}", self.label),
         }

@@ -13,6 +13,7 @@ mod otlp;
 mod process;
 mod raw;
 mod redis;
+mod webhook;
 mod ws_client;
 
 pub use cluster::RedisCluster;
@@ -23,6 +24,7 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
 pub use redis::{make_certificates, RedisServer};
+pub use webhook::{ReceivedWebhook, WebhookReceiver};
 pub use ws_client::{Incoming, WsClient};
 
 /// How long a test waits for anything that should happen promptly.

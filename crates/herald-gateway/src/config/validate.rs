@@ -1,5 +1,7 @@
 //! Checks of values that parse but make no sense.
 
+use std::time::Duration;
+
 use herald_runtime::config::ConfigError;
 
 use super::{BrokerKind, GatewayConfig, RedisMode, SubscribePolicy};
@@ -75,6 +77,40 @@ impl GatewayConfig {
                     format!("apps[{i}]: id and key are letters, digits, '-', '_' or '.'"),
                 ));
             }
+            for hook in &app.webhooks {
+                let uri = hook.url.parse::<http::Uri>().ok();
+                let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+                if !matches!(scheme, Some("http" | "https"))
+                    || uri.as_ref().and_then(|u| u.host()).is_none()
+                {
+                    return Err(invalid(
+                        "pusher.apps",
+                        format!(
+                            "apps[{i}].webhooks: {:?} is not an http:// or https:// URL",
+                            hook.url
+                        ),
+                    ));
+                }
+                let unknown = hook
+                    .event_types
+                    .iter()
+                    .find(|t| herald_pusher::webhook::EventKind::parse(t).is_none());
+                if let Some(t) = unknown {
+                    return Err(invalid(
+                        "pusher.apps",
+                        format!(
+                            "apps[{i}].webhooks: unknown event type {t:?} (channel_occupied, \
+                             channel_vacated, member_added, member_removed, client_event)"
+                        ),
+                    ));
+                }
+                if hook.event_types.is_empty() {
+                    return Err(invalid(
+                        "pusher.apps",
+                        format!("apps[{i}].webhooks: event_types must not be empty"),
+                    ));
+                }
+            }
             let clash = pusher.apps[..i]
                 .iter()
                 .any(|other| other.id == app.id || other.key == app.key);
@@ -95,6 +131,17 @@ impl GatewayConfig {
             return Err(invalid(
                 "pusher.activity_timeout",
                 "pusher.activity_timeout (whole seconds) and pusher.max_event_size must be more than zero",
+            ));
+        }
+        if pusher.webhook_attempts == 0
+            || pusher.webhook_timeout.is_zero()
+            || pusher.webhook_retry.is_zero()
+            || pusher.webhook_claim_after < Duration::from_secs(1)
+        {
+            return Err(invalid(
+                "pusher.webhook_attempts",
+                "pusher.webhook_attempts, webhook_timeout and webhook_retry must be more than \
+                 zero, and pusher.webhook_claim_after at least 1s",
             ));
         }
         let telemetry = &self.telemetry;

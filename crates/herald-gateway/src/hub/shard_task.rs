@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{Hub, SubscribeRequest};
-use crate::{metrics::Metrics, outbound::Outbound, telemetry::Telemetry};
+use crate::{metrics::Metrics, outbound::Outbound, presence::Occupancy, telemetry::Telemetry};
 
 /// What a shard task is asked to do.
 pub(crate) enum ShardCommand {
@@ -63,6 +63,8 @@ pub(crate) struct ShardEnv {
     pub(crate) pusher_event: EventName,
     /// This node's tag in connection addresses.
     pub(crate) node_tag: u32,
+    /// Where channels held and given back are reported (for occupancy webhooks), if anywhere.
+    pub(crate) occupancy: Option<Occupancy>,
 }
 
 /// Starts one task per receiver. They stop when `stop` is cancelled.
@@ -81,6 +83,7 @@ pub(crate) fn spawn_shards(
             telemetry: env.telemetry.clone(),
             pusher_event: env.pusher_event.clone(),
             node_tag: env.node_tag,
+            occupancy: env.occupancy.clone(),
             me: hub.weak(index),
         };
         tracker.spawn(shard.run(rx, stop.clone()));
@@ -95,6 +98,7 @@ struct ShardTask {
     /// The event name Pusher clients see for a publication without one.
     pusher_event: EventName,
     node_tag: u32,
+    occupancy: Option<Occupancy>,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -150,6 +154,10 @@ impl ShardTask {
             }
             ShardCommand::Disconnect { conn } => (self.hub.disconnect(conn), None),
             ShardCommand::BrokerSubscribed { channel, error } => {
+                // Held in the broker from now until its `BrokerUnsubscribe`.
+                if let (Some(occupancy), None) = (&self.occupancy, &error) {
+                    occupancy.report(channel.clone(), true);
+                }
                 (self.hub.broker_subscribed(&channel, error.is_none()), error)
             }
             ShardCommand::Publication(p) => (self.publish(&p), None),
@@ -267,7 +275,12 @@ impl ShardTask {
                     }
                 });
             }
-            Action::BrokerUnsubscribe(channel) => self.broker.unsubscribe(&channel),
+            Action::BrokerUnsubscribe(channel) => {
+                self.broker.unsubscribe(&channel);
+                if let Some(occupancy) = &self.occupancy {
+                    occupancy.report(channel, false);
+                }
+            }
             Action::Settled {
                 waiter,
                 channel,

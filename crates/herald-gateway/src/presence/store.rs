@@ -8,13 +8,14 @@ use std::{
 
 use herald_broker::Inbox;
 use herald_broker_redis::{JoinOutcome, PresenceError, RedisPresence};
-use herald_presence_core::{Event, LocalChange, PresenceTable};
+use herald_presence_core::{Event, LocalChange, PresenceTable, UserId};
 use herald_protocol::{
     presence::{Change, Member, PresenceNotice},
     ChannelName, NodeId,
 };
+use herald_pusher::webhook;
 
-use crate::hub::Hub;
+use crate::{hub::Hub, webhooks::Webhooks};
 
 /// Why the table could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +28,16 @@ pub(crate) enum StoreError {
 /// The table in this process: the nodes on the embedded broker share it.
 pub(crate) struct Embedded {
     table: Mutex<PresenceTable>,
+    /// Which nodes have subscribers of which channels: a table of the same kind, whose one
+    /// member per channel ([`OCCUPANT`]) is there while some node is.
+    occupancy: Mutex<PresenceTable>,
     started: Instant,
     hub: Hub,
+    webhooks: Option<Arc<Webhooks>>,
 }
+
+/// The member of [`Embedded::occupancy`].
+const OCCUPANT: &str = "*";
 
 /// Where the table lives.
 #[derive(Clone)]
@@ -41,13 +49,42 @@ pub(crate) enum Store {
 }
 
 impl Store {
-    pub(crate) fn embedded(lease: Duration, hub: Hub) -> Self {
+    pub(crate) fn embedded(lease: Duration, hub: Hub, webhooks: Option<Arc<Webhooks>>) -> Self {
         let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
         Self::Embedded(Arc::new(Embedded {
             table: Mutex::new(PresenceTable::new(lease)),
+            occupancy: Mutex::new(PresenceTable::new(lease)),
             started: Instant::now(),
             hub,
+            webhooks,
         }))
+    }
+
+    /// `node` has subscribers of `channel` now (`occupied`), or no longer. False when the
+    /// table does not know the node.
+    pub(crate) async fn occupancy(
+        &self,
+        node: NodeId,
+        channel: &ChannelName,
+        occupied: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let now = e.now();
+                let occupant = UserId::parse(OCCUPANT).expect("a valid id");
+                let event = {
+                    let mut table = e.occupancy();
+                    if occupied {
+                        table.join(node, channel.clone(), occupant, bytes::Bytes::new(), now)
+                    } else {
+                        table.leave(node, channel, &occupant, now)
+                    }
+                };
+                e.occupancy_hooks(event.into_iter().collect());
+                Ok(true)
+            }
+            Store::Redis(r) => Ok(r.occupancy(node, channel, occupied).await?),
+        }
     }
 
     /// Reports one change of `node`. False when the table does not know the node: it must
@@ -98,6 +135,7 @@ impl Store {
         &self,
         node: NodeId,
         lease: Duration,
+        hooks: bool,
     ) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => {
@@ -107,10 +145,16 @@ impl Store {
                     let known = table.heartbeat(node, now);
                     (known, table.expire(now))
                 };
+                let vacated = {
+                    let mut table = e.occupancy();
+                    table.heartbeat(node, now);
+                    table.expire(now)
+                };
+                e.occupancy_hooks(vacated);
                 e.deliver(events).await;
                 Ok(known)
             }
-            Store::Redis(r) => Ok(r.heartbeat(node, lease).await?),
+            Store::Redis(r) => Ok(r.heartbeat_with(node, lease, hooks).await?),
         }
     }
 
@@ -118,6 +162,8 @@ impl Store {
     pub(crate) async fn node_gone(&self, node: NodeId) -> Result<u64, StoreError> {
         match self {
             Store::Embedded(e) => {
+                let vacated = e.occupancy().node_gone(node);
+                e.occupancy_hooks(vacated);
                 let events = e.table().node_gone(node);
                 let left = events.len() as u64;
                 e.deliver(events).await;
@@ -152,6 +198,24 @@ impl Embedded {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn occupancy(&self) -> std::sync::MutexGuard<'_, PresenceTable> {
+        self.occupancy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues the webhooks of channels becoming occupied or vacated.
+    fn occupancy_hooks(&self, events: Vec<Event>) {
+        let Some(hooks) = &self.webhooks else {
+            return;
+        };
+        for event in events {
+            let (occupied, channel) = match event {
+                Event::Join { channel, .. } => (true, channel),
+                Event::Leave { channel, .. } => (false, channel),
+            };
+            hooks.emit(webhook::Event::occupancy(occupied, channel.as_str()));
+        }
+    }
+
     fn now(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -170,6 +234,14 @@ impl Embedded {
                     info,
                 } => (Change::Leave, channel, user, info),
             };
+            if let Some(hooks) = &self.webhooks {
+                let added = matches!(change, Change::Join);
+                hooks.emit(webhook::Event::member(
+                    added,
+                    channel.as_str(),
+                    user.as_str(),
+                ));
+            }
             let notice = PresenceNotice {
                 change,
                 member: super::member(&user, &info),

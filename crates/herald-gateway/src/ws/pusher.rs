@@ -7,7 +7,9 @@ use herald_protocol::{server::ChannelFailure, ChannelName, ConnAddress, ErrorCod
 use herald_pusher::{
     codes,
     message::{self, ClientMessage},
-    signature, ChannelKind, PusherChannel,
+    signature,
+    webhook::{self, EventKind},
+    ChannelKind, PusherChannel,
 };
 
 use super::connection::Connection;
@@ -156,6 +158,22 @@ impl Connection {
             self.ctx.metrics.families.limit_hits.inc("max_json_depth");
             return self.pusher_error(None, &message);
         }
+        // The `client_event` webhook, sent once the event is published.
+        let hook = self
+            .ctx
+            .webhooks
+            .as_ref()
+            .filter(|h| h.wants(EventKind::ClientEvent))
+            .map(|_| {
+                let user = conn.presence.iter().find(|(c, _)| *c == name);
+                webhook::Event::client_event(
+                    channel.as_str(),
+                    event.as_str(),
+                    data,
+                    &conn.socket_id.to_string(),
+                    user.map(|(_, u)| u.as_str()),
+                )
+            });
         if !self.take_publish_token(rate) {
             let text = format!("client event rejected: at most {rate} per second");
             return self.pusher_error(Some(codes::CLIENT_EVENT_RATE_LIMIT), &text);
@@ -173,8 +191,13 @@ impl Connection {
             .ctx
             .publish(name, data, PublishPath::Client, None, meta)
             .await;
-        if let Err(e) = published {
-            self.pusher_error(None, &format!("client event not sent: {e}"));
+        match published {
+            Ok(_) => {
+                if let (Some(hooks), Some(hook)) = (&self.ctx.webhooks, hook) {
+                    hooks.emit(hook);
+                }
+            }
+            Err(e) => self.pusher_error(None, &format!("client event not sent: {e}")),
         }
     }
 

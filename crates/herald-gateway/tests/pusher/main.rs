@@ -1,6 +1,8 @@
 //! The Pusher Channels protocol over real sockets: connection, ping, public and private
 //! subscriptions, the signed HTTP API, native and Pusher clients on one channel, across two
-//! nodes through Redis, and every refusal with its code.
+//! nodes through Redis, and every refusal with its code. Webhooks are in [`webhooks`].
+
+mod webhooks;
 
 use herald_gateway::config::{GatewayConfig, PusherApp};
 use herald_pusher::signature;
@@ -30,10 +32,12 @@ async fn two_nodes(redis: &RedisServer) -> (TestGateway, TestGateway) {
 
 /// A Pusher client on `/app/{key}`; returns it and its socket id.
 async fn pusher_client(gw: &TestGateway, key: &str) -> (WsClient, String) {
-    let url = format!(
-        "ws://{}/app/{key}?protocol=7&client=js&version=8.4.0",
-        gw.ws_addr
-    );
+    pusher_client_at(&gw.ws_addr.to_string(), key).await
+}
+
+/// A Pusher client on `/app/{key}` of the node listening on `addr`.
+async fn pusher_client_at(addr: &str, key: &str) -> (WsClient, String) {
+    let url = format!("ws://{addr}/app/{key}?protocol=7&client=js&version=8.4.0");
     let mut c = WsClient::connect(&url, None).await.expect("connect");
     let hello = c.next_frame().await;
     assert_eq!(hello["event"], "pusher:connection_established", "{hello}");
@@ -454,7 +458,12 @@ async fn batch_events_publish_all_or_nothing() {
 
 /// Subscribes a Pusher client to a presence channel as `user`.
 async fn join_presence(gw: &TestGateway, channel: &str, user: &str) -> (WsClient, Value) {
-    let (mut c, socket_id) = pusher_client(gw, KEY).await;
+    join_presence_at(&gw.ws_addr.to_string(), channel, user).await
+}
+
+/// [`join_presence`] on the node listening on `addr`.
+async fn join_presence_at(addr: &str, channel: &str, user: &str) -> (WsClient, Value) {
+    let (mut c, socket_id) = pusher_client_at(addr, KEY).await;
     let data = json!({"user_id": user, "user_info": {"name": user.to_uppercase()}}).to_string();
     let auth = signature::channel_auth(KEY, SECRET, &socket_id, channel, Some(&data));
     c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": data}}))

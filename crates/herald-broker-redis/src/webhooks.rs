@@ -1,0 +1,195 @@
+//! The webhook stream, `<prefix>{presence}:webhooks`, read by the nodes' webhook workers as
+//! one consumer group.
+//!
+//! The presence functions queue member and occupancy events in the same atomic step as the
+//! transition, so each is queued once cluster-wide; nodes queue client events. Each entry is
+//! one event, `e` = its JSON text. A worker reads new entries for itself (`XREADGROUP`),
+//! delivers them, then acknowledges and deletes them. An entry stays pending while it is being
+//! delivered (and retried); when its worker's node dies, another worker takes it over once it
+//! has been idle for a while (`XAUTOCLAIM`). A worker that retries for long keeps its entries
+//! by claiming them again ([`RedisPresence::webhook_touch`]), which resets their idle time.
+
+use std::time::Duration;
+
+use crate::{
+    presence::{unexpected, PresenceError, RedisPresence},
+    resp::Value,
+};
+
+/// The consumer group of the webhook workers.
+const GROUP: &[u8] = b"herald-webhooks";
+
+/// One queued webhook event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEntry {
+    /// The stream entry id.
+    pub id: String,
+    /// The event, JSON text.
+    pub event: Vec<u8>,
+}
+
+impl RedisPresence {
+    /// Queues a webhook event (JSON text), while some node delivers webhooks.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_add(&self, event: &str) -> Result<(), PresenceError> {
+        self.fcall("herald_webhook_add", &[event.as_bytes()])
+            .await
+            .map(drop)
+    }
+
+    /// Creates the stream and its consumer group, from the stream's start, unless they exist.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_group(&self) -> Result<(), PresenceError> {
+        let key = self.webhooks_key.as_bytes();
+        let args: [&[u8]; 6] = [b"XGROUP", b"CREATE", key, GROUP, b"0", b"MKSTREAM"];
+        match self.call(&args).await {
+            Ok(_) => Ok(()),
+            Err(PresenceError::Refused(m)) if m.starts_with("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Up to `count` entries no worker has read yet, now theirs for `consumer`; waits up to
+    /// `block` for the first.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses (`NOGROUP` when the stream is
+    /// gone: create the group again).
+    pub async fn webhook_read(
+        &self,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<WebhookEntry>, PresenceError> {
+        let (count, ms) = (count.to_string(), block.as_millis().to_string());
+        let args: [&[u8]; 10] = [
+            b"XREADGROUP",
+            b"GROUP",
+            GROUP,
+            consumer.as_bytes(),
+            b"COUNT",
+            count.as_bytes(),
+            b"BLOCK",
+            ms.as_bytes(),
+            b"STREAMS",
+            self.webhooks_key.as_bytes(),
+        ];
+        let mut all = args.to_vec();
+        all.push(b">");
+        let reply = self.call_within(&all, block + self.timeout()).await?;
+        match reply {
+            Value::Array(None) | Value::Bulk(None) => Ok(Vec::new()),
+            Value::Array(Some(streams)) => match streams.into_iter().next() {
+                Some(Value::Array(Some(mut stream))) if stream.len() == 2 => {
+                    entries(stream.pop().expect("two items"))
+                }
+                Some(other) => Err(unexpected(&other)),
+                None => Ok(Vec::new()),
+            },
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Up to `count` entries that other workers read and left unacknowledged for at least
+    /// `min_idle` (their node died, or is stuck), now theirs for `consumer`.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_claim(
+        &self,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<WebhookEntry>, PresenceError> {
+        let (count, ms) = (count.to_string(), min_idle.as_millis().to_string());
+        let args: [&[u8]; 8] = [
+            b"XAUTOCLAIM",
+            self.webhooks_key.as_bytes(),
+            GROUP,
+            consumer.as_bytes(),
+            ms.as_bytes(),
+            b"0-0",
+            b"COUNT",
+            count.as_bytes(),
+        ];
+        let reply = self.call(&args).await?;
+        match reply {
+            Value::Array(Some(items)) if items.len() >= 2 => {
+                entries(items.into_iter().nth(1).expect("two items"))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Claims `ids` again for `consumer`, which resets their idle time: a worker still retrying
+    /// them keeps them from being taken over.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_touch(&self, consumer: &str, ids: &[String]) -> Result<(), PresenceError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut args: Vec<&[u8]> = vec![
+            b"XCLAIM",
+            self.webhooks_key.as_bytes(),
+            GROUP,
+            consumer.as_bytes(),
+            b"0",
+        ];
+        args.extend(ids.iter().map(String::as_bytes));
+        args.push(b"JUSTID");
+        self.call(&args).await.map(drop)
+    }
+
+    /// Acknowledges and deletes delivered entries.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_ack(&self, ids: &[String]) -> Result<(), PresenceError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let key = self.webhooks_key.as_bytes();
+        let mut ack: Vec<&[u8]> = vec![b"XACK", key, GROUP];
+        ack.extend(ids.iter().map(String::as_bytes));
+        self.call(&ack).await?;
+        let mut del: Vec<&[u8]> = vec![b"XDEL", key];
+        del.extend(ids.iter().map(String::as_bytes));
+        self.call(&del).await.map(drop)
+    }
+}
+
+/// `[[id, [field, value, ...]], ...]` -> entries with their `e` field. Entries without one
+/// (written by something else) are returned with an empty event, to be acknowledged.
+fn entries(value: Value) -> Result<Vec<WebhookEntry>, PresenceError> {
+    let Value::Array(Some(items)) = value else {
+        return Err(unexpected(&value));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(Some(pair)) = &item else {
+            return Err(unexpected(&item));
+        };
+        let (Some(id), fields) = (pair.first().and_then(Value::as_bytes), pair.get(1)) else {
+            return Err(unexpected(&item));
+        };
+        let mut event = Vec::new();
+        if let Some(Value::Array(Some(fields))) = fields {
+            for kv in fields.chunks_exact(2) {
+                if kv[0].as_bytes() == Some(b"e".as_slice()) {
+                    event = kv[1].as_bytes().unwrap_or_default().to_vec();
+                }
+            }
+        }
+        out.push(WebhookEntry {
+            id: String::from_utf8_lossy(id).into_owned(),
+            event,
+        });
+    }
+    Ok(out)
+}
