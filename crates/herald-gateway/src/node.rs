@@ -353,6 +353,7 @@ async fn run_with(
         pusher_event: pusher_event.clone(),
         node_tag: node_id.tag(),
         occupancy: occupancy.then(|| presence.occupancy()),
+        presence: presence.clone(),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
     let auth = Auth::new(&config.auth, config.presence.max_info_size)?;

@@ -113,6 +113,14 @@ impl Presence {
         self.report(change);
     }
 
+    /// This node's connections of `user` in `channel`.
+    pub(crate) fn conns_of(&self, channel: &ChannelName, user: &str) -> Vec<ConnId> {
+        UserId::parse(user).map_or_else(
+            |_| Vec::new(),
+            |user| self.local().conns(channel, &user).to_vec(),
+        )
+    }
+
     /// `conn` is gone: it leaves every presence channel it was in.
     pub(crate) fn disconnect(&self, conn: ConnId) {
         let changes = self.local().disconnect(conn);

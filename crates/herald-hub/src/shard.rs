@@ -256,14 +256,15 @@ impl<S: Sink, W> HubShard<S, W> {
     where
         E: FnMut(WireFormat) -> Option<Bytes>,
     {
-        self.publish_except(channel, None, encode)
+        self.publish_except(channel, &[], encode)
     }
 
-    /// [`HubShard::publish`] to every subscriber but `except` (the publication's sender).
+    /// [`HubShard::publish`] to every subscriber but those in `except` (the publication's
+    /// sender; a member's own connections).
     pub fn publish_except<E>(
         &mut self,
         channel: &ChannelName,
-        except: Option<ConnId>,
+        except: &[ConnId],
         mut encode: E,
     ) -> Fanout<W>
     where
@@ -279,7 +280,7 @@ impl<S: Sink, W> HubShard<S, W> {
         };
         let mut frames: [Option<Option<Bytes>>; WireFormat::ALL.len()] = Default::default();
         for (conn, sink) in &ch.subscribers {
-            if Some(*conn) == except {
+            if except.contains(conn) {
                 continue;
             }
             let format = sink.format();

@@ -304,7 +304,7 @@ fn a_publication_can_leave_its_sender_out() {
     hub.subscribe(ConnId(2), b.clone(), ch("news"), 2);
     hub.broker_subscribed(&ch("news"), true);
     let calls = RefCell::new(vec![]);
-    let fanout = hub.publish_except(&ch("news"), Some(ConnId(1)), encoder(&calls));
+    let fanout = hub.publish_except(&ch("news"), &[ConnId(1)], encoder(&calls));
     assert_eq!(fanout.delivered, 1);
     assert_eq!((a.received().len(), b.received().len()), (0, 1));
     assert_eq!(hub.publish(&ch("news"), encoder(&calls)).delivered, 2);

@@ -72,6 +72,13 @@ impl LocalPresence {
         })
     }
 
+    /// The connections of `user` in `channel` on this node.
+    pub fn conns(&self, channel: &ChannelName, user: &UserId) -> &[ConnId] {
+        self.members
+            .get(&(channel.clone(), user.clone()))
+            .map_or(&[], |here| here.conns.as_slice())
+    }
+
     /// `conn` left `channel`. Returns a leave when it was the user's last connection there.
     pub fn exit(
         &mut self,
@@ -151,7 +158,9 @@ mod tests {
             None,
             "idempotent"
         );
+        assert_eq!(p.conns(&ch("room"), &u("alice")), [ConnId(1), ConnId(2)]);
         assert_eq!(p.exit(ConnId(1), &u("alice"), &ch("room")), None);
+        assert_eq!(p.conns(&ch("room"), &u("alice")), [ConnId(2)]);
         assert_eq!(
             p.exit(ConnId(2), &u("alice"), &ch("room")),
             Some(LocalChange::Left {
@@ -160,6 +169,7 @@ mod tests {
             })
         );
         assert_eq!(p.exit(ConnId(2), &u("alice"), &ch("room")), None, "once");
+        assert!(p.conns(&ch("room"), &u("alice")).is_empty());
     }
 
     #[test]

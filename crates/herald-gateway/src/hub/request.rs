@@ -39,8 +39,9 @@ pub(crate) struct SubscribeRequest {
     membership: Option<Membership>,
     /// A Pusher `cache-` channel's last event follows its subscription.
     cache: Option<PusherCache>,
-    /// Nothing is sent when it settles (a subscription the server makes for a connection).
-    silent: bool,
+    /// A subscription the server makes for a connection: instead of a reply, this frame (if
+    /// any) is sent when it settles.
+    server_made: Option<Option<bytes::Bytes>>,
 }
 
 impl SubscribeRequest {
@@ -58,7 +59,7 @@ impl SubscribeRequest {
             sink,
             membership,
             cache: None,
-            silent: false,
+            server_made: None,
             progress: Mutex::new(Progress {
                 remaining: pending,
                 subscribed: Vec::with_capacity(pending),
@@ -82,7 +83,7 @@ impl SubscribeRequest {
             sink,
             membership,
             cache,
-            silent: false,
+            server_made: None,
             progress: Mutex::new(Progress {
                 remaining: 1,
                 subscribed: Vec::with_capacity(1),
@@ -92,14 +93,14 @@ impl SubscribeRequest {
     }
 
     /// A subscription the server makes for a connection (a Pusher user's channel at sign-in):
-    /// nothing is sent when it settles.
-    pub(crate) fn silent(sink: Outbound) -> Arc<Self> {
+    /// `then` is sent when it settles (so that what follows it is received), and no reply.
+    pub(crate) fn server_made(sink: Outbound, then: Option<bytes::Bytes>) -> Arc<Self> {
         Arc::new(Self {
             id: 0,
             sink,
             membership: None,
             cache: None,
-            silent: true,
+            server_made: Some(then),
             progress: Mutex::new(Progress {
                 remaining: 1,
                 subscribed: Vec::with_capacity(1),
@@ -137,7 +138,10 @@ impl SubscribeRequest {
     }
 
     fn reply(&self, p: &Progress) {
-        if self.silent {
+        if let Some(then) = &self.server_made {
+            if let Some(frame) = then {
+                self.sink.push_frame(frame);
+            }
             return;
         }
         if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {

@@ -15,7 +15,12 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{Hub, SubscribeRequest};
-use crate::{metrics::Metrics, outbound::Outbound, presence::Occupancy, telemetry::Telemetry};
+use crate::{
+    metrics::Metrics,
+    outbound::Outbound,
+    presence::{Occupancy, Presence},
+    telemetry::Telemetry,
+};
 
 /// What a shard task is asked to do.
 pub(crate) enum ShardCommand {
@@ -65,6 +70,8 @@ pub(crate) struct ShardEnv {
     pub(crate) node_tag: u32,
     /// Where channels held and given back are reported (for occupancy webhooks), if anywhere.
     pub(crate) occupancy: Option<Occupancy>,
+    /// The node's presence: whose connections a member's are.
+    pub(crate) presence: Arc<Presence>,
 }
 
 /// Starts one task per receiver. They stop when `stop` is cancelled.
@@ -84,6 +91,7 @@ pub(crate) fn spawn_shards(
             pusher_event: env.pusher_event.clone(),
             node_tag: env.node_tag,
             occupancy: env.occupancy.clone(),
+            presence: env.presence.clone(),
             me: hub.weak(index),
         };
         tracker.spawn(shard.run(rx, stop.clone()));
@@ -99,6 +107,7 @@ struct ShardTask {
     pusher_event: EventName,
     node_tag: u32,
     occupancy: Option<Occupancy>,
+    presence: Arc<Presence>,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -170,21 +179,44 @@ impl ShardTask {
                     .collect();
                 (actions, None)
             }
-            ShardCommand::Presence { channel, notice } => {
-                let fanout = self.hub.publish(&channel, |format| match format {
-                    WireFormat::Pusher => pusher_member(&channel, &notice),
-                    native => Some(server::presence(native, &channel, &notice)),
-                });
-                self.metrics.presence_notices.add(fanout.delivered as u64);
-                self.metrics
-                    .slow_consumer_evictions
-                    .add(fanout.evicted.len() as u64);
-                (fanout.actions, None)
-            }
+            ShardCommand::Presence { channel, notice } => (self.member(&channel, &notice), None),
         };
         for action in actions {
             self.perform(action, broker_error.as_deref());
         }
+    }
+
+    /// A member joined or left: native subscribers get the notice, Pusher subscribers
+    /// `member_added` / `member_removed`, except the member's own connections, which (as with
+    /// Pusher) never hear that their own user was added.
+    fn member(
+        &mut self,
+        channel: &ChannelName,
+        notice: &PresenceNotice,
+    ) -> Vec<Action<Arc<SubscribeRequest>>> {
+        let native = self.hub.publish(channel, |format| {
+            (format != WireFormat::Pusher).then(|| server::presence(format, channel, notice))
+        });
+        let own = match notice.change {
+            herald_protocol::presence::Change::Join => {
+                self.presence.conns_of(channel, &notice.member.user)
+            }
+            herald_protocol::presence::Change::Leave => Vec::new(),
+        };
+        let pusher = self.hub.publish_except(channel, &own, |format| {
+            (format == WireFormat::Pusher)
+                .then(|| pusher_member(channel, notice))
+                .flatten()
+        });
+        let mut actions = native.actions;
+        actions.extend(pusher.actions);
+        self.metrics
+            .presence_notices
+            .add((native.delivered + pusher.delivered) as u64);
+        self.metrics
+            .slow_consumer_evictions
+            .add((native.evicted.len() + pusher.evicted.len()) as u64);
+        actions
     }
 
     fn publish(&mut self, p: &Publication) -> Vec<Action<Arc<SubscribeRequest>>> {
@@ -210,7 +242,7 @@ impl ShardTask {
             && p.event
                 .as_ref()
                 .is_some_and(|e| e.as_str() == crate::pusher::TERMINATE);
-        let fanout = self.hub.publish_except(&p.channel, except, |format| {
+        let fanout = self.hub.publish_except(&p.channel, except.as_slice(), |format| {
             if terminate {
                 return (format == WireFormat::Pusher).then(Bytes::new);
             }

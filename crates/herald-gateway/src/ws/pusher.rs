@@ -104,10 +104,15 @@ impl Connection {
                 if let Some(conn) = self.pusher.as_mut() {
                     conn.user = Some(id);
                 }
-                self.pusher_send(&message::signin_success(user_data));
-                if !self.subscribed.contains(&channel) {
+                // Signed in once the user's channel is subscribed: events sent to the user
+                // from then on reach this connection.
+                let success = crate::pusher::frame(&message::signin_success(user_data));
+                if self.subscribed.contains(&channel) {
+                    self.outbound.push_frame(&success);
+                } else {
                     self.subscribed.push(channel.clone());
-                    let request = SubscribeRequest::silent(self.outbound.clone());
+                    let request =
+                        SubscribeRequest::server_made(self.outbound.clone(), Some(success));
                     self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
                     self.ctx
                         .hub

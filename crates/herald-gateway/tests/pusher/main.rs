@@ -468,15 +468,11 @@ async fn join_presence_at(addr: &str, channel: &str, user: &str) -> (WsClient, V
     let auth = signature::channel_auth(KEY, SECRET, &socket_id, channel, Some(&data));
     c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": data}}))
         .await;
-    // Its own join may come first; the subscription carries the member list.
-    loop {
-        let f = c.next_frame().await;
-        if f["event"] == "pusher_internal:subscription_succeeded" {
-            let members: Value = serde_json::from_str(f["data"].as_str().unwrap()).unwrap();
-            return (c, members["presence"].clone());
-        }
-        assert_eq!(f["event"], "pusher_internal:member_added", "{f}");
-    }
+    // The subscription carries the member list; a member never hears its own join.
+    let f = c.next_frame().await;
+    assert_eq!(f["event"], "pusher_internal:subscription_succeeded", "{f}");
+    let members: Value = serde_json::from_str(f["data"].as_str().unwrap()).unwrap();
+    (c, members["presence"].clone())
 }
 
 #[tokio::test]
@@ -487,15 +483,11 @@ async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nod
     assert_eq!(members["count"], 1);
     assert_eq!(members["hash"]["ann"], json!({"name": "ANN"}));
 
-    let (bob, members) = join_presence(&b, "presence-room", "bob").await;
+    let (mut bob, members) = join_presence(&b, "presence-room", "bob").await;
     assert_eq!(members["count"], 2, "{members}");
     assert_eq!(members["ids"], json!(["ann", "bob"]));
-    let added = loop {
-        let f = ann.next_frame().await;
-        if f["data"].as_str().is_some_and(|d| d.contains("bob")) {
-            break f;
-        }
-    };
+    // Bob's join is the first thing ann hears: not her own.
+    let added = ann.next_frame().await;
     assert_eq!(added["event"], "pusher_internal:member_added");
     let data: Value = serde_json::from_str(added["data"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -503,6 +495,7 @@ async fn presence_channels_list_members_and_announce_joins_and_leaves_across_nod
         json!({"user_id": "bob", "user_info": {"name": "BOB"}})
     );
 
+    assert_quiet(&mut bob).await;
     drop(bob);
     let removed = ann.next_frame().await;
     assert_eq!(removed["event"], "pusher_internal:member_removed");
