@@ -1,16 +1,35 @@
 //! The real pusher-js client and the official Pusher server SDK (npm `pusher`), in Node,
 //! against two gateways through a real redis-server: the client on node B, the server SDK
-//! publishing through node A, and a native Herald client on the same channel.
+//! publishing through node A, and a native Herald client on the same channel. The nodes'
+//! webhooks go to the script, which checks them with the server SDK.
 //! `tests/pusher-sdk/sdk.mjs` runs the steps; `scripts/test` installs its packages (`npm ci`).
 
 use std::{path::Path, process::Command};
 
-use herald_gateway::config::{GatewayConfig, PusherApp};
+use herald_gateway::config::{GatewayConfig, PusherApp, WebhookConfig};
 use herald_testkit::{redis_config, RedisServer, TestGateway, WAIT};
 use serde_json::json;
 
-fn with_app(mut config: GatewayConfig) -> GatewayConfig {
-    config.pusher.apps = vec![PusherApp::new("1", "sdk-key", "sdk-secret")];
+/// The app, its webhooks going to `hooks` (retried until the script listens there).
+fn with_app(mut config: GatewayConfig, hooks: u16) -> GatewayConfig {
+    let webhook = WebhookConfig {
+        url: format!("http://127.0.0.1:{hooks}/pusher/webhooks"),
+        event_types: [
+            "channel_occupied",
+            "channel_vacated",
+            "member_added",
+            "member_removed",
+            "client_event",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    config.pusher.apps = vec![PusherApp {
+        webhooks: vec![webhook],
+        ..PusherApp::new("1", "sdk-key", "sdk-secret")
+    }];
+    config.pusher.webhook_retry = std::time::Duration::from_millis(100);
+    config.pusher.webhook_attempts = 100;
     config
 }
 
@@ -23,8 +42,12 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         dir.display()
     );
     let redis = RedisServer::start().await;
-    let a = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
-    let b = TestGateway::start_with(with_app(redis_config(&redis.url()))).await;
+    let hooks = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let a = TestGateway::start_with(with_app(redis_config(&redis.url()), hooks)).await;
+    let b = TestGateway::start_with(with_app(redis_config(&redis.url()), hooks)).await;
     for gw in [&a, &b] {
         gw.wait_ready(WAIT).await;
     }
@@ -38,7 +61,8 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         .env("HERALD_API_PORT", a.api_addr.port().to_string())
         .env("PUSHER_APP_ID", "1")
         .env("PUSHER_KEY", "sdk-key")
-        .env("PUSHER_SECRET", "sdk-secret");
+        .env("PUSHER_SECRET", "sdk-secret")
+        .env("WEBHOOK_PORT", hooks.to_string());
     // On the blocking pool: the gateways keep running on the test's runtime meanwhile.
     let node = tokio::task::spawn_blocking(move || cmd.output());
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), node)

@@ -3,7 +3,9 @@
 //   HERALD_WS_PORT     the WebSocket port of the node the client connects to
 //   HERALD_API_PORT    the API port of the node the server SDK publishes through
 //   PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET
+//   WEBHOOK_PORT       where the nodes send the app's webhooks (this script receives them)
 // Every step has a deadline; the first failure exits with status 1 and says which step.
+import http from 'node:http';
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 
@@ -43,6 +45,20 @@ function equal(step, got, want) {
   }
   console.log(`ok ${step}`);
 }
+
+// Webhooks, checked by the server SDK as an app would (`webhook(...).isValid()`).
+const hooks = { events: [], invalid: 0 };
+const receiver = http.createServer((req, res) => {
+  let rawBody = '';
+  req.on('data', (chunk) => { rawBody += chunk; });
+  req.on('end', () => {
+    const webhook = server.webhook({ headers: req.headers, rawBody });
+    if (webhook.isValid()) hooks.events.push(...webhook.getEvents());
+    else hooks.invalid += 1;
+    res.writeHead(200).end();
+  });
+});
+await new Promise((ok) => receiver.listen(Number(env.WEBHOOK_PORT), '127.0.0.1', ok));
 
 const good = client((socketId, channel) => server.authorizeChannel(socketId, channel));
 const forged = client((socketId, channel) => wrong.authorizeChannel(socketId, channel));
@@ -165,6 +181,22 @@ try {
   const many = within('batch of channels', 5000, (ok) => news.bind('many', ok));
   await server.trigger(['news', 'other-1', 'other-2'], 'many', 'plain text');
   equal('batch of channels', await many, 'plain text');
+
+  const seen = (want) => hooks.events.some((e) => Object.entries(want).every(([k, v]) => e[k] === v));
+  const wanted = [
+    { name: 'channel_occupied', channel: 'private-orders' },
+    { name: 'client_event', channel: 'private-orders', event: 'client-typing' },
+    { name: 'member_added', channel: 'presence-room', user_id: 'ann' },
+    { name: 'member_added', channel: 'presence-room', user_id: 'bob' },
+    { name: 'member_removed', channel: 'presence-room', user_id: 'bob' },
+    { name: 'channel_vacated', channel: 'presence-room' },
+  ];
+  await within('webhooks', 10000, (ok) => {
+    const check = setInterval(() => {
+      if (wanted.every(seen)) { clearInterval(check); ok(); }
+    }, 50);
+  });
+  equal('webhooks, every one valid for the server SDK', hooks.invalid, 0);
   console.log('all Pusher SDK steps passed');
   process.exitCode = 0;
 } catch (e) {
@@ -173,6 +205,7 @@ try {
 } finally {
   good.disconnect();
   forged.disconnect();
+  receiver.close();
   // Clients keep timers (activity checks, reconnection back-offs) that would hold Node open.
   setTimeout(() => process.exit(process.exitCode), 100);
 }
