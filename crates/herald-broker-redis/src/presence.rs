@@ -10,6 +10,8 @@
 //! - `herald:{presence}:m:<channel>`: per user, the info they joined with (JSON text);
 //! - `herald:{presence}:occ:<node>`: the channels a node has subscribers in;
 //! - `herald:{presence}:occ`: per channel, on how many nodes it has subscribers;
+//! - `herald:{presence}:subs:<node>`: per channel, how many of a node's connections are
+//!   subscribed (updated by the node about once a second, summed over live nodes on query);
 //! - `herald:{presence}:hooks`: present while some node delivers webhooks (set with its
 //!   heartbeat, for the length of its lease);
 //! - `herald:{presence}:webhooks`: a stream of webhook events (member added and removed,
@@ -93,7 +95,7 @@ local function gone(tb, node)
   redis.call('DEL', key)
   local okey = tb.t .. 'occ:' .. node
   for _, channel in ipairs(redis.call('SMEMBERS', okey)) do vacate(tb, node, channel) end
-  redis.call('DEL', okey)
+  redis.call('DEL', okey, tb.t .. 'subs:' .. node)
   redis.call('ZREM', tb.t .. 'nodes', node)
   return left
 end
@@ -145,6 +147,37 @@ end)
 -- vacated.
 redis.register_function('herald_occupancy_leave', function(keys, args)
   return vacate(table_of(args), args[3], args[4])
+end)
+-- args: prefix, mode, node, then pairs of channel and subscription count (0 removes). 1, or -1
+-- when the node is unknown.
+redis.register_function('herald_subscriptions_set', function(keys, args)
+  local tb = table_of(args)
+  local node = args[3]
+  if not redis.call('ZSCORE', tb.t .. 'nodes', node) then return -1 end
+  local key = tb.t .. 'subs:' .. node
+  for i = 4, #args - 1, 2 do
+    if args[i + 1] == '0' then
+      redis.call('HDEL', key, args[i])
+    else
+      redis.call('HSET', key, args[i], args[i + 1])
+    end
+  end
+  return 1
+end)
+-- args: prefix, mode, channels. Each channel's subscriptions, summed over the live nodes.
+redis.register_function('herald_subscriptions_count', function(keys, args)
+  local tb = table_of(args)
+  local counts = {}
+  for i = 3, #args do counts[i - 2] = 0 end
+  if #args < 3 then return counts end
+  local live = redis.call('ZRANGE', tb.t .. 'nodes', now_ms(), '+inf', 'BYSCORE')
+  for _, node in ipairs(live) do
+    local got = redis.call('HMGET', tb.t .. 'subs:' .. node, unpack(args, 3))
+    for i, v in ipairs(got) do
+      if v then counts[i] = counts[i] + tonumber(v) end
+    end
+  end
+  return counts
 end)
 -- args: prefix, mode, event (JSON text). Queues a webhook event while some node delivers them.
 redis.register_function('herald_webhook_add', function(keys, args)
@@ -487,6 +520,52 @@ impl RedisPresence {
             )),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// `node`'s subscription counts of `counts`' channels now (0: none left). False when the
+    /// table does not know the node: heartbeat, then report again.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn set_subscriptions(
+        &self,
+        node: NodeId,
+        counts: &[(ChannelName, usize)],
+    ) -> Result<bool, PresenceError> {
+        let node = node.to_string();
+        // A few hundred pairs per call keep each call short.
+        for chunk in counts.chunks(256) {
+            let numbers: Vec<String> = chunk.iter().map(|(_, n)| n.to_string()).collect();
+            let mut args: Vec<&[u8]> = vec![node.as_bytes()];
+            for ((channel, _), n) in chunk.iter().zip(&numbers) {
+                args.push(channel.as_str().as_bytes());
+                args.push(n.as_bytes());
+            }
+            let reply = self.fcall("herald_subscriptions_set", &args).await?;
+            if integer(&reply)? == -1 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// How many connections, cluster-wide, are subscribed to each of `channels`.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn subscriptions(&self, channels: &[ChannelName]) -> Result<Vec<u64>, PresenceError> {
+        let mut counts = Vec::with_capacity(channels.len());
+        for chunk in channels.chunks(256) {
+            let args: Vec<&[u8]> = chunk.iter().map(|c| c.as_str().as_bytes()).collect();
+            let reply = self.fcall("herald_subscriptions_count", &args).await?;
+            let Value::Array(Some(items)) = reply else {
+                return Err(unexpected(&reply));
+            };
+            for item in &items {
+                counts.push(u64::try_from(integer(item)?).unwrap_or(0));
+            }
+        }
+        Ok(counts)
     }
 
     /// Every member of `channel`, in user id order.

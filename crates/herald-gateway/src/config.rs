@@ -73,6 +73,10 @@ pub struct PusherConfig {
     /// `pusher.client_event_rate`, default `10`: client events per second one connection may
     /// send (Pusher's limit); beyond it, `pusher:error` 4301.
     pub client_event_rate: u32,
+    /// `pusher.subscription_count`, default `true`: count subscriptions cluster-wide for the
+    /// HTTP API's `info=subscription_count` (each node reports the counts that changed about
+    /// once a second: one table write per node and second). `false`: such queries get 400.
+    pub subscription_count: bool,
     /// `pusher.webhook_timeout`, default `5s`: how long a webhook request may take; longer
     /// counts as a failure, retried.
     #[serde(with = "humantime_serde")]
@@ -99,6 +103,7 @@ impl Default for PusherConfig {
             timestamp_window: Duration::from_secs(600),
             max_event_size: 10 * 1024,
             client_event_rate: 10,
+            subscription_count: true,
             webhook_timeout: Duration::from_secs(5),
             webhook_retry: Duration::from_secs(1),
             webhook_attempts: 8,

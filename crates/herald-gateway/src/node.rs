@@ -352,7 +352,10 @@ async fn run_with(
         telemetry: telemetry.clone(),
         pusher_event: pusher_event.clone(),
         node_tag: node_id.tag(),
-        occupancy: occupancy.then(|| presence.occupancy()),
+        reports: presence.reports(),
+        occupancy,
+        // Pusher's `subscription_count`, cluster-wide.
+        counting: !config.pusher.apps.is_empty() && config.pusher.subscription_count,
         presence: presence.clone(),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);

@@ -6,14 +6,20 @@
 //! table sees each node's joins and leaves in the order they happened. The same task renews the
 //! node's lease and re-reports every member when the table has forgotten the node.
 //!
-//! When some app wants `channel_occupied` / `channel_vacated` webhooks, the hub shards also
-//! report through it when this node gets its first subscriber of a channel and loses its last
-//! ([`Occupancy`]); the table makes a channel occupied with its first node and vacates it with
-//! its last (or when the last one's lease runs out).
+//! The hub shards report through it too ([`TableReports`]): when some app wants
+//! `channel_occupied` / `channel_vacated` webhooks, that this node got its first subscriber of
+//! a channel or lost its last (the table makes a channel occupied with its first node and
+//! vacates it with its last, or when the last one's lease runs out); and, for Pusher's
+//! `subscription_count`, the subscriber counts of the channels that changed, about once a
+//! second (the table sums them over the live nodes).
 
 mod store;
 
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use herald_presence_core::{LocalChange, LocalPresence, UserId};
@@ -33,16 +39,23 @@ enum Op {
         channel: ChannelName,
         occupied: bool,
     },
+    /// This node's subscriber counts of the channels whose count changed.
+    Counts(Vec<(ChannelName, usize)>),
 }
 
-/// Where hub shards report that this node got its first subscriber of a channel, or lost its
-/// last.
+/// Where hub shards report to the table: channels this node holds, and subscriber counts.
 #[derive(Clone)]
-pub(crate) struct Occupancy(mpsc::UnboundedSender<Op>);
+pub(crate) struct TableReports(mpsc::UnboundedSender<Op>);
 
-impl Occupancy {
-    pub(crate) fn report(&self, channel: ChannelName, occupied: bool) {
+impl TableReports {
+    /// This node got its first subscriber of `channel` (`occupied`), or lost its last.
+    pub(crate) fn occupancy(&self, channel: ChannelName, occupied: bool) {
         let _ = self.0.send(Op::Occupancy { channel, occupied });
+    }
+
+    /// The subscriber counts of channels whose count changed (0: none left).
+    pub(crate) fn counts(&self, counts: Vec<(ChannelName, usize)>) {
+        let _ = self.0.send(Op::Counts(counts));
     }
 }
 
@@ -76,6 +89,7 @@ impl Presence {
             lease,
             hooks,
             occupied: Mutex::new(HashSet::new()),
+            counts: Mutex::new(HashMap::new()),
             presence: std::sync::Arc::downgrade(&presence),
             store: presence.store.clone(),
             metrics,
@@ -84,9 +98,9 @@ impl Presence {
         presence
     }
 
-    /// The handle hub shards report occupancy through.
-    pub(crate) fn occupancy(&self) -> Occupancy {
-        Occupancy(self.ops.clone())
+    /// The handle hub shards report through.
+    pub(crate) fn reports(&self) -> TableReports {
+        TableReports(self.ops.clone())
     }
 
     fn local(&self) -> std::sync::MutexGuard<'_, LocalPresence> {
@@ -134,6 +148,15 @@ impl Presence {
         self.store.members(channel).await
     }
 
+    /// How many connections are subscribed to each of `channels`, cluster-wide (as of the
+    /// nodes' last reports, about a second ago).
+    pub(crate) async fn subscriptions(
+        &self,
+        channels: &[ChannelName],
+    ) -> Result<Vec<u64>, StoreError> {
+        self.store.subscriptions(channels).await
+    }
+
     /// How many members `channel` has, cluster-wide.
     pub(crate) async fn count(&self, channel: &ChannelName) -> Result<u64, StoreError> {
         self.store.count(channel).await
@@ -147,6 +170,8 @@ struct Reporter {
     hooks: bool,
     /// The channels this node has subscribers of, as reported (re-reported on a resync).
     occupied: Mutex<HashSet<ChannelName>>,
+    /// This node's subscriber count per channel, as reported (re-reported on a resync).
+    counts: Mutex<HashMap<ChannelName, usize>>,
     presence: std::sync::Weak<Presence>,
     store: Store,
     metrics: std::sync::Arc<Metrics>,
@@ -201,6 +226,19 @@ impl Reporter {
                 }
                 self.apply(Report::Occupancy(channel, occupied), stop).await;
             }
+            Op::Counts(counts) => {
+                {
+                    let mut all = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+                    for (channel, n) in &counts {
+                        if *n == 0 {
+                            all.remove(channel);
+                        } else {
+                            all.insert(channel.clone(), *n);
+                        }
+                    }
+                }
+                self.apply(Report::Counts(counts), stop).await;
+            }
         }
     }
 
@@ -210,6 +248,7 @@ impl Reporter {
             Report::Occupancy(channel, occupied) => {
                 self.store.occupancy(self.node, channel, *occupied).await
             }
+            Report::Counts(counts) => self.store.set_subscriptions(self.node, counts).await,
         }
     }
 
@@ -278,10 +317,18 @@ impl Reporter {
             channels = occupied.len(),
             "presence: re-reporting this node's members"
         );
+        let counts: Vec<(ChannelName, usize)> = self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(c, n)| (c.clone(), *n))
+            .collect();
         let reports = snapshot
             .into_iter()
             .map(Report::Member)
-            .chain(occupied.into_iter().map(|c| Report::Occupancy(c, true)));
+            .chain(occupied.into_iter().map(|c| Report::Occupancy(c, true)))
+            .chain((!counts.is_empty()).then_some(Report::Counts(counts)));
         for report in reports {
             if stop.is_cancelled() {
                 return;
@@ -298,6 +345,7 @@ impl Reporter {
 enum Report {
     Member(LocalChange),
     Occupancy(ChannelName, bool),
+    Counts(Vec<(ChannelName, usize)>),
 }
 
 /// Converts a user id and info for the table's notices.

@@ -1,6 +1,6 @@
 //! One shard of the hub: the channels that hash to it and their local subscribers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use herald_protocol::{ChannelName, ConnId, WireFormat};
@@ -75,6 +75,9 @@ pub struct HubShard<S, W> {
     conns: HashMap<ConnId, Vec<ChannelName>>,
     /// Live subscriptions (connection, channel) receiving publications, across channels.
     subscriptions: usize,
+    /// With [`HubShard::count_subscriptions`]: channels whose subscriber count changed since
+    /// the last [`HubShard::take_counts`].
+    changed: Option<HashSet<ChannelName>>,
 }
 
 impl<S: Sink, W> Default for HubShard<S, W> {
@@ -90,6 +93,36 @@ impl<S: Sink, W> HubShard<S, W> {
             channels: HashMap::new(),
             conns: HashMap::new(),
             subscriptions: 0,
+            changed: None,
+        }
+    }
+
+    /// Keeps track of the channels whose subscriber count changes, for [`Self::take_counts`].
+    pub fn count_subscriptions(&mut self) {
+        self.changed.get_or_insert_with(HashSet::new);
+    }
+
+    /// The channels whose subscriber count changed since the last call, with their count now
+    /// (0 for a channel no longer held). Empty unless [`Self::count_subscriptions`] was called.
+    pub fn take_counts(&mut self) -> Vec<(ChannelName, usize)> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        let changed = std::mem::take(changed);
+        changed
+            .into_iter()
+            .map(|channel| {
+                let n = self.subscriber_count(channel.as_str());
+                (channel, n)
+            })
+            .collect()
+    }
+
+    fn mark(changed: &mut Option<HashSet<ChannelName>>, channel: &ChannelName) {
+        if let Some(changed) = changed {
+            if !changed.contains(channel) {
+                changed.insert(channel.clone());
+            }
         }
     }
 
@@ -139,6 +172,7 @@ impl<S: Sink, W> HubShard<S, W> {
                 if ch.subscribers.insert(conn, sink).is_none() {
                     self.subscriptions += 1;
                     self.conns.entry(conn).or_default().push(channel.clone());
+                    Self::mark(&mut self.changed, &channel);
                 }
                 Some(Action::Settled {
                     waiter,
@@ -174,6 +208,7 @@ impl<S: Sink, W> HubShard<S, W> {
             if ok {
                 if ch.subscribers.insert(w.conn, w.sink).is_none() {
                     self.subscriptions += 1;
+                    Self::mark(&mut self.changed, channel);
                 }
             } else {
                 forget(&mut self.conns, w.conn, channel);
@@ -209,6 +244,7 @@ impl<S: Sink, W> HubShard<S, W> {
         };
         if ch.subscribers.swap_remove(&conn).is_some() {
             self.subscriptions -= 1;
+            Self::mark(&mut self.changed, channel);
         }
         if let Some(waiting) = ch.pending.as_mut() {
             let (gone, kept): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|w| w.conn == conn);
@@ -238,6 +274,7 @@ impl<S: Sink, W> HubShard<S, W> {
             };
             if ch.subscribers.swap_remove(&conn).is_some() {
                 self.subscriptions -= 1;
+                Self::mark(&mut self.changed, &channel);
             }
             if let Some(waiting) = ch.pending.as_mut() {
                 waiting.retain(|w| w.conn != conn);

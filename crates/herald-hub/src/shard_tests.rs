@@ -309,3 +309,26 @@ fn a_publication_can_leave_its_sender_out() {
     assert_eq!((a.received().len(), b.received().len()), (0, 1));
     assert_eq!(hub.publish(&ch("news"), encoder(&calls)).delivered, 2);
 }
+
+#[test]
+fn counted_subscriptions_report_each_changed_channel_once_with_its_count() {
+    let mut hub = Shard::new();
+    hub.subscribe(ConnId(1), json_sink(), ch("a"), 1);
+    hub.broker_subscribed(&ch("a"), true);
+    assert_eq!(hub.take_counts(), [], "not counting");
+    hub.count_subscriptions();
+    hub.subscribe(ConnId(2), json_sink(), ch("a"), 2);
+    hub.subscribe(ConnId(3), json_sink(), ch("a"), 3);
+    hub.subscribe(ConnId(3), json_sink(), ch("b"), 4);
+    assert_eq!(hub.take_counts(), [(ch("a"), 3)], "b waits for the broker");
+    assert_eq!(hub.take_counts(), [], "taken");
+    hub.broker_subscribed(&ch("b"), true);
+    hub.unsubscribe(ConnId(1), &ch("a"));
+    let mut counts = hub.take_counts();
+    counts.sort();
+    assert_eq!(counts, [(ch("a"), 2), (ch("b"), 1)]);
+    hub.disconnect(ConnId(3));
+    let mut counts = hub.take_counts();
+    counts.sort();
+    assert_eq!(counts, [(ch("a"), 1), (ch("b"), 0)]);
+}

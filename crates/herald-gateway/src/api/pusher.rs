@@ -93,30 +93,87 @@ impl Route {
     }
 }
 
-/// What `info` asks for: `user_count` (presence channels only); `subscription_count` is not
-/// kept cluster-wide, so it is refused.
-fn wants_user_count(query: &[(String, String)]) -> Result<bool, Refused> {
-    let mut user_count = false;
-    for (_, v) in query.iter().filter(|(k, _)| k == "info") {
-        for attribute in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-            match attribute {
-                "user_count" => user_count = true,
-                "subscription_count" => {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        "subscription_count is not available on this server".into(),
-                    ))
-                }
-                other => {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        format!("unknown info attribute {other:?}"),
-                    ))
+/// The channel attributes `info` asks for.
+#[derive(Clone, Copy, Default)]
+struct Info {
+    /// Members of a presence channel.
+    user_count: bool,
+    /// Connections subscribed, cluster-wide.
+    subscription_count: bool,
+}
+
+impl Info {
+    /// Parses comma-separated attribute lists (`info=user_count,subscription_count`).
+    fn parse<'a>(lists: impl IntoIterator<Item = &'a str>, ctx: &NodeCtx) -> Result<Self, Refused> {
+        let mut info = Info::default();
+        for list in lists {
+            for attribute in list.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                match attribute {
+                    "user_count" => info.user_count = true,
+                    "subscription_count" if ctx.config.pusher.subscription_count => {
+                        info.subscription_count = true;
+                    }
+                    "subscription_count" => {
+                        return Err((
+                            StatusCode::BAD_REQUEST,
+                            "subscription_count is off on this server (pusher.subscription_count)"
+                                .into(),
+                        ))
+                    }
+                    other => {
+                        return Err((
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown info attribute {other:?}"),
+                        ))
+                    }
                 }
             }
         }
+        Ok(info)
     }
-    Ok(user_count)
+
+    fn of_query(query: &[(String, String)], ctx: &NodeCtx) -> Result<Self, Refused> {
+        Self::parse(
+            query
+                .iter()
+                .filter(|(k, _)| k == "info")
+                .map(|(_, v)| v.as_str()),
+            ctx,
+        )
+    }
+
+    fn any(self) -> bool {
+        self.user_count || self.subscription_count
+    }
+}
+
+/// The attributes `info` asks for of each of `channels` (`user_count` of presence channels
+/// only), cluster-wide.
+async fn attributes(
+    channels: &[ChannelName],
+    info: Info,
+    ctx: &NodeCtx,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, Response<Full<Bytes>>> {
+    let mut all = vec![serde_json::Map::new(); channels.len()];
+    if info.subscription_count {
+        let counts = ctx
+            .presence
+            .subscriptions(channels)
+            .await
+            .map_err(unavailable)?;
+        for (attributes, n) in all.iter_mut().zip(counts) {
+            attributes.insert("subscription_count".into(), n.into());
+        }
+    }
+    if info.user_count {
+        for (attributes, channel) in all.iter_mut().zip(channels) {
+            if channel.as_str().starts_with("presence-") {
+                let n = ctx.presence.count(channel).await.map_err(unavailable)?;
+                attributes.insert("user_count".into(), n.into());
+            }
+        }
+    }
+    Ok(all)
 }
 
 fn query_param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -139,14 +196,15 @@ fn pusher_channel(name: &str, ctx: &NodeCtx) -> Result<ChannelName, Refused> {
 }
 
 /// `GET /apps/{id}/channels`: the occupied channels (with subscribers on any node), optionally
-/// only those starting with `filter_by_prefix`, with `user_count` for presence channels.
+/// only those starting with `filter_by_prefix`, with `user_count` (presence channels) and
+/// `subscription_count` when asked.
 async fn channels(query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<Bytes>> {
-    let user_count = match wants_user_count(query) {
+    let info = match Info::of_query(query, ctx) {
         Ok(v) => v,
         Err((status, message)) => return refuse(status, message),
     };
     let prefix = query_param(query, "filter_by_prefix").unwrap_or_default();
-    if user_count && !prefix.starts_with("presence-") {
+    if info.user_count && !prefix.starts_with("presence-") {
         return refuse(
             StatusCode::BAD_REQUEST,
             "info=user_count needs filter_by_prefix=presence-",
@@ -156,35 +214,35 @@ async fn channels(query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<By
         Ok(list) => list,
         Err(e) => return unavailable(e),
     };
-    let mut channels = serde_json::Map::new();
-    for channel in occupied {
-        // Pusher's names only: Herald's namespaced channels are not the app's.
-        if PusherChannel::parse(channel.as_str()).is_err() {
-            continue;
-        }
-        let mut attributes = serde_json::Map::new();
-        if user_count {
-            match ctx.presence.count(&channel).await {
-                Ok(n) => attributes.insert("user_count".into(), n.into()),
-                Err(e) => return unavailable(e),
-            };
-        }
-        channels.insert(channel.to_string(), attributes.into());
-    }
+    // Pusher's names only: Herald's namespaced channels are not the app's.
+    let occupied: Vec<ChannelName> = occupied
+        .into_iter()
+        .filter(|c| PusherChannel::parse(c.as_str()).is_ok())
+        .collect();
+    let attributes = match attributes(&occupied, info, ctx).await {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let channels: serde_json::Map<String, serde_json::Value> = occupied
+        .iter()
+        .zip(attributes)
+        .map(|(channel, a)| (channel.to_string(), a.into()))
+        .collect();
     json(StatusCode::OK, &serde_json::json!({ "channels": channels }))
 }
 
-/// `GET /apps/{id}/channels/{name}`: whether it is occupied, and its `user_count`.
+/// `GET /apps/{id}/channels/{name}`: whether it is occupied, and its `user_count` and
+/// `subscription_count` when asked.
 async fn channel(name: &str, query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<Bytes>> {
     let channel = match pusher_channel(name, ctx) {
         Ok(c) => c,
         Err((status, message)) => return refuse(status, message),
     };
-    let user_count = match wants_user_count(query) {
+    let info = match Info::of_query(query, ctx) {
         Ok(v) => v,
         Err((status, message)) => return refuse(status, message),
     };
-    if user_count && !name.starts_with("presence-") {
+    if info.user_count && !name.starts_with("presence-") {
         return refuse(
             StatusCode::BAD_REQUEST,
             "user_count is only available for presence channels",
@@ -194,14 +252,13 @@ async fn channel(name: &str, query: &[(String, String)], ctx: &NodeCtx) -> Respo
         Ok(list) => list.contains(&channel),
         Err(e) => return unavailable(e),
     };
-    let mut body = serde_json::json!({ "occupied": occupied });
-    if user_count {
-        match ctx.presence.count(&channel).await {
-            Ok(n) => body["user_count"] = n.into(),
-            Err(e) => return unavailable(e),
-        }
+    let mut body = serde_json::Map::new();
+    body.insert("occupied".into(), occupied.into());
+    match attributes(std::slice::from_ref(&channel), info, ctx).await {
+        Ok(a) => body.extend(a.into_iter().flatten()),
+        Err(reply) => return reply,
     }
-    json(StatusCode::OK, &body)
+    json(StatusCode::OK, &serde_json::Value::Object(body))
 }
 
 /// `POST /apps/{id}/users/{user}/terminate_connections`: every connection signed in as the
@@ -341,12 +398,46 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     if !ctx.broker.is_ready() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "broker unavailable");
     }
+    // `info`: the attributes of the channels published to, after publishing.
+    let asked: Vec<(Info, Vec<ChannelName>)> = checked
+        .iter()
+        .map(|c| (c.info, c.channels.clone()))
+        .collect();
     for event in checked {
         if let Err((status, message)) = publish(event, ctx).await {
             return refuse(status, message);
         }
     }
-    json(StatusCode::OK, &serde_json::json!({}))
+    if !asked.iter().any(|(info, _)| info.any()) {
+        return json(StatusCode::OK, &serde_json::json!({}));
+    }
+    let mut replies = Vec::with_capacity(asked.len());
+    for (info, channels) in &asked {
+        match attributes(channels, *info, ctx).await {
+            Ok(a) => replies.push((channels, a)),
+            Err(reply) => return reply,
+        }
+    }
+    let reply = if batch {
+        // One channel per batched event: its attributes, in order.
+        let list: Vec<serde_json::Value> = replies
+            .into_iter()
+            .map(|(_, a)| a.into_iter().next().unwrap_or_default().into())
+            .collect();
+        serde_json::json!({ "batch": list })
+    } else {
+        let channels: serde_json::Map<String, serde_json::Value> = replies
+            .into_iter()
+            .flat_map(|(channels, a)| {
+                channels
+                    .iter()
+                    .map(|c| crate::pusher::pusher_name(c).into_owned())
+                    .zip(a.into_iter().map(serde_json::Value::from))
+            })
+            .collect();
+        serde_json::json!({ "channels": channels })
+    };
+    json(StatusCode::OK, &reply)
 }
 
 /// One event, checked and ready to publish.
@@ -355,6 +446,8 @@ struct Checked {
     data: Bytes,
     channels: Vec<ChannelName>,
     exclude: Option<ConnAddress>,
+    /// The channel attributes the reply carries.
+    info: Info,
 }
 
 /// Checks one event: its name, data, channels (at most 100) and `socket_id`.
@@ -372,11 +465,7 @@ fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Ref
         Some(Some(address)) => Some(address),
         Some(None) => return Err(bad("invalid socket_id")),
     };
-    if body.info.is_some() {
-        return Err(bad(
-            "info (channel attributes in the reply) is not supported by this server yet",
-        ));
-    }
+    let info = Info::parse(body.info.as_deref(), ctx)?;
     // Pusher's SDKs send data as a string (usually of JSON); it reaches Pusher clients as that
     // string and native clients as a JSON string.
     let data = match &body.data {
@@ -410,6 +499,7 @@ fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Ref
         data,
         channels,
         exclude,
+        info,
     })
 }
 

@@ -18,7 +18,7 @@ use super::{Hub, SubscribeRequest};
 use crate::{
     metrics::Metrics,
     outbound::Outbound,
-    presence::{Occupancy, Presence},
+    presence::{Presence, TableReports},
     telemetry::Telemetry,
 };
 
@@ -68,8 +68,13 @@ pub(crate) struct ShardEnv {
     pub(crate) pusher_event: EventName,
     /// This node's tag in connection addresses.
     pub(crate) node_tag: u32,
-    /// Where channels held and given back are reported (for occupancy webhooks), if anywhere.
-    pub(crate) occupancy: Option<Occupancy>,
+    /// Where channels held and given back are reported (for occupancy webhooks), and
+    /// subscriber counts (for Pusher's `subscription_count`).
+    pub(crate) reports: TableReports,
+    /// Report the channels this node holds and gives back.
+    pub(crate) occupancy: bool,
+    /// Report subscriber counts.
+    pub(crate) counting: bool,
     /// The node's presence: whose connections a member's are.
     pub(crate) presence: Arc<Presence>,
 }
@@ -90,7 +95,9 @@ pub(crate) fn spawn_shards(
             telemetry: env.telemetry.clone(),
             pusher_event: env.pusher_event.clone(),
             node_tag: env.node_tag,
-            occupancy: env.occupancy.clone(),
+            reports: env.reports.clone(),
+            occupancy: env.occupancy,
+            counting: env.counting,
             presence: env.presence.clone(),
             me: hub.weak(index),
         };
@@ -106,18 +113,36 @@ struct ShardTask {
     /// The event name Pusher clients see for a publication without one.
     pusher_event: EventName,
     node_tag: u32,
-    occupancy: Option<Occupancy>,
+    reports: TableReports,
+    occupancy: bool,
+    counting: bool,
     presence: Arc<Presence>,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
+/// How often a shard reports the subscriber counts that changed.
+const COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ShardTask {
     async fn run(mut self, mut rx: mpsc::Receiver<ShardCommand>, stop: CancellationToken) {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut count_timer = self.counting.then(|| {
+            self.hub.count_subscriptions();
+            let mut timer = tokio::time::interval(COUNT_EVERY);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            timer
+        });
         loop {
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
                 n = rx.recv_many(&mut batch, BATCH) => n,
+                () = tick(count_timer.as_mut()) => {
+                    let counts = self.hub.take_counts();
+                    if !counts.is_empty() {
+                        self.reports.counts(counts);
+                    }
+                    continue;
+                }
             };
             if received == 0 {
                 break;
@@ -164,8 +189,8 @@ impl ShardTask {
             ShardCommand::Disconnect { conn } => (self.hub.disconnect(conn), None),
             ShardCommand::BrokerSubscribed { channel, error } => {
                 // Held in the broker from now until its `BrokerUnsubscribe`.
-                if let (Some(occupancy), None) = (&self.occupancy, &error) {
-                    occupancy.report(channel.clone(), true);
+                if self.occupancy && error.is_none() {
+                    self.reports.occupancy(channel.clone(), true);
                 }
                 (self.hub.broker_subscribed(&channel, error.is_none()), error)
             }
@@ -309,8 +334,8 @@ impl ShardTask {
             }
             Action::BrokerUnsubscribe(channel) => {
                 self.broker.unsubscribe(&channel);
-                if let Some(occupancy) = &self.occupancy {
-                    occupancy.report(channel, false);
+                if self.occupancy {
+                    self.reports.occupancy(channel, false);
                 }
             }
             Action::Settled {
@@ -330,6 +355,16 @@ impl ShardTask {
                 waiter.settle(&channel, outcome);
             }
         }
+    }
+}
+
+/// The next tick of `timer`; never without one.
+async fn tick(timer: Option<&mut tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! otherwise.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -31,6 +32,8 @@ pub(crate) struct Embedded {
     /// Which nodes have subscribers of which channels: a table of the same kind, whose one
     /// member per channel ([`OCCUPANT`]) is there while some node is.
     occupancy: Mutex<PresenceTable>,
+    /// Each node's subscriber count per channel.
+    subscriptions: Mutex<HashMap<NodeId, HashMap<ChannelName, usize>>>,
     started: Instant,
     hub: Hub,
     webhooks: Option<Arc<Webhooks>>,
@@ -54,10 +57,52 @@ impl Store {
         Self::Embedded(Arc::new(Embedded {
             table: Mutex::new(PresenceTable::new(lease)),
             occupancy: Mutex::new(PresenceTable::new(lease)),
+            subscriptions: Mutex::new(HashMap::new()),
             started: Instant::now(),
             hub,
             webhooks,
         }))
+    }
+
+    /// `node`'s subscriber counts of `counts`' channels now. False when the table does not
+    /// know the node.
+    pub(crate) async fn set_subscriptions(
+        &self,
+        node: NodeId,
+        counts: &[(ChannelName, usize)],
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let mut all = e.subscriptions();
+                let mine = all.entry(node).or_default();
+                for (channel, n) in counts {
+                    if *n == 0 {
+                        mine.remove(channel);
+                    } else {
+                        mine.insert(channel.clone(), *n);
+                    }
+                }
+                Ok(true)
+            }
+            Store::Redis(r) => Ok(r.set_subscriptions(node, counts).await?),
+        }
+    }
+
+    /// Each of `channels`' subscriber count, summed over the nodes.
+    pub(crate) async fn subscriptions(
+        &self,
+        channels: &[ChannelName],
+    ) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Store::Embedded(e) => {
+                let all = e.subscriptions();
+                Ok(channels
+                    .iter()
+                    .map(|c| all.values().filter_map(|m| m.get(c)).sum::<usize>() as u64)
+                    .collect())
+            }
+            Store::Redis(r) => Ok(r.subscriptions(channels).await?),
+        }
     }
 
     /// `node` has subscribers of `channel` now (`occupied`), or no longer. False when the
@@ -164,6 +209,7 @@ impl Store {
             Store::Embedded(e) => {
                 let vacated = e.occupancy().node_gone(node);
                 e.occupancy_hooks(vacated);
+                e.subscriptions().remove(&node);
                 let events = e.table().node_gone(node);
                 let left = events.len() as u64;
                 e.deliver(events).await;
@@ -196,6 +242,12 @@ impl Store {
 impl Embedded {
     fn table(&self) -> std::sync::MutexGuard<'_, PresenceTable> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn subscriptions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<NodeId, HashMap<ChannelName, usize>>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn occupancy(&self) -> std::sync::MutexGuard<'_, PresenceTable> {

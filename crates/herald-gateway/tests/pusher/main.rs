@@ -567,7 +567,7 @@ async fn channel_and_user_queries_see_the_whole_cluster() {
     // What the queries refuse.
     for (route, params) in [
         ("channels", "info=user_count"),
-        ("channels", "info=subscription_count"),
+        ("channels", "info=member_count"),
         ("channels/news", "info=user_count"),
         ("channels/news/users", ""),
         ("channels/a b", ""),
@@ -578,6 +578,103 @@ async fn channel_and_user_queries_see_the_whole_cluster() {
     assert_eq!(signed_get(&a, "channels/x/members", "").await.status, 404);
     let unsigned = a.get(&format!("/apps/{ID}/channels")).await;
     assert_eq!(unsigned.status, 401);
+}
+
+/// Subscribes a Pusher client of `gw` to `channel`.
+async fn subscriber(gw: &TestGateway, channel: &str) -> WsClient {
+    let (mut c, _) = pusher_client(gw, KEY).await;
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
+        .await;
+    assert_eq!(
+        c.next_frame().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    c
+}
+
+#[tokio::test]
+async fn subscription_counts_and_event_info_see_the_whole_cluster() {
+    let redis = RedisServer::start().await;
+    let (a, b) = two_nodes(&redis).await;
+    let (_a1, _a2) = (subscriber(&a, "news").await, subscriber(&a, "news").await);
+    let _b1 = subscriber(&b, "news").await;
+    let mut native = b.client(None).await;
+    native.subscribe_ok(&["news"]).await;
+    // One member with two connections, on both nodes.
+    let (_ann, _) = join_presence(&a, "presence-lobby", "ann").await;
+    let (_ann_too, _) = join_presence(&b, "presence-lobby", "ann").await;
+
+    // Nodes report their counts about once a second.
+    eventually(WAIT, "every node's subscriptions counted", || async {
+        signed_get(&a, "channels", "info=subscription_count").await.json()
+            == json!({"channels": {"news": {"subscription_count": 4}, "presence-lobby": {"subscription_count": 2}}})
+    })
+    .await;
+    let one = signed_get(&b, "channels/news", "info=subscription_count").await;
+    assert_eq!(
+        one.json(),
+        json!({"occupied": true, "subscription_count": 4})
+    );
+    let lobby = signed_get(
+        &b,
+        "channels/presence-lobby",
+        "info=user_count,subscription_count",
+    )
+    .await;
+    assert_eq!(
+        lobby.json(),
+        json!({"occupied": true, "user_count": 1, "subscription_count": 2})
+    );
+
+    // `info` on events: the attributes of each channel published to.
+    let body = json!({"name": "e", "channels": ["news", "presence-lobby"], "data": "x",
+                      "info": "user_count,subscription_count"});
+    let reply = trigger(&a, &body, SECRET).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({"channels": {"news": {"subscription_count": 4},
+                            "presence-lobby": {"user_count": 1, "subscription_count": 2}}})
+    );
+    let batch = json!({"batch": [
+        {"name": "e", "channel": "presence-lobby", "data": "x", "info": "user_count"},
+        {"name": "e", "channel": "news", "data": "x"},
+    ]});
+    let reply = signed_post(&a, "batch_events", &batch, SECRET).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"batch": [{"user_count": 1}, {}]}));
+    let bad = json!({"name": "e", "channel": "news", "data": "x", "info": "colour"});
+    assert_eq!(trigger(&a, &bad, SECRET).await.status, 400);
+
+    // Leaving counts, and a node that stops takes its counts with it.
+    drop(_a1);
+    eventually(WAIT, "one subscription fewer", || async {
+        signed_get(&b, "channels/news", "info=subscription_count")
+            .await
+            .json()["subscription_count"]
+            == 3
+    })
+    .await;
+    b.stop().await;
+    eventually(WAIT, "node B's subscriptions gone", || async {
+        signed_get(&a, "channels/news", "info=subscription_count")
+            .await
+            .json()["subscription_count"]
+            == 1
+    })
+    .await;
+
+    // Counting can be turned off; asking then is refused.
+    let mut config = with_app(test_config());
+    config.pusher.subscription_count = false;
+    let off = TestGateway::start_with(config).await;
+    let reply = signed_get(&off, "channels", "info=subscription_count").await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.text().contains("pusher.subscription_count"),
+        "{}",
+        reply.text()
+    );
 }
 
 #[tokio::test]
@@ -613,6 +710,14 @@ async fn on_a_redis_cluster_occupied_channels_come_from_every_master() {
     )
     .await;
     assert_eq!(trigger_reply.status, 200);
+    // Subscription counts live in the presence table's slot.
+    eventually(WAIT, "counted on the cluster", || async {
+        signed_get(&gw, "channels/spread-3", "info=subscription_count")
+            .await
+            .json()
+            == json!({"occupied": true, "subscription_count": 1})
+    })
+    .await;
     // A cache channel's last event lives in its own slot, with its offset key.
     let body = json!({"name": "e", "channel": "cache-spread", "data": "kept"});
     assert_eq!(trigger(&gw, &body, SECRET).await.status, 200);

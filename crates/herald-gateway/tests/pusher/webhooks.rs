@@ -290,3 +290,51 @@ fn bad_webhook_settings_are_refused() {
     .expect("refused");
     assert!(error.contains("webhook_claim_after"), "{error}");
 }
+
+#[tokio::test]
+async fn on_a_redis_cluster_each_event_is_delivered_once() {
+    let cluster = herald_testkit::RedisCluster::start(3, 0).await;
+    let receiver = WebhookReceiver::start().await;
+    let config = || {
+        with_hooks(
+            herald_testkit::redis_cluster_config(&cluster),
+            vec![hook(&receiver.url, ALL)],
+        )
+    };
+    let a = TestGateway::start_with(config()).await;
+    let b = TestGateway::start_with(config()).await;
+    for gw in [&a, &b] {
+        gw.wait_ready(Duration::from_secs(10)).await;
+    }
+    let (ann, _) = join_presence(&a, "presence-room", "ann").await;
+    let (mut bob, _) = join_presence(&b, "presence-room", "bob").await;
+    bob.send(&json!({"event": "client-hi", "channel": "presence-room", "data": "x"}))
+        .await;
+    eventually(
+        WAIT,
+        "occupied, both added, and the client event",
+        || async { receiver.delivered().len() == 4 },
+    )
+    .await;
+    drop((ann, bob));
+    eventually(WAIT, "both removed and the channel vacated", || async {
+        receiver.delivered().len() == 7
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let names: Vec<Value> = receiver
+        .delivered()
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    for (name, n) in [
+        ("channel_occupied", 1),
+        ("member_added", 2),
+        ("client_event", 1),
+        ("member_removed", 2),
+        ("channel_vacated", 1),
+    ] {
+        assert_eq!(names.iter().filter(|x| **x == name).count(), n, "{names:?}");
+    }
+    assert_signed(&receiver);
+}
