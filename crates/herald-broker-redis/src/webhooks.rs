@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::{
-    presence::{unexpected, PresenceError, RedisPresence},
+    presence::{integer, unexpected, PresenceError, RedisPresence},
     resp::Value,
 };
 
@@ -123,6 +123,49 @@ impl RedisPresence {
             }
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Removes from the group the consumers other than `consumer` that hold no events and
+    /// have not read for `idle` (nodes gone): each node joins the group under its own id, so
+    /// without this the group would keep a consumer per node start. Returns how many.
+    ///
+    /// # Errors
+    /// [`PresenceError`] when Redis is unreachable or refuses.
+    pub async fn webhook_forget_consumers(
+        &self,
+        consumer: &str,
+        idle: Duration,
+    ) -> Result<usize, PresenceError> {
+        let key = self.webhooks_key.as_bytes();
+        let reply = self.call(&[b"XINFO", b"CONSUMERS", key, GROUP]).await?;
+        let Value::Array(Some(consumers)) = reply else {
+            return Err(unexpected(&reply));
+        };
+        let limit = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let mut forgotten = 0;
+        for info in consumers {
+            let Value::Array(Some(fields)) = info else {
+                continue;
+            };
+            let (mut name, mut pending, mut since) = (None, None, None);
+            for kv in fields.chunks_exact(2) {
+                match kv[0].as_bytes() {
+                    Some(b"name") => name = kv[1].as_bytes().map(<[u8]>::to_vec),
+                    Some(b"pending") => pending = integer(&kv[1]).ok(),
+                    Some(b"idle") => since = integer(&kv[1]).ok(),
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(0), Some(since)) = (name, pending, since) else {
+                continue;
+            };
+            if since >= limit && name != consumer.as_bytes() {
+                self.call(&[b"XGROUP", b"DELCONSUMER", key, GROUP, &name])
+                    .await?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
     }
 
     /// Claims `ids` again for `consumer`, which resets their idle time: a worker still retrying

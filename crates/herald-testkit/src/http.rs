@@ -97,3 +97,24 @@ fn parse(raw: &[u8]) -> anyhow::Result<HttpResponse> {
         body,
     })
 }
+
+/// Serves `handler` on a free loopback port until the returned guard drops; returns the
+/// address too.
+///
+/// # Panics
+/// When no loopback port can be bound.
+pub(crate) async fn serve_on_loopback<H: herald_http::Handler>(
+    handler: H,
+) -> (SocketAddr, tokio_util::sync::DropGuard) {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local address");
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(herald_http::serve(
+        listener,
+        std::sync::Arc::new(handler),
+        stop.clone(),
+    ));
+    (addr, stop.drop_guard())
+}

@@ -1,9 +1,6 @@
 //! An in-process OTLP/HTTP trace receiver: what a collector would get from Herald's nodes.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -13,7 +10,6 @@ use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest, common::v1::any_value::Value,
 };
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
 /// One received span, flattened.
 #[derive(Clone, Debug)]
@@ -120,21 +116,12 @@ impl OtlpReceiver {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("bind the OTLP receiver");
-        let addr = listener.local_addr().expect("local address");
         let spans = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        tokio::spawn(herald_http::serve(
-            listener,
-            Arc::new(Collect(spans.clone())),
-            stop.clone(),
-        ));
+        let (addr, stop) = crate::http::serve_on_loopback(Collect(spans.clone())).await;
         Self {
             endpoint: format!("http://{addr}"),
             spans,
-            _stop: stop.drop_guard(),
+            _stop: stop,
         }
     }
 

@@ -1,7 +1,6 @@
 //! An in-process webhook receiver: what an app's webhook URL would get from Herald's nodes.
 
 use std::{
-    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
@@ -13,7 +12,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use tokio_util::sync::CancellationToken;
 
 /// One request received.
 #[derive(Clone, Debug)]
@@ -118,21 +116,12 @@ impl WebhookReceiver {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("bind the webhook receiver");
-        let addr = listener.local_addr().expect("local address");
         let state = Arc::new(State::default());
-        let stop = CancellationToken::new();
-        tokio::spawn(herald_http::serve(
-            listener,
-            Arc::new(Collect(state.clone())),
-            stop.clone(),
-        ));
+        let (addr, stop) = crate::http::serve_on_loopback(Collect(state.clone())).await;
         Self {
             url: format!("http://{addr}/pusher/webhooks"),
             state,
-            _stop: stop.drop_guard(),
+            _stop: stop,
         }
     }
 

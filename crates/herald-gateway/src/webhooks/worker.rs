@@ -24,6 +24,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_millis(250);
 /// How long one read waits for new events.
 const BLOCK: Duration = Duration::from_secs(1);
+/// Consumers of the group (nodes) that held nothing and read nothing this long are removed.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 /// One webhook of one app.
 struct Target {
@@ -133,6 +135,11 @@ impl Worker {
             let claim = claimed_at.is_none_or(|at| at.elapsed() >= self.claim_after / 2);
             let entries = if claim {
                 claimed_at = Some(Instant::now());
+                match link.webhook_forget_consumers(&consumer, FORGET_AFTER).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(consumers = n, "webhooks: forgot gone nodes"),
+                    Err(e) => tracing::debug!(error = %e, "webhooks: cannot list consumers"),
+                }
                 link.webhook_claim(&consumer, self.claim_after, BATCH).await
             } else {
                 tokio::select! {

@@ -338,3 +338,42 @@ async fn on_a_redis_cluster_each_event_is_delivered_once() {
     }
     assert_signed(&receiver);
 }
+
+#[tokio::test]
+async fn the_queue_forgets_consumers_of_gone_nodes_that_hold_nothing() {
+    use herald_broker_redis::{Endpoint, RedisOptions, RedisPresence, TableMode};
+    let redis = RedisServer::start().await;
+    let endpoints = Endpoint::parse_list(&redis.url()).unwrap();
+    let options = RedisOptions::new(endpoints, "herald:", Duration::from_secs(2), None).unwrap();
+    let link = RedisPresence::new(&options, TableMode::Standalone);
+    let node = herald_protocol::NodeId::random();
+    link.heartbeat_with(node, Duration::from_secs(10), true)
+        .await
+        .unwrap();
+    link.webhook_group().await.unwrap();
+    for channel in ["a", "b"] {
+        let event = format!(r#"{{"name":"channel_occupied","channel":"{channel}"}}"#);
+        link.webhook_add(&event).await.unwrap();
+    }
+    // "held" takes an event and keeps it; "gone" took one, delivered it, and went away.
+    let block = Duration::from_millis(10);
+    let taken = link.webhook_read("held", 1, block).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let delivered = link.webhook_read("gone", 1, block).await.unwrap();
+    assert_eq!(delivered.len(), 1);
+    link.webhook_ack(&[delivered[0].id.clone()]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let long = Duration::from_secs(3600);
+    assert_eq!(link.webhook_forget_consumers("me", long).await.unwrap(), 0);
+    let short = Duration::from_millis(10);
+    assert_eq!(link.webhook_forget_consumers("me", short).await.unwrap(), 1);
+    assert_eq!(link.webhook_forget_consumers("me", short).await.unwrap(), 0);
+    // What "held" holds is still its own, and can be acknowledged.
+    let ids = vec![taken[0].id.clone()];
+    link.webhook_ack(&ids).await.unwrap();
+    assert!(link
+        .webhook_claim("me", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
