@@ -53,6 +53,10 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
     }
     let mut native = b.client(None).await;
     native.subscribe_ok(&["news"]).await;
+    let mut eavesdropper = b.client(None).await;
+    eavesdropper
+        .subscribe_ok(&["private-encrypted-vault"])
+        .await;
 
     let mut cmd = Command::new("node");
     cmd.arg("sdk.mjs")
@@ -62,6 +66,10 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         .env("PUSHER_APP_ID", "1")
         .env("PUSHER_KEY", "sdk-key")
         .env("PUSHER_SECRET", "sdk-secret")
+        .env(
+            "PUSHER_MASTER_KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )
         .env("WEBHOOK_PORT", hooks.to_string());
     // On the blocking pool: the gateways keep running on the test's runtime meanwhile.
     let node = tokio::task::spawn_blocking(move || cmd.output());
@@ -86,6 +94,16 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         native.next_push().await,
         json!({"channel": "news", "data": "plain text", "offset": 4, "event": "many"})
     );
+    // The encrypted channel's publication went through Herald as ciphertext only.
+    let sealed = eavesdropper.next_push().await;
+    let sealed: serde_json::Value =
+        serde_json::from_str(sealed["data"].as_str().expect("a string")).expect("JSON");
+    assert!(
+        sealed["ciphertext"].is_string() && sealed["nonce"].is_string(),
+        "{sealed}"
+    );
+    let fields: Vec<&String> = sealed.as_object().expect("an object").keys().collect();
+    assert_eq!(fields, ["ciphertext", "nonce"], "nothing in the clear");
     assert_eq!(
         b.metric("herald_publications_total{path=\"client\"}").await
             + a.metric("herald_publications_total{path=\"client\"}").await,

@@ -3,6 +3,7 @@
 //   HERALD_WS_PORT     the WebSocket port of the node the client connects to
 //   HERALD_API_PORT    the API port of the node the server SDK publishes through
 //   PUSHER_APP_ID, PUSHER_KEY, PUSHER_SECRET
+//   PUSHER_MASTER_KEY  the base64 key of end-to-end encrypted channels (the server SDK's)
 //   WEBHOOK_PORT       where the nodes send the app's webhooks (this script receives them)
 // Every step has a deadline; the first failure exits with status 1 and says which step.
 import http from 'node:http';
@@ -13,6 +14,7 @@ const env = process.env;
 const appId = env.PUSHER_APP_ID, key = env.PUSHER_KEY, secret = env.PUSHER_SECRET;
 const server = new PusherServer({
   appId, key, secret, host: '127.0.0.1', port: env.HERALD_API_PORT, useTLS: false,
+  encryptionMasterKeyBase64: env.PUSHER_MASTER_KEY,
 });
 const wrong = new PusherServer({
   appId, key, secret: 'not-the-secret', host: '127.0.0.1', port: env.HERALD_API_PORT, useTLS: false,
@@ -79,6 +81,14 @@ try {
   const shipped = within('private event', 5000, (ok) => orders.bind('shipped', ok));
   await server.trigger(['private-orders', 'news'], 'shipped', { id: 7 });
   equal('private event', await shipped, { id: 7 });
+
+  // End-to-end encrypted: the server SDK encrypts, Herald passes the ciphertext through, and
+  // pusher-js decrypts with the shared secret of its authorization.
+  const vault = good.subscribe('private-encrypted-vault');
+  await within('encrypted subscribe', 5000, (ok) => vault.bind('pusher:subscription_succeeded', ok));
+  const secretEvent = within('encrypted event', 5000, (ok) => vault.bind('secret', ok));
+  await server.trigger('private-encrypted-vault', 'secret', { code: 42 });
+  equal('encrypted event', await secretEvent, { code: 42 });
 
   const refused = forged.subscribe('private-orders');
   const error = await within('forged authorization', 5000, (ok) => refused.bind('pusher:subscription_error', ok));

@@ -905,3 +905,29 @@ async fn events_to_users_and_their_termination_reach_every_node() {
     bob.send(&json!({"event": "pusher:ping"})).await;
     assert_eq!(bob.next_frame().await["event"], "pusher:pong");
 }
+
+#[tokio::test]
+async fn encrypted_channels_need_an_authorization_pass_data_through_and_refuse_client_events() {
+    let gw = TestGateway::start_with(with_app(test_config())).await;
+    // Without a signature: refused, as for private channels.
+    let (mut stranger, _) = pusher_client(&gw, KEY).await;
+    stranger
+        .send(&json!({"event": "pusher:subscribe", "data": {"channel": "private-encrypted-vault"}}))
+        .await;
+    let refused = stranger.next_frame().await;
+    assert_eq!(refused["event"], "pusher:subscription_error", "{refused}");
+    // Signed for this socket: subscribed; what the app's server encrypted arrives as it was.
+    let (mut c, _) = join_private(&gw, "private-encrypted-vault").await;
+    let sealed = r#"{"nonce":"bm9uY2U=","ciphertext":"c2VhbGVk"}"#;
+    let body = json!({"name": "secret", "channel": "private-encrypted-vault", "data": sealed});
+    assert_eq!(trigger(&gw, &body, SECRET).await.status, 200);
+    assert_eq!(
+        c.next_frame().await,
+        json!({"event": "secret", "channel": "private-encrypted-vault", "data": sealed})
+    );
+    // Client events would be in the clear: Pusher refuses them there, and so does Herald.
+    c.send(&json!({"event": "client-peek", "channel": "private-encrypted-vault", "data": {}}))
+        .await;
+    let error = c.next_frame().await;
+    assert_eq!(error["event"], "pusher:error", "{error}");
+}
