@@ -1,13 +1,15 @@
-//! The webhook stream, `<prefix>{presence}:webhooks`, read by the nodes' webhook workers as
-//! one consumer group.
+//! The webhook stream, `<prefix>{presence}:webhooks`, read by the nodes' webhook workers: a
+//! consumer group per webhook (so that each goes at its own pace), each node a consumer.
 //!
 //! The presence functions queue member and occupancy events in the same atomic step as the
 //! transition, so each is queued once cluster-wide; nodes queue client events. Each entry is
 //! one event, `e` = its JSON text. A worker reads new entries for itself (`XREADGROUP`),
-//! delivers them, then acknowledges and deletes them. An entry stays pending while it is being
+//! delivers them, then acknowledges them. An entry stays pending while it is being
 //! delivered (and retried); when its worker's node dies, another worker takes it over once it
 //! has been idle for a while (`XAUTOCLAIM`). A worker that retries for long keeps its entries
 //! by claiming them again ([`RedisPresence::webhook_touch`]), which resets their idle time.
+//! The stream keeps about its last 100,000 entries (`XADD ... MAXLEN ~`): a webhook that falls
+//! further behind than that loses its oldest events.
 
 use std::time::Duration;
 
@@ -15,9 +17,6 @@ use crate::{
     presence::{integer, unexpected, PresenceError, RedisPresence},
     resp::Value,
 };
-
-/// The consumer group of the webhook workers.
-const GROUP: &[u8] = b"herald-webhooks";
 
 /// One queued webhook event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +42,16 @@ impl RedisPresence {
     ///
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
-    pub async fn webhook_group(&self) -> Result<(), PresenceError> {
+    pub async fn webhook_group(&self, group: &str) -> Result<(), PresenceError> {
         let key = self.webhooks_key.as_bytes();
-        let args: [&[u8]; 6] = [b"XGROUP", b"CREATE", key, GROUP, b"0", b"MKSTREAM"];
+        let args: [&[u8]; 6] = [
+            b"XGROUP",
+            b"CREATE",
+            key,
+            group.as_bytes(),
+            b"0",
+            b"MKSTREAM",
+        ];
         match self.call(&args).await {
             Ok(_) => Ok(()),
             Err(PresenceError::Refused(m)) if m.starts_with("BUSYGROUP") => Ok(()),
@@ -61,6 +67,7 @@ impl RedisPresence {
     /// gone: create the group again).
     pub async fn webhook_read(
         &self,
+        group: &str,
         consumer: &str,
         count: usize,
         block: Duration,
@@ -69,7 +76,7 @@ impl RedisPresence {
         let args: [&[u8]; 10] = [
             b"XREADGROUP",
             b"GROUP",
-            GROUP,
+            group.as_bytes(),
             consumer.as_bytes(),
             b"COUNT",
             count.as_bytes(),
@@ -101,6 +108,7 @@ impl RedisPresence {
     /// [`PresenceError`] when Redis is unreachable or refuses.
     pub async fn webhook_claim(
         &self,
+        group: &str,
         consumer: &str,
         min_idle: Duration,
         count: usize,
@@ -109,7 +117,7 @@ impl RedisPresence {
         let args: [&[u8]; 8] = [
             b"XAUTOCLAIM",
             self.webhooks_key.as_bytes(),
-            GROUP,
+            group.as_bytes(),
             consumer.as_bytes(),
             ms.as_bytes(),
             b"0-0",
@@ -133,11 +141,14 @@ impl RedisPresence {
     /// [`PresenceError`] when Redis is unreachable or refuses.
     pub async fn webhook_forget_consumers(
         &self,
+        group: &str,
         consumer: &str,
         idle: Duration,
     ) -> Result<usize, PresenceError> {
         let key = self.webhooks_key.as_bytes();
-        let reply = self.call(&[b"XINFO", b"CONSUMERS", key, GROUP]).await?;
+        let reply = self
+            .call(&[b"XINFO", b"CONSUMERS", key, group.as_bytes()])
+            .await?;
         let Value::Array(Some(consumers)) = reply else {
             return Err(unexpected(&reply));
         };
@@ -160,7 +171,7 @@ impl RedisPresence {
                 continue;
             };
             if since >= limit && name != consumer.as_bytes() {
-                self.call(&[b"XGROUP", b"DELCONSUMER", key, GROUP, &name])
+                self.call(&[b"XGROUP", b"DELCONSUMER", key, group.as_bytes(), &name])
                     .await?;
                 forgotten += 1;
             }
@@ -173,14 +184,19 @@ impl RedisPresence {
     ///
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
-    pub async fn webhook_touch(&self, consumer: &str, ids: &[String]) -> Result<(), PresenceError> {
+    pub async fn webhook_touch(
+        &self,
+        group: &str,
+        consumer: &str,
+        ids: &[String],
+    ) -> Result<(), PresenceError> {
         if ids.is_empty() {
             return Ok(());
         }
         let mut args: Vec<&[u8]> = vec![
             b"XCLAIM",
             self.webhooks_key.as_bytes(),
-            GROUP,
+            group.as_bytes(),
             consumer.as_bytes(),
             b"0",
         ];
@@ -189,21 +205,19 @@ impl RedisPresence {
         self.call(&args).await.map(drop)
     }
 
-    /// Acknowledges and deletes delivered entries.
+    /// Acknowledges delivered entries for `group` (other groups may still read them; the
+    /// stream's length bound removes them).
     ///
     /// # Errors
     /// [`PresenceError`] when Redis is unreachable or refuses.
-    pub async fn webhook_ack(&self, ids: &[String]) -> Result<(), PresenceError> {
+    pub async fn webhook_ack(&self, group: &str, ids: &[String]) -> Result<(), PresenceError> {
         if ids.is_empty() {
             return Ok(());
         }
         let key = self.webhooks_key.as_bytes();
-        let mut ack: Vec<&[u8]> = vec![b"XACK", key, GROUP];
+        let mut ack: Vec<&[u8]> = vec![b"XACK", key, group.as_bytes()];
         ack.extend(ids.iter().map(String::as_bytes));
-        self.call(&ack).await?;
-        let mut del: Vec<&[u8]> = vec![b"XDEL", key];
-        del.extend(ids.iter().map(String::as_bytes));
-        self.call(&del).await.map(drop)
+        self.call(&ack).await.map(drop)
     }
 }
 

@@ -246,10 +246,10 @@ pub async fn run(
             let tables = RedisTables {
                 presence: any_presence.then(|| RedisPresence::new(&options, table)),
                 webhooks: hooks.then(|| {
-                    (
-                        RedisPresence::new(&options, table),
-                        RedisPresence::new(&options, table),
-                    )
+                    let readers = (0..Webhooks::count(&config.pusher))
+                        .map(|_| RedisPresence::new(&options, table))
+                        .collect();
+                    (RedisPresence::new(&options, table), readers)
                 }),
             };
             run_with(
@@ -292,8 +292,8 @@ pub async fn run_on_bus(
 struct RedisTables {
     /// Reports and queries (none: the table is in the process).
     presence: Option<RedisPresence>,
-    /// The webhook queue's writer and reader, when some app has webhooks.
-    webhooks: Option<(RedisPresence, RedisPresence)>,
+    /// The webhook queue's writer, and a reader per webhook, when some app has webhooks.
+    webhooks: Option<(RedisPresence, Vec<RedisPresence>)>,
 }
 
 async fn run_with(
@@ -315,9 +315,9 @@ async fn run_with(
     let pusher_event = EventName::parse(&config.pusher.default_event)
         .unwrap_or_else(|_| EventName::parse("message").expect("a valid name"));
     let queue = match redis.webhooks {
-        Some((writer, reader)) => Queue::Redis {
+        Some((writer, readers)) => Queue::Redis {
             writer: Arc::new(writer),
-            reader: Arc::new(reader),
+            readers,
             consumer: node_id.to_string(),
         },
         None => Queue::Embedded,

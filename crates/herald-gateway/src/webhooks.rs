@@ -10,13 +10,15 @@
 //!   events come from the node that relays them.
 //! - **Queue.** With Redis, the tables' functions append their events to a Redis stream in the
 //!   same atomic step as the transition, and nodes append client events
-//!   ([`herald_broker_redis::WebhookEntry`]). Every node with webhooks reads the stream as one
-//!   consumer group, so each event goes to one node; it is acknowledged only after delivery,
-//!   and events a dead node had taken are taken over by another after
-//!   `pusher.webhook_claim_after`. With the embedded broker, the queue is in the process.
-//! - **Delivery.** The events a node reads at once (up to 100) go out as one request per
-//!   webhook whose `event_types` they match, retried `pusher.webhook_attempts` times, waiting
-//!   `pusher.webhook_retry`, doubling, between attempts.
+//!   ([`herald_broker_redis::WebhookEntry`]). Each webhook reads the stream as a consumer group
+//!   of its own, every node with webhooks a consumer, so each event goes to one node per
+//!   webhook; it is acknowledged only after delivery, and events a dead node had taken are
+//!   taken over by another after `pusher.webhook_claim_after`. With the embedded broker, each
+//!   webhook has a queue in the process.
+//! - **Delivery.** The events a webhook's worker reads at once (up to 100) go out as one
+//!   request, retried `pusher.webhook_attempts` times, waiting `pusher.webhook_retry`,
+//!   doubling, between attempts. Each webhook has its own worker, so one that keeps failing
+//!   holds back only itself.
 
 mod client;
 mod worker;
@@ -30,31 +32,45 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{config::PusherConfig, metrics::Metrics};
 
-/// Events a node may hold before they are delivered (embedded) or queued in Redis; beyond
-/// it they are dropped and counted.
+/// Events a node may hold per queue before they are delivered (embedded) or appended to the
+/// Redis stream; beyond it they are dropped and counted.
 const QUEUE: usize = 10_000;
 
-/// A node's webhooks: which kinds some app wants, and the queue events go into.
+/// A node's webhooks: which kinds some app wants, and where events go.
 pub(crate) struct Webhooks {
     kinds: Vec<EventKind>,
-    queue: mpsc::Sender<Event>,
+    queues: Queues,
     metrics: Arc<Metrics>,
+}
+
+/// Where emitted events go.
+enum Queues {
+    /// Each webhook's own queue in this process, with the kinds it wants.
+    Local(Vec<(Vec<EventKind>, mpsc::Sender<Event>)>),
+    /// The task that appends them to the Redis stream, which every webhook reads.
+    Redis(mpsc::Sender<Event>),
 }
 
 /// Where the queue lives.
 pub(crate) enum Queue {
     /// In this process: the node delivers what it queues.
     Embedded,
-    /// In Redis: `writer` appends client events, `reader` takes events for delivery (a
-    /// connection of its own, as it waits on the stream), as consumer `consumer`.
+    /// In Redis: `writer` appends client events; each webhook reads the stream on a connection
+    /// of its own (`readers`, one per webhook, in the order of the configuration: a read waits
+    /// on its connection), as consumer `consumer`.
     Redis {
         writer: Arc<RedisPresence>,
-        reader: Arc<RedisPresence>,
+        readers: Vec<RedisPresence>,
         consumer: String,
     },
 }
 
 impl Webhooks {
+    /// How many webhooks the apps of `config` have (the Redis readers [`Self::start`] needs).
+    pub(crate) fn count(config: &PusherConfig) -> usize {
+        config.apps.iter().map(|a| a.webhooks.len()).sum()
+    }
+
     /// Starts delivering webhooks, when some app has one; the tasks run until `stop`.
     pub(crate) fn start(
         config: &PusherConfig,
@@ -63,27 +79,49 @@ impl Webhooks {
         stop: &CancellationToken,
         tracker: &TaskTracker,
     ) -> Option<Arc<Self>> {
-        let worker = worker::Worker::new(config, metrics.clone(), stop.clone())?;
-        let mut kinds: Vec<EventKind> = worker.kinds().collect();
+        let targets = worker::targets(config);
+        if targets.is_empty() {
+            return None;
+        }
+        let settings = Arc::new(worker::Settings::new(
+            config,
+            metrics.clone(),
+            stop.clone(),
+        )?);
+        let mut kinds: Vec<EventKind> = targets.iter().flat_map(|t| t.kinds.clone()).collect();
         kinds.sort_by_key(|k| k.as_str());
         kinds.dedup();
-        let (tx, rx) = mpsc::channel(QUEUE);
-        match queue {
-            Queue::Embedded => {
-                tracker.spawn(worker.run_local(rx));
-            }
+        let workers = targets.into_iter().map(|target| worker::Worker {
+            target,
+            settings: settings.clone(),
+        });
+        let queues = match queue {
+            Queue::Embedded => Queues::Local(
+                workers
+                    .map(|worker| {
+                        let (tx, rx) = mpsc::channel(QUEUE);
+                        let wanted = worker.target.kinds.clone();
+                        tracker.spawn(worker.run_local(rx));
+                        (wanted, tx)
+                    })
+                    .collect(),
+            ),
             Queue::Redis {
                 writer,
-                reader,
+                readers,
                 consumer,
             } => {
+                for (worker, reader) in workers.zip(readers) {
+                    tracker.spawn(worker.run_redis(reader, consumer.clone()));
+                }
+                let (tx, rx) = mpsc::channel(QUEUE);
                 tracker.spawn(worker::append(rx, writer, metrics.clone(), stop.clone()));
-                tracker.spawn(worker.run_redis(reader, consumer));
+                Queues::Redis(tx)
             }
-        }
+        };
         Some(Arc::new(Self {
             kinds,
-            queue: tx,
+            queues,
             metrics,
         }))
     }
@@ -93,12 +131,25 @@ impl Webhooks {
         self.kinds.contains(&kind)
     }
 
-    /// Queues `event` for delivery (dropped and counted when the queue is full).
+    /// Queues `event` for delivery (dropped and counted where a queue is full).
     pub(crate) fn emit(&self, event: Event) {
         if !self.wants(event.name) {
             return;
         }
-        if self.queue.try_send(event).is_err() {
+        let sent = match &self.queues {
+            Queues::Redis(tx) => tx.try_send(event).is_ok(),
+            Queues::Local(queues) => {
+                let mut sent = true;
+                for (_, tx) in queues
+                    .iter()
+                    .filter(|(wanted, _)| wanted.contains(&event.name))
+                {
+                    sent &= tx.try_send(event.clone()).is_ok();
+                }
+                sent
+            }
+        };
+        if !sent {
             self.metrics.families.webhooks.inc("dropped");
         }
     }

@@ -1,4 +1,5 @@
-//! Reading queued webhook events and delivering them.
+//! Reading queued webhook events and delivering them: one worker per webhook, so that a
+//! webhook that keeps failing holds back only itself.
 
 use std::{
     sync::Arc,
@@ -24,21 +25,47 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const RETRY: Duration = Duration::from_millis(250);
 /// How long one read waits for new events.
 const BLOCK: Duration = Duration::from_secs(1);
-/// Consumers of the group (nodes) that held nothing and read nothing this long are removed.
+/// Consumers of a group (nodes) that held nothing and read nothing this long are removed.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 /// One webhook of one app.
-struct Target {
+pub(super) struct Target {
     key: String,
     secret: String,
     url: String,
     endpoint: Endpoint,
-    kinds: Vec<EventKind>,
+    pub(super) kinds: Vec<EventKind>,
+    /// Its consumer group in the Redis stream: the same on every node.
+    group: String,
 }
 
-/// Delivers batches of events to every webhook that wants them.
-pub(super) struct Worker {
-    targets: Vec<Target>,
+/// Every webhook of every app.
+pub(super) fn targets(config: &PusherConfig) -> Vec<Target> {
+    config
+        .apps
+        .iter()
+        .flat_map(|app| {
+            app.webhooks.iter().filter_map(|hook| {
+                Some(Target {
+                    key: app.key.clone(),
+                    secret: app.secret.clone(),
+                    url: hook.url.clone(),
+                    // Validated with the configuration.
+                    endpoint: Endpoint::parse(&hook.url)?,
+                    kinds: hook
+                        .event_types
+                        .iter()
+                        .filter_map(|t| EventKind::parse(t))
+                        .collect(),
+                    group: format!("herald-webhooks:{}:{}", app.id, hook.url),
+                })
+            })
+        })
+        .collect()
+}
+
+/// What every worker of a node shares.
+pub(super) struct Settings {
     timeout: Duration,
     retry: Duration,
     attempts: u32,
@@ -48,41 +75,16 @@ pub(super) struct Worker {
     stop: CancellationToken,
 }
 
-impl Worker {
-    /// `None` when no app has a webhook.
+impl Settings {
     pub(super) fn new(
         config: &PusherConfig,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Option<Self> {
-        let targets: Vec<Target> = config
-            .apps
-            .iter()
-            .flat_map(|app| {
-                app.webhooks.iter().filter_map(|hook| {
-                    Some(Target {
-                        key: app.key.clone(),
-                        secret: app.secret.clone(),
-                        url: hook.url.clone(),
-                        // Validated with the configuration.
-                        endpoint: Endpoint::parse(&hook.url)?,
-                        kinds: hook
-                            .event_types
-                            .iter()
-                            .filter_map(|t| EventKind::parse(t))
-                            .collect(),
-                    })
-                })
-            })
-            .collect();
-        if targets.is_empty() {
-            return None;
-        }
         let tls = herald_broker_redis::TlsConfig::new(None)
             .map(|t| t.client_config())
             .ok()?;
         Some(Self {
-            targets,
             timeout: config.webhook_timeout,
             retry: config.webhook_retry,
             attempts: config.webhook_attempts,
@@ -93,17 +95,27 @@ impl Worker {
         })
     }
 
-    /// Every kind some webhook wants.
-    pub(super) fn kinds(&self) -> impl Iterator<Item = EventKind> + '_ {
-        self.targets.iter().flat_map(|t| t.kinds.iter().copied())
+    async fn pause(&self) {
+        tokio::select! {
+            _ = self.stop.cancelled() => {}
+            _ = tokio::time::sleep(RETRY) => {}
+        }
     }
+}
 
-    /// Delivers the events queued in this process.
+/// Delivers the events one webhook wants.
+pub(super) struct Worker {
+    pub(super) target: Target,
+    pub(super) settings: Arc<Settings>,
+}
+
+impl Worker {
+    /// Delivers the events queued for this webhook in this process.
     pub(super) async fn run_local(self, mut rx: mpsc::Receiver<Event>) {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             let received = tokio::select! {
-                _ = self.stop.cancelled() => return,
+                _ = self.settings.stop.cancelled() => return,
                 n = rx.recv_many(&mut batch, BATCH) => n,
             };
             if received == 0 {
@@ -116,45 +128,50 @@ impl Worker {
         }
     }
 
-    /// Delivers the events of the Redis stream, as `consumer` of the workers' group.
-    pub(super) async fn run_redis(self, link: Arc<RedisPresence>, consumer: String) {
-        let mut group = false;
+    /// Delivers the events of the Redis stream, as `consumer` of this webhook's group.
+    pub(super) async fn run_redis(self, link: RedisPresence, consumer: String) {
+        let (settings, group) = (&self.settings, self.target.group.as_str());
+        let mut created = false;
         let mut claimed_at: Option<Instant> = None;
-        while !self.stop.is_cancelled() {
-            if !group {
-                match link.webhook_group().await {
-                    Ok(()) => group = true,
+        while !settings.stop.is_cancelled() {
+            if !created {
+                match link.webhook_group(group).await {
+                    Ok(()) => created = true,
                     Err(e) => {
                         tracing::debug!(error = %e, "webhooks: cannot create the consumer group");
-                        self.pause().await;
+                        settings.pause().await;
                         continue;
                     }
                 }
             }
             // Now and then, take over what dead nodes left undelivered.
-            let claim = claimed_at.is_none_or(|at| at.elapsed() >= self.claim_after / 2);
+            let claim = claimed_at.is_none_or(|at| at.elapsed() >= settings.claim_after / 2);
             let entries = if claim {
                 claimed_at = Some(Instant::now());
-                match link.webhook_forget_consumers(&consumer, FORGET_AFTER).await {
+                match link
+                    .webhook_forget_consumers(group, &consumer, FORGET_AFTER)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(consumers = n, "webhooks: forgot gone nodes"),
                     Err(e) => tracing::debug!(error = %e, "webhooks: cannot list consumers"),
                 }
-                link.webhook_claim(&consumer, self.claim_after, BATCH).await
+                link.webhook_claim(group, &consumer, settings.claim_after, BATCH)
+                    .await
             } else {
                 tokio::select! {
-                    _ = self.stop.cancelled() => return,
-                    read = link.webhook_read(&consumer, BATCH, BLOCK) => read,
+                    _ = settings.stop.cancelled() => return,
+                    read = link.webhook_read(group, &consumer, BATCH, BLOCK) => read,
                 }
             };
             let entries = match entries {
                 Ok(entries) => entries,
                 Err(e) => {
                     if matches!(&e, PresenceError::Refused(m) if m.starts_with("NOGROUP")) {
-                        group = false;
+                        created = false;
                     }
                     tracing::debug!(error = %e, "webhooks: cannot read the queue");
-                    self.pause().await;
+                    settings.pause().await;
                     continue;
                 }
             };
@@ -164,7 +181,7 @@ impl Worker {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let events = parse(entries);
             let touch = || async {
-                if let Err(e) = link.webhook_touch(&consumer, &ids).await {
+                if let Err(e) = link.webhook_touch(group, &consumer, &ids).await {
                     tracing::debug!(error = %e, "webhooks: cannot keep events being retried");
                 }
             };
@@ -173,80 +190,86 @@ impl Worker {
                 return;
             }
             for _ in 0..3 {
-                match link.webhook_ack(&ids).await {
+                match link.webhook_ack(group, &ids).await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::debug!(error = %e, "webhooks: cannot acknowledge delivered events");
-                        self.pause().await;
+                        settings.pause().await;
                     }
                 }
             }
         }
     }
 
-    async fn pause(&self) {
-        tokio::select! {
-            _ = self.stop.cancelled() => {}
-            _ = tokio::time::sleep(RETRY) => {}
-        }
-    }
-
-    /// Sends `events` to every webhook that wants some of them, retrying each request;
-    /// `touch` runs before each retry. False when the node stopped meanwhile.
+    /// Sends the events of `events` this webhook wants as one request, retrying with growing
+    /// waits; `touch` runs every third of `pusher.webhook_claim_after` meanwhile, so that no
+    /// other node takes the events. False when the node stopped first.
     async fn deliver<F, Fut>(&self, events: &[Event], touch: F) -> bool
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        let chosen: Vec<&Event> = events
+            .iter()
+            .filter(|e| self.target.kinds.contains(&e.name))
+            .collect();
+        if chosen.is_empty() {
+            return true;
+        }
+        let count = chosen.len() as u64;
         let time_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        for target in &self.targets {
-            let chosen: Vec<&Event> = events
-                .iter()
-                .filter(|e| target.kinds.contains(&e.name))
-                .collect();
-            if chosen.is_empty() {
-                continue;
+        let send = self.send(webhook::body(time_ms, chosen), count);
+        tokio::pin!(send);
+        let mut keep = tokio::time::interval(self.settings.claim_after / 3);
+        keep.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut send => return done,
+                _ = keep.tick() => touch().await,
             }
-            let count = chosen.len() as u64;
-            let body = webhook::body(time_ms, chosen);
-            let headers = [
-                ("X-Pusher-Key", target.key.clone()),
-                (
-                    "X-Pusher-Signature",
-                    herald_pusher::signature::webhook_signature(&target.secret, &body),
-                ),
-            ];
-            let body = Bytes::from(body);
-            let mut wait = self.retry;
-            for attempt in 1..=self.attempts {
-                let sent = client::post(
-                    &target.endpoint,
-                    &self.tls,
-                    &headers,
-                    body.clone(),
-                    self.timeout,
-                )
-                .await;
-                let Err(e) = sent else {
-                    self.metrics.families.webhooks.add("delivered", count);
-                    break;
-                };
-                if attempt == self.attempts {
-                    self.metrics.families.webhooks.add("given_up", count);
-                    tracing::warn!(url = %target.url, attempts = attempt, error = %e, events = count, "webhooks: giving up");
-                    break;
-                }
-                self.metrics.families.webhooks.add("retried", count);
-                tracing::debug!(url = %target.url, attempt, error = %e, "webhooks: retrying");
-                tokio::select! {
-                    _ = self.stop.cancelled() => return false,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(MAX_BACKOFF);
-                touch().await;
+        }
+    }
+
+    /// Sends one request, retrying with growing waits. False when the node stopped first.
+    async fn send(&self, body: String, count: u64) -> bool {
+        let (target, settings) = (&self.target, &self.settings);
+        let headers = [
+            ("X-Pusher-Key", target.key.clone()),
+            (
+                "X-Pusher-Signature",
+                herald_pusher::signature::webhook_signature(&target.secret, &body),
+            ),
+        ];
+        let body = Bytes::from(body);
+        let outcomes = &settings.metrics.families.webhooks;
+        let mut wait = settings.retry;
+        for attempt in 1..=settings.attempts {
+            let sent = client::post(
+                &target.endpoint,
+                &settings.tls,
+                &headers,
+                body.clone(),
+                settings.timeout,
+            )
+            .await;
+            let Err(e) = sent else {
+                outcomes.add("delivered", count);
+                return true;
+            };
+            if attempt == settings.attempts {
+                outcomes.add("given_up", count);
+                tracing::warn!(url = %target.url, attempts = attempt, error = %e, events = count, "webhooks: giving up");
+                return true;
             }
+            outcomes.add("retried", count);
+            tracing::debug!(url = %target.url, attempt, error = %e, "webhooks: retrying");
+            tokio::select! {
+                _ = settings.stop.cancelled() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(MAX_BACKOFF);
         }
         true
     }

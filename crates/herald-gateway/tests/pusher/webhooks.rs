@@ -350,30 +350,91 @@ async fn the_queue_forgets_consumers_of_gone_nodes_that_hold_nothing() {
     link.heartbeat_with(node, Duration::from_secs(10), true)
         .await
         .unwrap();
-    link.webhook_group().await.unwrap();
+    let group = "herald-webhooks:42:http://hooks.example/";
+    link.webhook_group(group).await.unwrap();
     for channel in ["a", "b"] {
         let event = format!(r#"{{"name":"channel_occupied","channel":"{channel}"}}"#);
         link.webhook_add(&event).await.unwrap();
     }
     // "held" takes an event and keeps it; "gone" took one, delivered it, and went away.
     let block = Duration::from_millis(10);
-    let taken = link.webhook_read("held", 1, block).await.unwrap();
+    let taken = link.webhook_read(group, "held", 1, block).await.unwrap();
     assert_eq!(taken.len(), 1);
-    let delivered = link.webhook_read("gone", 1, block).await.unwrap();
+    let delivered = link.webhook_read(group, "gone", 1, block).await.unwrap();
     assert_eq!(delivered.len(), 1);
-    link.webhook_ack(&[delivered[0].id.clone()]).await.unwrap();
+    link.webhook_ack(group, &[delivered[0].id.clone()])
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let long = Duration::from_secs(3600);
-    assert_eq!(link.webhook_forget_consumers("me", long).await.unwrap(), 0);
+    assert_eq!(
+        link.webhook_forget_consumers(group, "me", long)
+            .await
+            .unwrap(),
+        0
+    );
     let short = Duration::from_millis(10);
-    assert_eq!(link.webhook_forget_consumers("me", short).await.unwrap(), 1);
-    assert_eq!(link.webhook_forget_consumers("me", short).await.unwrap(), 0);
+    assert_eq!(
+        link.webhook_forget_consumers(group, "me", short)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        link.webhook_forget_consumers(group, "me", short)
+            .await
+            .unwrap(),
+        0
+    );
     // What "held" holds is still its own, and can be acknowledged.
     let ids = vec![taken[0].id.clone()];
-    link.webhook_ack(&ids).await.unwrap();
+    link.webhook_ack(group, &ids).await.unwrap();
     assert!(link
-        .webhook_claim("me", Duration::ZERO, 10)
+        .webhook_claim(group, "me", Duration::ZERO, 10)
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_holds_back_only_itself() {
+    let redis = RedisServer::start().await;
+    let (down, up) = (
+        WebhookReceiver::start().await,
+        WebhookReceiver::start().await,
+    );
+    down.set_down(true);
+    let mut config = with_hooks(
+        redis_config(&redis.url()),
+        vec![hook(&down.url, ALL), hook(&up.url, ALL)],
+    );
+    config.pusher.webhook_attempts = 1000;
+    let gw = TestGateway::start_with(config).await;
+    gw.wait_ready(WAIT).await;
+    // Two batches at least: occupied, then (after it was delivered) vacated.
+    let (mut c, _) = pusher_client(&gw, KEY).await;
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    c.next_frame().await;
+    let occupied = json!({"name": "channel_occupied", "channel": "news"});
+    eventually(WAIT, "occupied, on the webhook that answers", || async {
+        times(&up, &occupied) == 1
+    })
+    .await;
+    drop(c);
+    let vacated = json!({"name": "channel_vacated", "channel": "news"});
+    eventually(WAIT, "vacated too, while the other still fails", || async {
+        times(&up, &vacated) == 1
+    })
+    .await;
+    assert!(!down.requests().is_empty(), "the failing one was tried");
+    assert!(down.delivered().is_empty());
+    // Once it answers, it gets everything, in its own time.
+    down.set_down(false);
+    eventually(Duration::from_secs(10), "the other catches up", || async {
+        times(&down, &occupied) == 1 && times(&down, &vacated) == 1
+    })
+    .await;
+    assert_signed(&up);
+    assert_signed(&down);
 }
