@@ -438,3 +438,48 @@ async fn a_webhook_that_keeps_failing_holds_back_only_itself() {
     assert_signed(&up);
     assert_signed(&down);
 }
+
+#[tokio::test]
+async fn events_being_retried_are_not_taken_over_by_another_node() {
+    let redis = RedisServer::start().await;
+    let receiver = WebhookReceiver::start().await;
+    receiver.set_down(true);
+    let config = || {
+        let mut c = with_hooks(redis_config(&redis.url()), vec![hook(&receiver.url, ALL)]);
+        c.pusher.webhook_claim_after = Duration::from_secs(1);
+        c.pusher.webhook_attempts = 1000;
+        c
+    };
+    let a = TestGateway::start_with(config()).await;
+    let b = TestGateway::start_with(config()).await;
+    for gw in [&a, &b] {
+        gw.wait_ready(WAIT).await;
+    }
+    let (mut c, _) = pusher_client(&a, KEY).await;
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    c.next_frame().await;
+    // Retried for 3 s, with waits (up to 1.6 s) longer than `webhook_claim_after`: the node
+    // retrying keeps the event, so the other never sends it too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    receiver.set_down(false);
+    let occupied = json!({"name": "channel_occupied", "channel": "news"});
+    eventually(Duration::from_secs(10), "delivered", || async {
+        times(&receiver, &occupied) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        times(&receiver, &occupied),
+        1,
+        "{:#?}",
+        receiver.delivered()
+    );
+    let retried = a
+        .metric("herald_webhook_events_total{outcome=\"retried\"}")
+        .await
+        + b.metric("herald_webhook_events_total{outcome=\"retried\"}")
+            .await;
+    let tries = receiver.requests().len() as f64;
+    assert_eq!(retried + 1.0, tries, "one node tried, and retried, alone");
+}
