@@ -120,8 +120,13 @@ pub struct PusherApp {
     pub id: String,
     /// The public key, in the WebSocket path (`/app/{key}`) and in signatures.
     pub key: String,
-    /// The secret that signs channel authorizations and API requests.
+    /// The secret that signs channel authorizations and API requests (or `secret_file`).
+    #[serde(default)]
     pub secret: String,
+    /// A file holding the secret (trailing newline ignored), read at startup: a mounted
+    /// Kubernetes Secret, for instance.
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
     /// This app's Pusher connections on one node, at most (none: only
     /// `limits.max_connections`); beyond it, `pusher:error` and a close with 4004.
     #[serde(default)]
@@ -167,6 +172,7 @@ impl PusherApp {
             max_connections: None,
             client_event_rate: None,
             max_event_size: None,
+            secret_file: None,
             webhooks: Vec::new(),
         }
     }
@@ -529,7 +535,8 @@ impl GatewayConfig {
     /// # Errors
     /// [`ConfigError`] naming the key that is unknown or has a bad value.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Self = herald_runtime::config::load(file, LIST_KEYS)?;
+        let mut config: Self = herald_runtime::config::load(file, LIST_KEYS)?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
     }
@@ -542,9 +549,33 @@ impl GatewayConfig {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let config: Self = herald_runtime::config::load_from(file, env, LIST_KEYS)?;
+        let mut config: Self = herald_runtime::config::load_from(file, env, LIST_KEYS)?;
+        config.read_secret_files()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Reads the Pusher apps' `secret_file`s into their `secret`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `pusher.apps` when an app has both or a file cannot be read.
+    pub fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (i, app) in self.pusher.apps.iter_mut().enumerate() {
+            let Some(path) = app.secret_file.take() else {
+                continue;
+            };
+            let invalid = |reason: String| ConfigError::Invalid {
+                key: "pusher.apps",
+                reason: format!("apps[{i}]: {reason}"),
+            };
+            if !app.secret.is_empty() {
+                return Err(invalid("give secret or secret_file, not both".into()));
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+            app.secret = text.trim_end_matches(['\n', '\r']).to_owned();
+        }
+        Ok(())
     }
 
     /// The options that apply to `channel`.

@@ -207,3 +207,41 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
     let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
     assert!(err.to_string().contains("bad name"), "{err}");
 }
+
+#[test]
+fn pusher_apps_read_their_secret_from_a_file_and_take_webhooks() {
+    let secret = temp_file("pusher-secret", "s3cret-from-a-file\n");
+    let file = temp_file(
+        "pusher.toml",
+        &format!(
+            "[[pusher.apps]]\nid = \"42\"\nkey = \"app-key\"\nsecret_file = \"{}\"\n\
+             [[pusher.apps.webhooks]]\nurl = \"https://hooks.example.com/pusher\"\n\
+             event_types = [\"member_added\"]\n",
+            secret.display()
+        ),
+    );
+    let config = GatewayConfig::load_from(Some(&file), env(&[])).unwrap();
+    let app = &config.pusher.apps[0];
+    assert_eq!(app.secret, "s3cret-from-a-file");
+    assert_eq!(app.webhooks[0].event_types, ["member_added"]);
+
+    // Both, neither, or an unreadable file: refused, naming the key.
+    for (name, line) in [
+        (
+            "both.toml",
+            format!("secret = \"x\"\nsecret_file = \"{}\"", secret.display()),
+        ),
+        ("neither.toml", String::new()),
+        (
+            "missing.toml",
+            "secret_file = \"/nonexistent/secret\"".to_owned(),
+        ),
+    ] {
+        let file = temp_file(
+            name,
+            &format!("[[pusher.apps]]\nid = \"42\"\nkey = \"app-key\"\n{line}\n"),
+        );
+        let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("pusher.apps"), "{name}: {err}");
+    }
+}
