@@ -1,7 +1,7 @@
 //! Pusher webhooks: `channel_occupied`, `channel_vacated`, `member_added`, `member_removed`
 //! and `client_event`, `POST`ed to each app's webhook URLs, signed, retried with backoff.
 //!
-//! Each event is queued once cluster-wide and delivered by one node:
+//! Each event is queued once cluster-wide and delivered by one node per webhook:
 //!
 //! - **Which events.** Member events come from the presence table, channel occupancy from a
 //!   table of the same kind whose members are nodes (each node reports when it gets its first
