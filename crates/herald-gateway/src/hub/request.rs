@@ -39,9 +39,9 @@ pub(crate) struct SubscribeRequest {
     membership: Option<Membership>,
     /// A Pusher `cache-` channel's last event follows its subscription.
     cache: Option<PusherCache>,
-    /// A subscription the server makes for a connection: instead of a reply, this frame (if
-    /// any) is sent when it settles.
-    server_made: Option<Option<bytes::Bytes>>,
+    /// A subscription the server makes for a connection: instead of a reply, this frame is
+    /// sent when it settles.
+    server_made: Option<bytes::Bytes>,
 }
 
 impl SubscribeRequest {
@@ -94,7 +94,7 @@ impl SubscribeRequest {
 
     /// A subscription the server makes for a connection (a Pusher user's channel at sign-in):
     /// `then` is sent when it settles (so that what follows it is received), and no reply.
-    pub(crate) fn server_made(sink: Outbound, then: Option<bytes::Bytes>) -> Arc<Self> {
+    pub(crate) fn server_made(sink: Outbound, then: bytes::Bytes) -> Arc<Self> {
         Arc::new(Self {
             id: 0,
             sink,
@@ -139,9 +139,7 @@ impl SubscribeRequest {
 
     fn reply(&self, p: &Progress) {
         if let Some(then) = &self.server_made {
-            if let Some(frame) = then {
-                self.sink.push_frame(frame);
-            }
+            self.sink.push_frame(then);
             return;
         }
         if herald_hub::Sink::format(&self.sink) == WireFormat::Pusher {

@@ -219,9 +219,8 @@ impl ShardTask {
         channel: &ChannelName,
         notice: &PresenceNotice,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let native = self.hub.publish(channel, |format| {
-            (format != WireFormat::Pusher).then(|| server::presence(format, channel, notice))
-        });
+        let encode = |format| server::presence(format, channel, notice);
+        let mut actions = self.notify(channel, encode, |m| &m.presence_notices);
         let own = match notice.change {
             herald_protocol::presence::Change::Join => {
                 self.presence.conns_of(channel, &notice.member.user)
@@ -233,14 +232,11 @@ impl ShardTask {
                 .then(|| pusher_member(channel, notice))
                 .flatten()
         });
-        let mut actions = native.actions;
-        actions.extend(pusher.actions);
-        self.metrics
-            .presence_notices
-            .add((native.delivered + pusher.delivered) as u64);
+        self.metrics.presence_notices.add(pusher.delivered as u64);
         self.metrics
             .slow_consumer_evictions
-            .add((native.evicted.len() + pusher.evicted.len()) as u64);
+            .add(pusher.evicted.len() as u64);
+        actions.extend(pusher.actions);
         actions
     }
 

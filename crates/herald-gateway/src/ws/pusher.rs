@@ -111,8 +111,7 @@ impl Connection {
                     self.outbound.push_frame(&success);
                 } else {
                     self.subscribed.push(channel.clone());
-                    let request =
-                        SubscribeRequest::server_made(self.outbound.clone(), Some(success));
+                    let request = SubscribeRequest::server_made(self.outbound.clone(), success);
                     self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
                     self.ctx
                         .hub

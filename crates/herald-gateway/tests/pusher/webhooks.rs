@@ -229,6 +229,19 @@ async fn events_a_crashed_node_had_taken_are_delivered_by_another_and_its_member
         receiver.requests().len() >= 2
     })
     .await;
+    // A's subscription count is in the table, and counts while A lives.
+    let table = {
+        use herald_broker_redis::{Endpoint, RedisOptions, RedisPresence, TableMode};
+        let endpoints = Endpoint::parse_list(&url).unwrap();
+        let options =
+            RedisOptions::new(endpoints, "herald:", Duration::from_secs(2), None).unwrap();
+        RedisPresence::new(&options, TableMode::Standalone)
+    };
+    let room = [herald_protocol::ChannelName::parse("presence-room").unwrap()];
+    eventually(WAIT, "A's subscription counted", || async {
+        table.subscriptions(&room).await.unwrap() == [1]
+    })
+    .await;
 
     // A dies with the events taken; B takes them over, and A's lease running out removes
     // ann and vacates the channel, once each.
@@ -253,6 +266,8 @@ async fn events_a_crashed_node_had_taken_are_delivered_by_another_and_its_member
         },
     )
     .await;
+    // Its lease ran out: its subscriptions count no more.
+    assert_eq!(table.subscriptions(&room).await.unwrap(), [0]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.delivered().len(), 4, "{:#?}", receiver.delivered());
     assert_signed(&receiver);
