@@ -25,6 +25,9 @@ else
   cargo build --release --quiet -p herald-gateway -p herald-loadtest
   bin=target/release
 fi
+# HERALD_LOADTEST_GATEWAY=<path> runs that gateway binary instead of the one just built: to
+# compare two builds in one sitting, copy each aside and alternate runs between them.
+gateway="${HERALD_LOADTEST_GATEWAY:-$bin/herald-gateway}"
 mkdir -p loadtest/reports
 report="${HERALD_LOADTEST_REPORT:-loadtest/reports/$scenario-$(date -u +%Y%m%dT%H%M%SZ).json}"
 
@@ -73,7 +76,7 @@ start_gateway() {
   local ws=$1 api=$2
   shift 2
   env HERALD__LISTEN__WEBSOCKET="127.0.0.1:$ws" HERALD__LISTEN__API="127.0.0.1:$api" \
-    HERALD__LOG__LEVEL=warn "$@" "${server_pin[@]}" "$bin/herald-gateway" &
+    HERALD__LOG__LEVEL=warn "$@" "${server_pin[@]}" "$gateway" &
   pids+=($!)
   wait_ready "$api"
 }
