@@ -4,6 +4,7 @@
 
 mod request;
 mod shard_task;
+mod subscriber;
 
 use std::sync::Arc;
 
@@ -14,8 +15,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use request::{Membership, SubscribeRequest};
 pub(crate) use shard_task::{spawn_shards, ShardCommand, ShardEnv};
-
-use crate::outbound::Outbound;
+pub(crate) use subscriber::{Hold, Subscriber};
 
 /// Capacity of each shard's command channel. Senders wait when it is full, so a busy shard
 /// slows its producers (connections, the broker) instead of queueing without bound.
@@ -57,14 +57,14 @@ impl Hub {
     pub(crate) async fn subscribe(
         &self,
         conn: ConnId,
-        sink: &Outbound,
+        sink: Subscriber,
         channel: ChannelName,
         request: &Arc<SubscribeRequest>,
     ) {
         let shard = self.shard_index(&channel);
         let command = ShardCommand::Subscribe {
             conn,
-            sink: sink.clone(),
+            sink,
             channel,
             request: request.clone(),
         };

@@ -74,11 +74,7 @@ impl Outbound {
             QueueStatus::Evicted | QueueStatus::Closed => return Push::Closed,
         }
         if s.bytes + frame.len() > self.0.limit {
-            s.status = QueueStatus::Evicted;
-            s.frames = VecDeque::new();
-            s.bytes = 0;
-            s.since = None;
-            drop(s);
+            Self::evict_locked(s);
             self.0.ready.notify_one();
             return Push::Evicted;
         }
@@ -93,6 +89,23 @@ impl Outbound {
             self.0.ready.notify_one();
         }
         Push::Queued
+    }
+
+    /// Marks the connection evicted as a slow consumer (its backlog dropped) and wakes it to
+    /// close, as an overflow does.
+    pub(crate) fn evict(&self) {
+        let s = self.state();
+        if s.status == QueueStatus::Open {
+            Self::evict_locked(s);
+            self.0.ready.notify_one();
+        }
+    }
+
+    fn evict_locked(mut s: MutexGuard<'_, State>) {
+        s.status = QueueStatus::Evicted;
+        s.frames = VecDeque::new();
+        s.bytes = 0;
+        s.since = None;
     }
 
     /// Moves every queued frame to the back of `into` and reports the queue's status.

@@ -11,9 +11,11 @@ use herald_protocol::{
 };
 use herald_pusher::{codes, SocketId};
 
+use std::sync::Arc;
+
 use crate::{
     config::{PusherApp, PusherConfig},
-    hub::Membership,
+    hub::{Hold, Membership},
     outbound::Outbound,
 };
 
@@ -27,74 +29,105 @@ pub(crate) struct PusherCache {
 
 /// Sends what follows a successful Pusher subscription of `channel`: `subscription_succeeded`
 /// (with the member list for a presence channel, read from the presence table), then for a
-/// cache channel its last event, or `pusher:cache_miss`. In that order, from one task when
-/// something must be fetched.
+/// cache channel its last event, or `pusher:cache_miss`. When something must be read first,
+/// one task reads it and sends the answer by releasing `hold`, which kept the channel's frames
+/// back meanwhile.
 pub(crate) fn subscribed(
     sink: &Outbound,
     channel: &ChannelName,
     membership: Option<&Membership>,
     cache: Option<&PusherCache>,
+    hold: Option<&Arc<Hold>>,
 ) {
     use herald_pusher::message;
     if membership.is_none() && cache.is_none() {
-        sink.push_frame(&frame(&message::subscription_succeeded(
+        let answer = frame(&message::subscription_succeeded(
             &pusher_name(channel),
             "{}",
-        )));
+        ));
+        match hold {
+            Some(hold) => hold.release(&[answer]),
+            None => {
+                sink.push_frame(&answer);
+            }
+        }
         return;
     }
     let (sink, channel, cache) = (sink.clone(), channel.clone(), cache.cloned());
+    let hold = hold.cloned();
     let presence = membership.map(|m| {
         let me = crate::presence::member(&m.identity.user, &m.identity.info);
         (m.presence.clone(), me)
     });
     tokio::spawn(async move {
-        let data = match presence {
-            None => "{}".to_owned(),
-            Some((presence, me)) => match presence.members(&channel).await {
-                Ok(mut members) => {
-                    // The table may not have this member yet: it is one.
-                    if !members.iter().any(|x| x.user == me.user) {
-                        members.push(me);
-                    }
-                    let infos: Vec<(String, String)> = members
-                        .iter()
-                        .map(|x| (x.user.clone(), x.info.to_string()))
-                        .collect();
-                    message::presence_data(infos.iter().map(|(u, i)| (u.as_str(), i.as_str())))
+        let answer = answer(&channel, presence, cache).await;
+        match hold {
+            Some(hold) => hold.release(&answer),
+            None => {
+                for frame in &answer {
+                    sink.push_frame(frame);
                 }
-                Err(e) => {
-                    let text = message::subscription_error(
-                        &pusher_name(&channel),
-                        "SubscriptionError",
-                        &format!("presence table unavailable: {e}"),
-                        503,
-                    );
-                    sink.push_frame(&frame(&text));
-                    return;
-                }
-            },
-        };
-        sink.push_frame(&frame(&message::subscription_succeeded(
-            &pusher_name(&channel),
-            &data,
-        )));
-        let Some(cache) = cache else {
-            return;
-        };
-        let last = cache.broker.last(&channel).await.ok().flatten();
-        let text = match last
-            .as_ref()
-            .and_then(|p| std::str::from_utf8(&p.data).ok().map(|d| (p, d)))
-        {
-            Some((p, data)) => {
-                let name = p.event.as_ref().unwrap_or(&cache.default_event);
-                message::event(name.as_str(), &pusher_name(&channel), data)
             }
-            None => message::cache_miss(&pusher_name(&channel)),
-        };
-        sink.push_frame(&frame(&text));
+        }
     });
+}
+
+/// The frames that answer a presence or cache subscription, read from the presence table and
+/// the broker.
+async fn answer(
+    channel: &ChannelName,
+    presence: Option<(
+        Arc<crate::presence::Presence>,
+        herald_protocol::presence::Member,
+    )>,
+    cache: Option<PusherCache>,
+) -> Vec<Bytes> {
+    use herald_pusher::message;
+    let data = match presence {
+        None => "{}".to_owned(),
+        Some((presence, me)) => match presence.members(channel).await {
+            Ok(mut members) => {
+                // The table may not have this member yet: it is one.
+                if !members.iter().any(|x| x.user == me.user) {
+                    members.push(me);
+                }
+                let infos: Vec<(String, String)> = members
+                    .iter()
+                    .map(|x| (x.user.clone(), x.info.to_string()))
+                    .collect();
+                message::presence_data(infos.iter().map(|(u, i)| (u.as_str(), i.as_str())))
+            }
+            Err(e) => {
+                let text = message::subscription_error(
+                    &pusher_name(channel),
+                    "SubscriptionError",
+                    &format!("presence table unavailable: {e}"),
+                    503,
+                );
+                return vec![frame(&text)];
+            }
+        },
+    };
+    let mut frames = vec![frame(&message::subscription_succeeded(
+        &pusher_name(channel),
+        &data,
+    ))];
+    let Some(cache) = cache else {
+        return frames;
+    };
+    let last = cache.broker.last(channel).await.ok().flatten();
+    let text = match last
+        .as_ref()
+        .and_then(|p| std::str::from_utf8(&p.data).ok().map(|d| (p, d)))
+    {
+        Some((p, data)) => {
+            let name = p.event.as_ref().unwrap_or(&cache.default_event);
+            message::event(name.as_str(), &pusher_name(channel), data)
+        }
+        None => message::cache_miss(&pusher_name(channel)),
+    };
+    frames.push(frame(&text));
+    frames
 }
 
 /// The namespace of users' channels in Herald: Pusher names hold no `:`, and native clients

@@ -10,6 +10,7 @@ use herald_protocol::{
 
 use herald_protocol::ConnId;
 
+use super::Hold;
 use crate::{
     outbound::Outbound,
     presence::{Identity, Presence},
@@ -39,6 +40,8 @@ pub(crate) struct SubscribeRequest {
     membership: Option<Membership>,
     /// A Pusher `cache-` channel's last event follows its subscription.
     cache: Option<PusherCache>,
+    /// Where the channel's frames wait until a Pusher answer that needs a read is out.
+    hold: Option<Arc<Hold>>,
     /// A subscription the server makes for a connection: instead of a reply, this frame is
     /// sent when it settles.
     server_made: Option<bytes::Bytes>,
@@ -59,6 +62,7 @@ impl SubscribeRequest {
             sink,
             membership,
             cache: None,
+            hold: None,
             server_made: None,
             progress: Mutex::new(Progress {
                 remaining: pending,
@@ -72,17 +76,20 @@ impl SubscribeRequest {
         request
     }
 
-    /// A Pusher subscription of one channel; `cache` for a `cache-` channel.
+    /// A Pusher subscription of one channel; `cache` for a `cache-` channel; `hold` when the
+    /// hub pushes the channel's frames through one (released with the answer).
     pub(crate) fn pusher(
         sink: Outbound,
         membership: Option<Membership>,
         cache: Option<PusherCache>,
+        hold: Option<Arc<Hold>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             id: 0,
             sink,
             membership,
             cache,
+            hold,
             server_made: None,
             progress: Mutex::new(Progress {
                 remaining: 1,
@@ -100,6 +107,7 @@ impl SubscribeRequest {
             sink,
             membership: None,
             cache: None,
+            hold: None,
             server_made: Some(then),
             progress: Mutex::new(Progress {
                 remaining: 1,
@@ -152,7 +160,13 @@ impl SubscribeRequest {
                     .membership
                     .as_ref()
                     .filter(|m| m.channels.contains(&name));
-                crate::pusher::subscribed(&self.sink, &name, membership, self.cache.as_ref());
+                crate::pusher::subscribed(
+                    &self.sink,
+                    &name,
+                    membership,
+                    self.cache.as_ref(),
+                    self.hold.as_ref(),
+                );
             }
             for failure in &p.failed {
                 let text = crate::ws::subscription_failed(failure);

@@ -14,10 +14,9 @@ use herald_runtime::metrics::Counter;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{Hub, SubscribeRequest};
+use super::{Hub, SubscribeRequest, Subscriber};
 use crate::{
     metrics::Metrics,
-    outbound::Outbound,
     presence::{Presence, TableReports},
     telemetry::Telemetry,
 };
@@ -27,7 +26,7 @@ pub(crate) enum ShardCommand {
     /// Subscribe a connection to a channel of this shard.
     Subscribe {
         conn: ConnId,
-        sink: Outbound,
+        sink: Subscriber,
         channel: ChannelName,
         request: Arc<SubscribeRequest>,
     },
@@ -106,7 +105,7 @@ pub(crate) fn spawn_shards(
 }
 
 struct ShardTask {
-    hub: HubShard<Outbound, Arc<SubscribeRequest>>,
+    hub: HubShard<Subscriber, Arc<SubscribeRequest>>,
     broker: SharedBroker,
     metrics: Arc<Metrics>,
     telemetry: Arc<Telemetry>,

@@ -18,7 +18,7 @@ use herald_pusher::message::ChannelData;
 
 use crate::{
     auth::Identity,
-    hub::{Membership, SubscribeRequest},
+    hub::{Hold, Membership, SubscribeRequest, Subscriber},
     telemetry::PublishPath,
 };
 
@@ -115,7 +115,7 @@ impl Connection {
                     self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
                     self.ctx
                         .hub
-                        .subscribe(self.id, &self.outbound, channel, &request)
+                        .subscribe(self.id, (&self.outbound).into(), channel, &request)
                         .await;
                 }
             }
@@ -282,12 +282,14 @@ impl Connection {
             broker: self.ctx.broker.clone(),
             default_event: self.ctx.pusher_event.clone(),
         });
-        let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache);
+        // Answered after a read: the channel's frames wait behind the answer.
+        let hold = (membership.is_some() || cache.is_some()).then(|| Hold::new(&self.outbound));
+        let sink = hold
+            .clone()
+            .map_or_else(|| (&self.outbound).into(), Subscriber::Held);
+        let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache, hold);
         self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
-        self.ctx
-            .hub
-            .subscribe(self.id, &self.outbound, name, &request)
-            .await;
+        self.ctx.hub.subscribe(self.id, sink, name, &request).await;
     }
 }
 

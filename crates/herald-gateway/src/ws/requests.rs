@@ -131,7 +131,7 @@ impl Connection {
             self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
             self.ctx
                 .hub
-                .subscribe(self.id, &self.outbound, channel, &request)
+                .subscribe(self.id, (&self.outbound).into(), channel, &request)
                 .await;
         }
     }
