@@ -25,6 +25,9 @@ pub enum GatewayError {
     /// The trace exporter cannot be built.
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// A hub shard's thread could not be started.
+    #[error("cannot start a hub thread: {0}")]
+    HubThread(std::io::Error),
     /// `broker.redis.tls_ca_file` cannot be used.
     #[error("broker.redis.tls_ca_file: {0}")]
     RedisTls(#[from] herald_broker_redis::TlsError),

@@ -1,10 +1,11 @@
-//! The hub at run time: one task per shard, each owning a [`HubShard`] and fed by a bounded
-//! command channel. Channels are assigned to shards by hash, so a channel's publications are
-//! always handled by one task, in order.
+//! The hub at run time: one task per shard, each on a thread of its own, owning a
+//! [`HubShard`] and fed by a bounded command channel. Channels are assigned to shards by hash,
+//! so a channel's publications are always handled by one task, in order.
 
 mod request;
 mod shard_task;
 mod subscriber;
+mod thread;
 
 use std::sync::Arc;
 

@@ -311,6 +311,8 @@ async fn run_with(
 
     let background = TaskTracker::new();
     let stop_background = CancellationToken::new();
+    // Whichever way this function returns, the shards and the other background tasks stop.
+    let _stop_background = stop_background.clone().drop_guard();
     // Validated with the configuration; a configuration built by hand falls back.
     let pusher_event = EventName::parse(&config.pusher.default_event)
         .unwrap_or_else(|_| EventName::parse("message").expect("a valid name"));
@@ -358,7 +360,8 @@ async fn run_with(
         counting: !config.pusher.apps.is_empty() && config.pusher.subscription_count,
         presence: presence.clone(),
     };
-    spawn_shards(&hub, receivers, &shard_env, &background, &stop_background);
+    spawn_shards(&hub, receivers, &shard_env, &background, &stop_background)
+        .map_err(GatewayError::HubThread)?;
     let auth = Auth::new(&config.auth, config.presence.max_info_size)?;
     let tls = match (
         &config.websocket.tls_cert_file,

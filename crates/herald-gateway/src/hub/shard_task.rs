@@ -78,14 +78,18 @@ pub(crate) struct ShardEnv {
     pub(crate) presence: Arc<Presence>,
 }
 
-/// Starts one task per receiver. They stop when `stop` is cancelled.
+/// Starts one task per receiver, each on a thread of its own (see [`super::thread`]). They
+/// stop when `stop` is cancelled.
+///
+/// # Errors
+/// When a thread or its runtime cannot be made; the shards started before stop with `stop`.
 pub(crate) fn spawn_shards(
     hub: &Hub,
     receivers: Vec<mpsc::Receiver<ShardCommand>>,
     env: &ShardEnv,
     tracker: &TaskTracker,
     stop: &CancellationToken,
-) {
+) -> std::io::Result<()> {
     for (index, rx) in receivers.into_iter().enumerate() {
         let shard = ShardTask {
             hub: HubShard::new(),
@@ -100,8 +104,10 @@ pub(crate) fn spawn_shards(
             presence: env.presence.clone(),
             me: hub.weak(index),
         };
-        tracker.spawn(shard.run(rx, stop.clone()));
+        let name = format!("herald-hub-{index}");
+        super::thread::spawn(name, shard.run(rx, stop.clone()), tracker)?;
     }
+    Ok(())
 }
 
 struct ShardTask {
