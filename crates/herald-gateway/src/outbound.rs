@@ -6,14 +6,18 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    task::Poll,
     time::Instant,
 };
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use herald_hub::{Push, Sink};
 use herald_protocol::WireFormat;
-use tokio::sync::Notify;
 
 /// Whether the queue still takes frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +42,10 @@ struct Shared {
     format: WireFormat,
     limit: usize,
     state: Mutex<State>,
-    ready: Notify,
+    /// The connection task, to wake when frames arrive or the status changes. One task
+    /// waits, so a waker slot and a flag do what a `Notify` would, without its waiter list.
+    waker: AtomicWaker,
+    woken: AtomicBool,
 }
 
 /// A handle on the queue shared between the hub (producer) and the connection task (consumer).
@@ -57,7 +64,8 @@ impl Outbound {
                 status: QueueStatus::Open,
                 since: None,
             }),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
         }))
     }
 
@@ -75,7 +83,7 @@ impl Outbound {
         }
         if s.bytes + frame.len() > self.0.limit {
             Self::evict_locked(s);
-            self.0.ready.notify_one();
+            self.wake();
             return Push::Evicted;
         }
         let was_empty = s.frames.is_empty();
@@ -86,7 +94,7 @@ impl Outbound {
         s.frames.push_back(frame.clone());
         drop(s);
         if was_empty {
-            self.0.ready.notify_one();
+            self.wake();
         }
         Push::Queued
     }
@@ -97,7 +105,7 @@ impl Outbound {
         let s = self.state();
         if s.status == QueueStatus::Open {
             Self::evict_locked(s);
-            self.0.ready.notify_one();
+            self.wake();
         }
     }
 
@@ -134,10 +142,27 @@ impl Outbound {
         }
     }
 
+    fn wake(&self) {
+        self.0.woken.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
     /// Resolves once frames were pushed, or the status changed, since the last wake-up.
-    /// Cancel-safe: a wake-up that finds no waiter is kept for the next call.
+    /// Cancel-safe: a wake-up that finds no waiter is kept for the next call. For the one
+    /// connection task only: a second waiter would take the first one's place.
     pub(crate) async fn ready(&self) {
-        self.0.ready.notified().await;
+        std::future::poll_fn(|cx| {
+            if self.0.woken.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.0.waker.register(cx.waker());
+            if self.0.woken.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 

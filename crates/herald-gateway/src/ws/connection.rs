@@ -216,6 +216,10 @@ impl Connection {
             tokio::time::sleep(jitter(window)).await;
         };
         tokio::pin!(drain);
+        // Made once: a future per turn of the loop would join and leave the token's waiters
+        // each time.
+        let killed = kill.cancelled();
+        tokio::pin!(killed);
 
         // Built only for a token that expires, and again when a refresh changes the expiry.
         let mut expiry: Option<Pin<Box<Sleep>>> = None;
@@ -242,7 +246,7 @@ impl Connection {
             let open = self.close_deadline.is_none();
             tokio::select! {
                 biased;
-                _ = kill.cancelled() => return End::Killed,
+                () = &mut killed => return End::Killed,
                 r = self.stream.readable(), if !self.input_done => {
                     if let Err(e) = r {
                         return End::Io(e);

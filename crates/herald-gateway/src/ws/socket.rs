@@ -6,7 +6,10 @@
 //! written plaintext is encrypted and sent as far as the socket takes it. What the socket does
 //! not take yet stays in rustls ([`Socket::wants_write`]) and goes out at the next write.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::{
+    io::{self, IoSlice, Read, Write},
+    task::Poll,
+};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -39,21 +42,24 @@ impl Socket {
         }))
     }
 
-    /// Resolves when a read may make progress.
+    /// Resolves when a read may make progress. For the connection's one task: readiness is
+    /// polled (`poll_read_ready`, one waker slot) rather than awaited through a waiter list.
     pub(super) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.readable().await,
-            Self::Tls(t) if t.plaintext_waiting || t.closed => Ok(()),
-            Self::Tls(t) => t.tcp.readable().await,
-        }
+        std::future::poll_fn(|cx| match self {
+            Self::Plain(s) => s.poll_read_ready(cx),
+            Self::Tls(t) if t.plaintext_waiting || t.closed => Poll::Ready(Ok(())),
+            Self::Tls(t) => t.tcp.poll_read_ready(cx),
+        })
+        .await
     }
 
-    /// Resolves when a write may make progress.
+    /// Resolves when a write may make progress (as [`Socket::readable`], one waker slot).
     pub(super) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.writable().await,
-            Self::Tls(t) => t.tcp.writable().await,
-        }
+        std::future::poll_fn(|cx| match self {
+            Self::Plain(s) => s.poll_write_ready(cx),
+            Self::Tls(t) => t.tcp.poll_write_ready(cx),
+        })
+        .await
     }
 
     /// Appends what can be read now to `buf`: `Ok(0)` at the end of input, `WouldBlock` when
