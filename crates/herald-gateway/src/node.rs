@@ -409,12 +409,13 @@ async fn run_with(
 
     let connections = TaskTracker::new();
     let kill = CancellationToken::new();
+    let stops = ws::Stops::following(&shutdown, &kill, &stop_background, &background);
     ws::serve(
         listeners.websocket,
         ctx.clone(),
         connections.clone(),
         shutdown.clone(),
-        kill.clone(),
+        stops,
     )
     .await;
 

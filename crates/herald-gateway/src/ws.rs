@@ -6,6 +6,7 @@ mod pusher;
 mod rate;
 mod requests;
 mod socket;
+mod stop;
 
 use std::sync::Arc;
 
@@ -14,33 +15,34 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::node::NodeCtx;
 
+pub(crate) use stop::Stops;
+
 pub(crate) use pusher::subscription_failed;
 
 /// Accepts connections until `shutdown` is cancelled. Each accepted socket gets a task (tracked
-/// by `connections`) that runs the handshake and then the connection.
+/// by `connections`) that runs the handshake and then the connection, which ends as `stops`
+/// say.
 pub(crate) async fn serve(
     listener: TcpListener,
     ctx: Arc<NodeCtx>,
     connections: TaskTracker,
     shutdown: CancellationToken,
-    kill: CancellationToken,
+    stops: Stops,
 ) {
     while let Some((stream, remote)) = herald_http::accept::next(&listener, &shutdown).await {
         let _ = stream.set_nodelay(true);
         let (ctx, tracker) = (ctx.clone(), connections.clone());
-        let (shutdown, kill) = (shutdown.clone(), kill.clone());
+        let stops = stops.clone();
         match ctx.tls.clone() {
             None => {
-                connections.spawn(handshake::serve(
-                    stream, remote, ctx, tracker, shutdown, kill,
-                ));
+                connections.spawn(handshake::serve(stream, remote, ctx, tracker, stops));
             }
             Some(acceptor) => {
                 let timeout = ctx.config.websocket.handshake_timeout;
                 connections.spawn(async move {
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            handshake::serve(tls, remote, ctx, tracker, shutdown, kill).await;
+                            handshake::serve(tls, remote, ctx, tracker, stops).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),

@@ -20,9 +20,8 @@ use herald_protocol::{
     ChannelName, ConnId, WireFormat,
 };
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
-use super::{rate::RateBucket, socket::Socket};
+use super::{rate::RateBucket, socket::Socket, stop::Stops};
 use crate::{
     auth::{Identity, Session},
     node::NodeCtx,
@@ -180,11 +179,11 @@ impl Connection {
     }
 
     /// Serves the connection until it ends, then leaves every shard it subscribed in.
-    pub(super) async fn run(mut self, shutdown: CancellationToken, kill: CancellationToken) {
+    pub(super) async fn run(mut self, stops: Stops) {
         let metrics = self.ctx.metrics.clone();
         metrics.connections.add(1);
         metrics.connections_total.inc();
-        let end = self.serve(shutdown, kill).await;
+        let end = self.serve(&stops).await;
         let reason = match &end {
             End::Killed => "killed",
             _ => self.close_reason.unwrap_or("abnormal"),
@@ -205,20 +204,19 @@ impl Connection {
         metrics.connections.add(-1);
     }
 
-    async fn serve(&mut self, shutdown: CancellationToken, kill: CancellationToken) -> End {
+    async fn serve(&mut self, stops: &Stops) -> End {
         let config = &self.ctx.config;
         let ping_every = config.websocket.ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let window = config.shutdown.drain_window;
         let drain = async {
-            shutdown.cancelled().await;
+            stops.drain.wait().await;
             tokio::time::sleep(jitter(window)).await;
         };
         tokio::pin!(drain);
-        // Made once: a future per turn of the loop would join and leave the token's waiters
-        // each time.
-        let killed = kill.cancelled();
+        // Made once: a future per turn of the loop would join and leave the waiters each time.
+        let killed = stops.kill.wait();
         tokio::pin!(killed);
 
         // Built only for a token that expires, and again when a refresh changes the expiry.

@@ -13,10 +13,10 @@ use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{connection::Connection, socket::Socket};
+use super::{connection::Connection, socket::Socket, stop::Stops};
 use crate::{auth::Refusal, node::NodeCtx};
 
 /// Everything a handshake needs to start the connection it upgrades.
@@ -24,8 +24,7 @@ use crate::{auth::Refusal, node::NodeCtx};
 struct Env {
     ctx: Arc<NodeCtx>,
     connections: TaskTracker,
-    shutdown: CancellationToken,
-    kill: CancellationToken,
+    stops: Stops,
     remote: SocketAddr,
 }
 
@@ -53,15 +52,13 @@ pub(super) async fn serve<S: Transport>(
     remote: SocketAddr,
     ctx: Arc<NodeCtx>,
     connections: TaskTracker,
-    shutdown: CancellationToken,
-    kill: CancellationToken,
+    stops: Stops,
 ) {
     let timeout = ctx.config.websocket.handshake_timeout;
     let env = Env {
         ctx,
         connections,
-        shutdown,
-        kill,
+        stops,
         remote,
     };
     let service = service_fn(move |req| {
@@ -236,7 +233,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
                 .with_session(session)
                 .with_pusher(pusher)
-                .run(env.shutdown, env.kill)
+                .run(env.stops)
                 .await;
         }
         .instrument(span),
