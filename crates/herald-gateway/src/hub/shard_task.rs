@@ -82,7 +82,8 @@ pub(crate) struct ShardEnv {
 /// stop when `stop` is cancelled.
 ///
 /// # Errors
-/// When a thread or its runtime cannot be made; the shards started before stop with `stop`.
+/// When a thread or its runtime cannot be made. The shards already started stop, as the
+/// others do, when `stop` is cancelled.
 pub(crate) fn spawn_shards(
     hub: &Hub,
     receivers: Vec<mpsc::Receiver<ShardCommand>>,
