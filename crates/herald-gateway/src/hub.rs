@@ -55,17 +55,17 @@ impl Hub {
         let _ = self.shards[shard].send(command).await;
     }
 
+    /// Subscribes `conn` to `channel` for `request`, whose sink receives the channel's frames.
     pub(crate) async fn subscribe(
         &self,
         conn: ConnId,
-        sink: Subscriber,
         channel: ChannelName,
         request: &Arc<SubscribeRequest>,
     ) {
         let shard = self.shard_index(&channel);
         let command = ShardCommand::Subscribe {
             conn,
-            sink,
+            sink: request.subscriber(),
             channel,
             request: request.clone(),
         };

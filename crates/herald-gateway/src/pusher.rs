@@ -3,6 +3,8 @@
 //! ones pusher-js understands. The connection's messages are handled in `ws::pusher`, the
 //! HTTP API in `api::pusher`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use herald_protocol::{
     close,
@@ -10,8 +12,6 @@ use herald_protocol::{
     ChannelName, ConnId, NodeId,
 };
 use herald_pusher::{codes, SocketId};
-
-use std::sync::Arc;
 
 use crate::{
     config::{PusherApp, PusherConfig},
@@ -27,48 +27,29 @@ pub(crate) struct PusherCache {
     pub(crate) default_event: herald_protocol::EventName,
 }
 
-/// Sends what follows a successful Pusher subscription of `channel`: `subscription_succeeded`
-/// (with the member list for a presence channel, read from the presence table), then for a
-/// cache channel its last event, or `pusher:cache_miss`. When something must be read first,
-/// one task reads it and sends the answer by releasing `hold`, which kept the channel's frames
-/// back meanwhile.
-pub(crate) fn subscribed(
-    sink: &Outbound,
+/// Sends `subscription_succeeded` for a Pusher subscription that needs nothing read first.
+pub(crate) fn subscribed(sink: &Outbound, channel: &ChannelName) {
+    let text = herald_pusher::message::subscription_succeeded(&pusher_name(channel), "{}");
+    sink.push_frame(&frame(&text));
+}
+
+/// Answers a presence or cache subscription from one task: `subscription_succeeded` (with the
+/// member list, read from the presence table), then for a cache channel its last event, or
+/// `pusher:cache_miss`. The answer goes out by releasing `hold`, which kept the channel's
+/// frames back meanwhile.
+pub(crate) fn answer_after_read(
+    hold: &Arc<Hold>,
     channel: &ChannelName,
     membership: Option<&Membership>,
     cache: Option<&PusherCache>,
-    hold: Option<&Arc<Hold>>,
 ) {
-    use herald_pusher::message;
-    if membership.is_none() && cache.is_none() {
-        let answer = frame(&message::subscription_succeeded(
-            &pusher_name(channel),
-            "{}",
-        ));
-        match hold {
-            Some(hold) => hold.release(&[answer]),
-            None => {
-                sink.push_frame(&answer);
-            }
-        }
-        return;
-    }
-    let (sink, channel, cache) = (sink.clone(), channel.clone(), cache.cloned());
-    let hold = hold.cloned();
+    let (hold, channel, cache) = (hold.clone(), channel.clone(), cache.cloned());
     let presence = membership.map(|m| {
         let me = crate::presence::member(&m.identity.user, &m.identity.info);
         (m.presence.clone(), me)
     });
     tokio::spawn(async move {
-        let answer = answer(&channel, presence, cache).await;
-        match hold {
-            Some(hold) => hold.release(&answer),
-            None => {
-                for frame in &answer {
-                    sink.push_frame(frame);
-                }
-            }
-        }
+        hold.release(&answer(&channel, presence, cache).await);
     });
 }
 

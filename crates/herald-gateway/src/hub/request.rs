@@ -10,7 +10,7 @@ use herald_protocol::{
 
 use herald_protocol::ConnId;
 
-use super::Hold;
+use super::{Hold, Subscriber};
 use crate::{
     outbound::Outbound,
     presence::{Identity, Presence},
@@ -76,14 +76,14 @@ impl SubscribeRequest {
         request
     }
 
-    /// A Pusher subscription of one channel; `cache` for a `cache-` channel; `hold` when the
-    /// hub pushes the channel's frames through one (released with the answer).
+    /// A Pusher subscription of one channel; `cache` for a `cache-` channel. A presence or
+    /// cache channel is answered after a read: its frames wait in a hold until then.
     pub(crate) fn pusher(
         sink: Outbound,
         membership: Option<Membership>,
         cache: Option<PusherCache>,
-        hold: Option<Arc<Hold>>,
     ) -> Arc<Self> {
+        let hold = (membership.is_some() || cache.is_some()).then(|| Hold::new(&sink));
         Arc::new(Self {
             id: 0,
             sink,
@@ -115,6 +115,13 @@ impl SubscribeRequest {
                 failed: Vec::new(),
             }),
         })
+    }
+
+    /// What the hub pushes the request's channels into.
+    pub(crate) fn subscriber(&self) -> Subscriber {
+        self.hold
+            .clone()
+            .map_or_else(|| (&self.sink).into(), Subscriber::Held)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -160,13 +167,17 @@ impl SubscribeRequest {
                     .membership
                     .as_ref()
                     .filter(|m| m.channels.contains(&name));
-                crate::pusher::subscribed(
-                    &self.sink,
-                    &name,
-                    membership,
-                    self.cache.as_ref(),
-                    self.hold.as_ref(),
-                );
+                match &self.hold {
+                    Some(hold) => {
+                        crate::pusher::answer_after_read(
+                            hold,
+                            &name,
+                            membership,
+                            self.cache.as_ref(),
+                        );
+                    }
+                    None => crate::pusher::subscribed(&self.sink, &name),
+                }
             }
             for failure in &p.failed {
                 let text = crate::ws::subscription_failed(failure);

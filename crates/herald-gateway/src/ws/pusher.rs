@@ -18,7 +18,7 @@ use herald_pusher::message::ChannelData;
 
 use crate::{
     auth::Identity,
-    hub::{Hold, Membership, SubscribeRequest, Subscriber},
+    hub::{Membership, SubscribeRequest},
     telemetry::PublishPath,
 };
 
@@ -113,10 +113,7 @@ impl Connection {
                     self.subscribed.push(channel.clone());
                     let request = SubscribeRequest::server_made(self.outbound.clone(), success);
                     self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
-                    self.ctx
-                        .hub
-                        .subscribe(self.id, (&self.outbound).into(), channel, &request)
-                        .await;
+                    self.ctx.hub.subscribe(self.id, channel, &request).await;
                 }
             }
             Err(text) => {
@@ -282,14 +279,9 @@ impl Connection {
             broker: self.ctx.broker.clone(),
             default_event: self.ctx.pusher_event.clone(),
         });
-        // Answered after a read: the channel's frames wait behind the answer.
-        let hold = (membership.is_some() || cache.is_some()).then(|| Hold::new(&self.outbound));
-        let sink = hold
-            .clone()
-            .map_or_else(|| (&self.outbound).into(), Subscriber::Held);
-        let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache, hold);
+        let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache);
         self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
-        self.ctx.hub.subscribe(self.id, sink, name, &request).await;
+        self.ctx.hub.subscribe(self.id, name, &request).await;
     }
 }
 

@@ -129,10 +129,7 @@ impl Connection {
             SubscribeRequest::new(id, self.outbound.clone(), valid.len(), failed, membership);
         for (channel, _) in valid {
             self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
-            self.ctx
-                .hub
-                .subscribe(self.id, (&self.outbound).into(), channel, &request)
-                .await;
+            self.ctx.hub.subscribe(self.id, channel, &request).await;
         }
     }
 

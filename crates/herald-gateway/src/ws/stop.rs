@@ -106,13 +106,18 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_stop_wakes_every_waiter_including_those_polled_many_times() {
-        let (token, until, tracker) = (
+    /// A token to follow, the token that ends the watch, and the watcher's tracker.
+    fn parts() -> (CancellationToken, CancellationToken, TaskTracker) {
+        (
             CancellationToken::new(),
             CancellationToken::new(),
             TaskTracker::new(),
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stop_wakes_every_waiter_including_those_polled_many_times() {
+        let (token, until, tracker) = parts();
         let stop = Stop::following(&token, &until, &tracker);
         let waiters: Vec<_> = (0..3)
             .map(|_| {
@@ -147,11 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_watching_task_ends_with_until() {
-        let (token, until, tracker) = (
-            CancellationToken::new(),
-            CancellationToken::new(),
-            TaskTracker::new(),
-        );
+        let (token, until, tracker) = parts();
         let _stop = Stop::following(&token, &until, &tracker);
         until.cancel();
         tracker.close();
