@@ -21,6 +21,13 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
+    /// Microseconds the generator sleeps before it waits for its sockets again, so that what
+    /// arrives meanwhile is read in one go. Its wait for each arrival would otherwise cost the
+    /// server's core a wake-up of the generator's thread: on loopback the kernel wakes the
+    /// reader from the writer's side. Measured latency includes this sleep (it can only add).
+    /// 0 waits at once.
+    #[arg(long, global = true, default_value_t = 50)]
+    settle_us: u64,
 }
 
 #[derive(Subcommand)]
@@ -58,16 +65,26 @@ pub(crate) struct Common {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // One thread: the generator's cost stays on one core, where it can be measured.
+    let settle = std::time::Duration::from_micros(cli.settle_us);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Called when no task is ready, before the runtime waits in epoll.
+        .on_thread_park(move || {
+            if !settle.is_zero() {
+                std::thread::sleep(settle);
+            }
+        })
         .build()?;
-    let report = runtime.block_on(async {
+    let mut report = runtime.block_on(async {
         match cli.scenario {
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Fanout(args) => scenario::fanout::run(args).await,
             Scenario::Churn(args) => scenario::churn::run(args).await,
         }
     })?;
+    if let Some(fields) = report.json.as_object_mut() {
+        fields.insert("settle_us".into(), cli.settle_us.into());
+    }
     print!("{}", report.table());
     if let Some(path) = report.path() {
         std::fs::write(path, serde_json::to_vec_pretty(&report.json())?)?;
