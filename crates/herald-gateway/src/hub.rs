@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use herald_broker::{BoxFuture, Inbox, Publication};
 use herald_hub::shard_of;
+use herald_presence_core::UserId;
 use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId};
 use tokio::sync::mpsc;
 
@@ -72,14 +73,27 @@ impl Hub {
         self.send(shard, command).await;
     }
 
-    pub(crate) async fn unsubscribe(&self, conn: ConnId, channel: ChannelName) {
+    /// Unsubscribes `conn` from `channel`; `member` is the user it leaves the channel's
+    /// presence as, if it is one.
+    pub(crate) async fn unsubscribe(
+        &self,
+        conn: ConnId,
+        channel: ChannelName,
+        member: Option<UserId>,
+    ) {
         let shard = self.shard_index(&channel);
-        self.send(shard, ShardCommand::Unsubscribe { conn, channel })
-            .await;
+        let command = ShardCommand::Unsubscribe {
+            conn,
+            channel,
+            member,
+        };
+        self.send(shard, command).await;
     }
 
-    pub(crate) async fn disconnect(&self, conn: ConnId, shard: usize) {
-        self.send(shard, ShardCommand::Disconnect { conn }).await;
+    /// `conn` is gone from `shard`; with `presence`, it leaves the presence channels it is in.
+    pub(crate) async fn disconnect(&self, conn: ConnId, shard: usize, presence: bool) {
+        self.send(shard, ShardCommand::Disconnect { conn, presence })
+            .await;
     }
 
     pub(crate) fn weak(&self, shard: usize) -> mpsc::WeakSender<ShardCommand> {

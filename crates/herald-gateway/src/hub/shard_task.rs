@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_broker::{Publication, SharedBroker};
 use herald_hub::{Action, HubShard, Settlement};
+use herald_presence_core::UserId;
 use herald_protocol::{
     presence::PresenceNotice,
     server::{self, ChannelFailure},
@@ -30,10 +31,17 @@ pub(crate) enum ShardCommand {
         channel: ChannelName,
         request: Arc<SubscribeRequest>,
     },
-    /// Unsubscribe a connection from a channel of this shard.
-    Unsubscribe { conn: ConnId, channel: ChannelName },
-    /// A connection is gone.
-    Disconnect { conn: ConnId },
+    /// Unsubscribe a connection from a channel of this shard; `member`, the user it leaves
+    /// the channel's presence as. The shard makes the exit: a join comes from the shard too
+    /// (when the subscription settles), so an exit made anywhere else could precede it.
+    Unsubscribe {
+        conn: ConnId,
+        channel: ChannelName,
+        member: Option<UserId>,
+    },
+    /// A connection is gone; `presence` when it may be a member of presence channels, which
+    /// it then leaves (made here for the same reason as an unsubscribe's exit).
+    Disconnect { conn: ConnId, presence: bool },
     /// A publication from the broker.
     Publication(Publication),
     /// The broker lost and regained `channel`: tell its subscribers they may have missed some.
@@ -189,10 +197,24 @@ impl ShardTask {
                     .collect(),
                 None,
             ),
-            ShardCommand::Unsubscribe { conn, channel } => {
-                (self.hub.unsubscribe(conn, &channel), None)
+            ShardCommand::Unsubscribe {
+                conn,
+                channel,
+                member,
+            } => {
+                let actions = self.hub.unsubscribe(conn, &channel);
+                if let Some(user) = member {
+                    self.presence.exit(conn, &user, &channel);
+                }
+                (actions, None)
             }
-            ShardCommand::Disconnect { conn } => (self.hub.disconnect(conn), None),
+            ShardCommand::Disconnect { conn, presence } => {
+                let actions = self.hub.disconnect(conn);
+                if presence {
+                    self.presence.disconnect(conn);
+                }
+                (actions, None)
+            }
             ShardCommand::BrokerSubscribed { channel, error } => {
                 // Held in the broker from now until its `BrokerUnsubscribe`.
                 if self.occupancy && error.is_none() {

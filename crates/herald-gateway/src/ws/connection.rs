@@ -194,12 +194,13 @@ impl Connection {
             end => tracing::debug!(?end, reason, "connection ended"),
         }
         self.outbound.close();
-        if self.identity.is_some() || self.pusher.as_ref().is_some_and(|p| !p.presence.is_empty()) {
-            self.ctx.presence.disconnect(self.id);
-        }
+        // Each shard it subscribed in makes it leave the presence channels it is in: after
+        // the joins that shard made for it, whatever their timing.
+        let presence =
+            self.identity.is_some() || self.pusher.as_ref().is_some_and(|p| !p.presence.is_empty());
         let hub = &self.ctx.hub;
         for shard in (0..hub.shard_count()).filter(|s| self.shards & (1 << (s % 64)) != 0) {
-            hub.disconnect(self.id, shard).await;
+            hub.disconnect(self.id, shard, presence).await;
         }
         metrics.connections.add(-1);
     }

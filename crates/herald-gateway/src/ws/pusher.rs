@@ -54,10 +54,7 @@ impl Connection {
                         let at = p.presence.iter().position(|(c, _)| *c == name)?;
                         Some(p.presence.swap_remove(at).1)
                     });
-                    if let Some(user) = member {
-                        self.ctx.presence.exit(self.id, &user, &name);
-                    }
-                    self.ctx.hub.unsubscribe(self.id, name).await;
+                    self.ctx.hub.unsubscribe(self.id, name, member).await;
                 }
             }
             ClientMessage::Signin { auth, user_data } => self.signin(&auth, &user_data).await,

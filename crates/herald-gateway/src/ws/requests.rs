@@ -138,10 +138,11 @@ impl Connection {
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
         for (channel, ns) in valid {
             self.subscribed.retain(|c| *c != channel);
-            if let (true, Some(identity)) = (ns.presence, &self.identity) {
-                self.ctx.presence.exit(self.id, &identity.user, &channel);
-            }
-            self.ctx.hub.unsubscribe(self.id, channel).await;
+            let member = match (ns.presence, &self.identity) {
+                (true, Some(identity)) => Some(identity.user.clone()),
+                _ => None,
+            };
+            self.ctx.hub.unsubscribe(self.id, channel, member).await;
         }
         let ok = ReplyOk::Unsubscribe {
             unsubscribed: &names,
