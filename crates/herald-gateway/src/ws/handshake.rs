@@ -212,9 +212,9 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         remote = %env.remote
     );
     let ctx = env.ctx.clone();
+    let connections = env.connections.clone();
     env.connections.spawn(
         async move {
-            let _slot = slot;
             let stream = match upgraded.await {
                 Ok(ws) => ws.into_inner().into_inner(),
                 Err(e) => {
@@ -230,11 +230,14 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
                 }
             };
             let io = parts.io.into_inner().into_socket();
-            Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
+            let mut conn = Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
                 .with_session(session)
-                .with_pusher(pusher)
-                .run(env.stops)
-                .await;
+                .with_pusher(pusher);
+            // The connection runs as a task of its own: run from here, it would keep this
+            // future's upgrade state for its whole life. `run` borrows the connection that
+            // the task holds, as an async fn taking it by value would hold it twice.
+            let task = async move { conn.run(env.stops, slot).await };
+            connections.spawn(task.instrument(tracing::Span::current()));
         }
         .instrument(span),
     );
