@@ -116,7 +116,10 @@ async fn silent_peers_are_pinged_then_closed_and_live_ones_stay() {
 #[tokio::test]
 async fn a_slow_consumer_is_closed_and_the_others_keep_receiving() {
     let mut config = test_config();
-    config.websocket.outbound_queue_bytes = 64 * 1024;
+    // The default queue, 1 MiB, holds 34 of the 30 KB publications below. A shard thread that
+    // falls behind may push several at once before a connection task runs: the fast client
+    // must not be taken for a slow one then (a 64 KiB queue, two publications, was).
+    config.websocket.outbound_queue_bytes = 1024 * 1024;
     config.websocket.close_timeout = Duration::from_secs(20);
     let gw = TestGateway::start_with(config).await;
     let mut stalled = gw.client(None).await;
