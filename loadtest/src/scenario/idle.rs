@@ -13,6 +13,7 @@ use std::{
 
 use anyhow::Context;
 use clap::Args;
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 
 use crate::{client, procfs, report::Report, stats::Percentiles, Common};
@@ -76,16 +77,17 @@ async fn open_share(
     worker: usize,
     workers: usize,
 ) -> anyhow::Result<(Vec<TcpStream>, Vec<u32>)> {
-    let mine: Vec<usize> = (worker..args.connections).step_by(workers).collect();
+    let mine = (worker..args.connections).step_by(workers);
     let mut held = Vec::with_capacity(mine.len());
     let mut handshakes = Vec::with_capacity(mine.len());
-    for batch in mine.chunks(args.concurrency.max(1)) {
-        let opened = futures_util::future::join_all(batch.iter().map(|&i| open_one(args, i))).await;
-        for result in opened {
-            let (stream, micros) = result?;
-            held.push(stream);
-            handshakes.push(micros);
-        }
+    // A new handshake starts as soon as one finishes: no batch waits for its slowest member.
+    let mut opened = futures_util::stream::iter(mine)
+        .map(|i| open_one(args, i))
+        .buffer_unordered(args.concurrency.max(1));
+    while let Some(result) = opened.next().await {
+        let (stream, micros) = result?;
+        held.push(stream);
+        handshakes.push(micros);
     }
     Ok((held, handshakes))
 }
