@@ -108,9 +108,11 @@ case "$scenario" in
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
   slow)
-    # A 64 KiB outbound queue so that stalled clients are evicted within a short run.
+    # A 64 KiB outbound queue so that stalled clients are evicted within a short run (it must
+    # hold two of the largest publications, so those are 32 KiB here).
     port ws; port api
-    start_gateway "$ws" "$api" HERALD__WEBSOCKET__OUTBOUND_QUEUE_BYTES=65536
+    start_gateway "$ws" "$api" HERALD__WEBSOCKET__OUTBOUND_QUEUE_BYTES=65536 \
+      HERALD__API__MAX_DATA_SIZE=32768 HERALD__WEBSOCKET__MAX_MESSAGE_SIZE=32768
     for fraction in 0 0.01; do
       "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
         --server-pid "${pids[0]}" --stalled-fraction "$fraction" \

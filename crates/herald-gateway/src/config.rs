@@ -336,8 +336,9 @@ pub struct WebSocketConfig {
     pub max_message_size: usize,
     /// `websocket.outbound_queue_bytes`, default 1048576: bytes queued for one client before it
     /// is closed as a slow consumer (4001). Larger rides out longer stalls; smaller bounds the
-    /// memory a stalled client can pin. Keep it several times the largest publication:
-    /// publications that reach a connection together, before its task runs, must fit.
+    /// memory a stalled client can pin. At least twice the largest publication (checked), and
+    /// better several times: publications that reach a connection together, before its task
+    /// runs, must fit.
     pub outbound_queue_bytes: usize,
     /// `websocket.ping_interval`, default `25s`: how often the server pings each client.
     #[serde(with = "humantime_serde")]

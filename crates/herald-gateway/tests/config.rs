@@ -132,6 +132,10 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
             "websocket.idle_timeout",
         ),
         (
+            &[("HERALD__WEBSOCKET__OUTBOUND_QUEUE_BYTES", "65536")],
+            "websocket.outbound_queue_bytes",
+        ),
+        (
             &[("HERALD__SHUTDOWN__DRAIN_WINDOW", "60s")],
             "shutdown.drain_window",
         ),

@@ -35,6 +35,19 @@ impl GatewayConfig {
                 "must be at least 16384 bytes",
             ));
         }
+        // A queue that cannot hold two of the largest publications would close clients that
+        // read as fast as they can: one such publication, or two arriving together, fill it.
+        let largest = ws.max_message_size.max(self.api.max_data_size);
+        if ws.outbound_queue_bytes < 2 * largest {
+            return Err(invalid(
+                "websocket.outbound_queue_bytes",
+                format!(
+                    "must be at least twice the largest publication \
+                     (api.max_data_size, websocket.max_message_size): {} bytes",
+                    2 * largest
+                ),
+            ));
+        }
         if ws.ping_interval.is_zero() {
             return Err(invalid("websocket.ping_interval", "must be more than zero"));
         }
