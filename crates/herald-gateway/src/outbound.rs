@@ -134,6 +134,12 @@ impl Outbound {
         (s.status, since)
     }
 
+    /// Whether the queue overflowed: the connection must close as a slow consumer, even while
+    /// it is still writing what it took before.
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.state().status == QueueStatus::Evicted
+    }
+
     /// Stops taking frames; what is queued stays for [`Outbound::take`].
     pub(crate) fn close(&self) {
         let mut s = self.state();

@@ -130,15 +130,13 @@ impl TestGateway {
     }
 
     /// A metric's value from `/metrics`.
+    ///
+    /// # Panics
+    /// When there is no such sample.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.get("/metrics").await.text();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == name).then(|| v.parse().ok()).flatten()
-            })
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        let page = self.get("/metrics").await;
+        page.metric(name)
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{}", page.text()))
     }
 
     /// Starts the drain (as SIGTERM would) without waiting for it.

@@ -31,6 +31,18 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The value of the sample named exactly `name` (with its labels, if any) in a
+    /// Prometheus text body such as `/metrics`; `None` when there is none.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.text()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                (k == name).then(|| v.parse().ok()).flatten()
+            })
+    }
+
     /// The first header named `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

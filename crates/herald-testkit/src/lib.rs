@@ -13,6 +13,7 @@ mod otlp;
 mod process;
 mod raw;
 mod redis;
+mod sockets;
 mod webhook;
 mod ws_client;
 
@@ -24,6 +25,7 @@ pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
 pub use redis::{make_certificates, RedisServer};
+pub use sockets::tcp_states_on_port;
 pub use webhook::{ReceivedWebhook, WebhookReceiver};
 pub use ws_client::{Incoming, WsClient};
 

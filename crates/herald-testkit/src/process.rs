@@ -188,6 +188,24 @@ impl ServiceProcess {
         format!("ws://{addr}/ws")
     }
 
+    /// The WebSocket listener's address of a gateway.
+    ///
+    /// # Panics
+    /// For a presence service.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.websocket.expect("a gateway")
+    }
+
+    /// A metric's value from `/metrics` (`None` when there is no such sample).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        self.get("/metrics").await.metric(name)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `GET path` on the HTTP API.
     ///
     /// # Panics

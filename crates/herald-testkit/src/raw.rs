@@ -32,7 +32,35 @@ impl RawClient {
         path: &str,
         protocol: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let mut stream = TcpStream::connect(addr).await?;
+        let stream = TcpStream::connect(addr).await?;
+        Self::upgrade(stream, addr, path, protocol).await
+    }
+
+    /// [`RawClient::connect`] over a socket whose kernel receive buffer is about `bytes`: a
+    /// client that stops reading fills it quickly, as a phone on a bad network does.
+    ///
+    /// # Errors
+    /// As [`RawClient::connect`].
+    pub async fn connect_with_receive_buffer(
+        addr: SocketAddr,
+        path: &str,
+        bytes: u32,
+    ) -> anyhow::Result<Self> {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_recv_buffer_size(bytes)?;
+        let stream = socket.connect(addr).await?;
+        Self::upgrade(stream, addr, path, None).await
+    }
+
+    async fn upgrade(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        protocol: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -85,6 +113,25 @@ impl RawClient {
         let mut f = client_frame(fin, OpCode::Text, [0x37, 0xfa, 0x21, 0x3d], payload);
         f[0] = (f[0] & 0xF0) | (opcode & 0x0F);
         f
+    }
+
+    /// Reads at most `max` bytes of whatever the server sent (frames or not), waiting up to
+    /// `within`; `Ok(0)` when nothing came in time.
+    ///
+    /// # Errors
+    /// On a socket error or EOF.
+    pub async fn read_some(
+        &mut self,
+        max: usize,
+        within: std::time::Duration,
+    ) -> anyhow::Result<usize> {
+        let mut chunk = vec![0u8; max];
+        match tokio::time::timeout(within, self.stream.read(&mut chunk)).await {
+            Err(_) => Ok(0),
+            Ok(Ok(0)) => bail!("closed"),
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(e.into()),
+        }
     }
 
     /// Reads the next server frame (server frames are unmasked).

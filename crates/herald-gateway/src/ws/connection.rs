@@ -186,6 +186,11 @@ impl Connection {
         metrics.connections.add(1);
         metrics.connections_total.inc();
         let end = self.serve(&stops).await;
+        if matches!(end, End::CloseTimeout | End::Killed) {
+            // The client stopped reading, or never answered our close frame: close with a
+            // reset, so that the kernel frees what it still holds for it at once.
+            self.stream.abort_on_close();
+        }
         let reason = match &end {
             End::Killed => "killed",
             _ => self.close_reason.unwrap_or("abnormal"),
@@ -261,7 +266,14 @@ impl Connection {
                         return End::Io(e);
                     }
                 }
-                _ = self.outbound.ready(), if open && !has_output => self.take_outbound(),
+                _ = self.outbound.ready(), if open => {
+                    // While the socket is full, new frames wait in the queue, which bounds
+                    // them; an eviction is acted on at once, or a client that reads nothing
+                    // (or a trickle) would hold the connection forever.
+                    if !has_output || self.outbound.is_evicted() {
+                        self.take_outbound();
+                    }
+                }
                 _ = ping.tick() => self.on_tick(),
                 _ = &mut drain, if open => self.start_close(close::SHUTDOWN),
                 _ = expiry_wait(&mut expiry), if open && expiry.is_some() => {

@@ -62,6 +62,18 @@ impl Socket {
         .await
     }
 
+    /// Makes the close that follows a reset: the kernel drops what is unsent at once instead of
+    /// keeping it (and the connection) while a peer that reads nothing holds its window shut.
+    pub(super) fn abort_on_close(&self) {
+        let tcp = match self {
+            Self::Plain(s) => s,
+            Self::Tls(t) => &t.tcp,
+        };
+        if let Err(e) = tcp.set_zero_linger() {
+            tracing::debug!(error = %e, "cannot set SO_LINGER");
+        }
+    }
+
     /// Appends what can be read now to `buf`: `Ok(0)` at the end of input, `WouldBlock` when
     /// nothing is there yet.
     pub(super) fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
