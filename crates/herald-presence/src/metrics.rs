@@ -46,6 +46,7 @@ impl Metrics {
             "Member list and count queries answered.",
             self.queries.get(),
         );
+        w.logging();
         w.finish()
     }
 }

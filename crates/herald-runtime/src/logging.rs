@@ -1,5 +1,10 @@
 //! Logging setup: `tracing` to stderr, text or JSON, filtered by `RUST_LOG` or the configured
-//! level.
+//! level. Lines go through a bounded queue and a thread of their own ([`sink`]): logging never
+//! blocks or breaks the node. Colour only on a terminal, and never with `NO_COLOR` set.
+
+pub mod sink;
+
+use std::io::IsTerminal;
 
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
@@ -46,7 +51,9 @@ pub fn init(level: &str, json: bool) -> Result<(), tracing_subscriber::filter::P
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(colour())
+        .log_internal_errors(false)
+        .with_writer(|| sink::LogWriter);
     // A second init (tests) is not an error worth reporting.
     if json {
         let _ = builder.json().try_init();
@@ -54,6 +61,12 @@ pub fn init(level: &str, json: bool) -> Result<(), tracing_subscriber::filter::P
         let _ = builder.try_init();
     }
     Ok(())
+}
+
+/// Whether log lines carry ANSI colour: only when stderr is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 impl LogConfig {

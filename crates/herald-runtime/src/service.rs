@@ -146,7 +146,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         crate::shutdown::cancel_on_signal(shutdown.clone());
         match serve(config, shutdown).await {
@@ -156,5 +156,8 @@ where
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The last lines, if the log reader takes them promptly; never a wait on one that does not.
+    crate::logging::sink::flush(Duration::from_millis(500));
+    code
 }

@@ -16,7 +16,11 @@ pub struct RedisServer {
     tls: bool,
 }
 
-pub(crate) fn free_port() -> u16 {
+/// A loopback port nothing listens on now (another process may take it before it is used).
+///
+/// # Panics
+/// When no port can be bound.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
