@@ -7,7 +7,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, MutexGuard,
     },
     task::Poll,
@@ -46,6 +46,10 @@ struct Shared {
     /// waits, so a waker slot and a flag do what a `Notify` would, without its waiter list.
     waker: AtomicWaker,
     woken: AtomicBool,
+    /// Replies that requests already handled still await (they come from the hub): the
+    /// connection reads no further request until they are queued, so that replies, and what
+    /// the requests do, follow the order of the requests.
+    awaited: AtomicU32,
 }
 
 /// A handle on the queue shared between the hub (producer) and the connection task (consumer).
@@ -66,6 +70,7 @@ impl Outbound {
             }),
             waker: AtomicWaker::new(),
             woken: AtomicBool::new(false),
+            awaited: AtomicU32::new(0),
         }))
     }
 
@@ -97,6 +102,27 @@ impl Outbound {
             self.wake();
         }
         Push::Queued
+    }
+
+    /// A reply will come through [`Outbound::push_reply`]: until it does, the connection reads
+    /// no further request.
+    pub(crate) fn await_reply(&self) {
+        self.0.awaited.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a reply that [`Outbound::await_reply`] announced is still to come.
+    pub(crate) fn awaiting_reply(&self) -> bool {
+        self.0.awaited.load(Ordering::Acquire) > 0
+    }
+
+    /// Queues an announced reply (evicting on overflow, as [`Outbound::push_frame`]) and wakes
+    /// the connection, which may read requests again.
+    pub(crate) fn push_reply(&self, frame: &Bytes) -> Push {
+        let pushed = self.push_frame(frame);
+        // After the push: a connection that sees no reply awaited finds this one queued.
+        self.0.awaited.fetch_sub(1, Ordering::AcqRel);
+        self.wake();
+        pushed
     }
 
     /// Marks the connection evicted as a slow consumer (its backlog dropped) and wakes it to
@@ -213,5 +239,21 @@ mod tests {
         assert_eq!(q.push_frame(&f), Push::Closed);
         assert_eq!(q.take(&mut out), QueueStatus::Closed);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn an_announced_reply_holds_requests_until_it_is_queued() {
+        let q = Outbound::new(WireFormat::Json, 100);
+        assert!(!q.awaiting_reply());
+        q.await_reply();
+        q.await_reply();
+        assert!(q.awaiting_reply());
+        q.push_reply(&Bytes::from_static(b"first"));
+        assert!(q.awaiting_reply(), "one of two still to come");
+        q.push_reply(&Bytes::from_static(b"second"));
+        assert!(!q.awaiting_reply());
+        let mut out = VecDeque::new();
+        q.take(&mut out);
+        assert_eq!(out, [&b"first"[..], &b"second"[..]]);
     }
 }

@@ -45,11 +45,16 @@ pub(crate) struct SubscribeRequest {
     /// A subscription the server makes for a connection: instead of a reply, this frame is
     /// sent when it settles.
     server_made: Option<bytes::Bytes>,
+    /// The connection awaits this reply before it reads another request
+    /// ([`Outbound::await_reply`]).
+    awaited: bool,
 }
 
 impl SubscribeRequest {
     /// A request waiting for `pending` channels; `failed` already holds those refused before
-    /// reaching the hub. Replies at once when nothing is pending.
+    /// reaching the hub. Replies at once when nothing is pending; else the connection reads no
+    /// further request until the reply is queued, so that replies (and what requests do, such
+    /// as presence joins and leaves) follow the order of the requests.
     pub(crate) fn new(
         id: u64,
         sink: Outbound,
@@ -57,7 +62,12 @@ impl SubscribeRequest {
         failed: Vec<ChannelFailure>,
         membership: Option<Membership>,
     ) -> Arc<Self> {
+        let awaited = pending > 0;
+        if awaited {
+            sink.await_reply();
+        }
         let request = Arc::new(Self {
+            awaited,
             id,
             sink,
             membership,
@@ -91,6 +101,7 @@ impl SubscribeRequest {
             cache,
             hold,
             server_made: None,
+            awaited: false,
             progress: Mutex::new(Progress {
                 remaining: 1,
                 subscribed: Vec::with_capacity(1),
@@ -109,6 +120,7 @@ impl SubscribeRequest {
             cache: None,
             hold: None,
             server_made: Some(then),
+            awaited: false,
             progress: Mutex::new(Progress {
                 remaining: 1,
                 subscribed: Vec::with_capacity(1),
@@ -193,6 +205,10 @@ impl SubscribeRequest {
                 failed: &p.failed,
             },
         );
-        self.sink.push_frame(&frame);
+        if self.awaited {
+            self.sink.push_reply(&frame);
+        } else {
+            self.sink.push_frame(&frame);
+        }
     }
 }

@@ -88,6 +88,9 @@ pub(super) struct Connection {
     close_reason: Option<&'static str>,
     /// The client sent its close frame, or its input is no longer read.
     input_done: bool,
+    /// A request awaits its reply from the hub: the next ones wait (unread or undecoded)
+    /// until it is queued ([`Outbound::await_reply`]).
+    input_paused: bool,
     /// A Pusher connection's state (`None` for Herald's own protocol).
     pub(super) pusher: Option<Box<PusherConn>>,
 }
@@ -121,6 +124,7 @@ impl Connection {
             close_deadline: None,
             close_reason: None,
             input_done: false,
+            input_paused: false,
             pusher: None,
             ctx,
         }
@@ -235,6 +239,13 @@ impl Connection {
             return end;
         }
         loop {
+            if self.input_paused && !self.outbound.awaiting_reply() {
+                // The awaited reply is queued: the requests already read are handled now.
+                self.input_paused = false;
+                if let Err(end) = self.process_input().await {
+                    return end;
+                }
+            }
             if let Err(e) = self.flush() {
                 return End::Io(e);
             }
@@ -253,7 +264,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = &mut killed => return End::Killed,
-                r = self.stream.readable(), if !self.input_done => {
+                r = self.stream.readable(), if !self.input_done && !self.input_paused => {
                     if let Err(e) = r {
                         return End::Io(e);
                     }
@@ -266,7 +277,7 @@ impl Connection {
                         return End::Io(e);
                     }
                 }
-                _ = self.outbound.ready(), if open => {
+                _ = self.outbound.ready(), if open || self.input_paused => {
                     // While the socket is full, new frames wait in the queue, which bounds
                     // them; an eviction is acted on at once, or a client that reads nothing
                     // (or a trickle) would hold the connection forever.
@@ -299,7 +310,7 @@ impl Connection {
                 Ok(_) => {
                     self.last_heard = Instant::now();
                     self.process_input().await?;
-                    if self.input_done {
+                    if self.input_done || self.input_paused {
                         break;
                     }
                 }
@@ -316,6 +327,10 @@ impl Connection {
 
     async fn process_input(&mut self) -> Result<(), End> {
         while !self.input_done {
+            if self.outbound.awaiting_reply() {
+                self.input_paused = true;
+                break;
+            }
             match self.decoder.decode(&mut self.read_buf) {
                 Ok(None) => break,
                 Ok(Some(message)) => self.on_message(message).await,
