@@ -146,3 +146,35 @@ async fn a_publish_may_name_its_event() {
     assert_eq!(c.next_push().await["event"], "one");
     assert_eq!(c.next_push().await.get("event"), None);
 }
+
+/// The publication's id has one name on both APIs, `message_id`; `id` stays as an alias.
+#[tokio::test]
+async fn the_message_id_has_the_same_name_over_http_and_websocket() {
+    let mut config = test_config();
+    config.channels.publish = true;
+    let gw = TestGateway::start_with(config).await;
+    let over_http = gw.publish("news", json!(1)).await.json();
+    let id = over_http["message_id"]
+        .as_str()
+        .expect("message_id")
+        .to_owned();
+    assert_eq!(over_http["id"], json!(id), "the alias");
+    assert_eq!(over_http["offset"], json!(1));
+    let batch = gw
+        .post(
+            "/v1/publish/batch",
+            &[],
+            br#"{"messages":[{"channel":"news","data":2}]}"#,
+        )
+        .await
+        .json();
+    assert!(batch["results"][0]["message_id"].is_string(), "{batch}");
+
+    let mut client = gw.client(None).await;
+    let over_ws = client
+        .request("publish", json!({"channel": "news", "data": 3}))
+        .await;
+    assert!(over_ws["ok"]["message_id"].is_string(), "{over_ws}");
+    assert_eq!(over_ws["ok"]["offset"], json!(3));
+    gw.stop().await;
+}

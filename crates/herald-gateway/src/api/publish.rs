@@ -169,5 +169,7 @@ async fn send(
         )
         .await
         .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
-    Ok(serde_json::json!({"id": published.id.to_string(), "offset": published.offset}))
+    let message_id = published.id.to_string();
+    // `id` is the older name of `message_id`, kept as an alias (docs/http-api.md).
+    Ok(serde_json::json!({"message_id": message_id, "offset": published.offset, "id": message_id}))
 }
