@@ -19,16 +19,19 @@ pub use token::{Claims, KeyError, TokenError, Verifier};
 pub struct AuthConfig {
     /// `auth.anonymous`, default true: connections without a token are let in. Set it to
     /// false on anything facing the internet; the node warns at startup while it is true.
+    #[serde(deserialize_with = "herald_config::values::boolean")]
     pub anonymous: bool,
     /// `[[auth.keys]]`, default none: the keys connection and channel tokens are verified
     /// with. With none, tokens are refused and clients may name themselves with `?user=`.
     pub keys: Vec<KeyConfig>,
     /// `auth.audience`, default none: when set, tokens must carry this `aud`.
+    #[serde(deserialize_with = "herald_config::values::non_empty")]
     pub audience: Option<String>,
     /// `auth.issuer`, default none: when set, tokens must carry this `iss`.
+    #[serde(deserialize_with = "herald_config::values::non_empty")]
     pub issuer: Option<String>,
     /// `auth.leeway`, default `5s`: clock skew allowed when checking `exp` and `nbf`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub leeway: Duration,
 }
 
@@ -52,6 +55,7 @@ pub struct KeyConfig {
     #[serde(default)]
     pub kid: Option<String>,
     /// `alg`: `HS256`, `RS256` or `ES256`. A token is verified only by keys of its own `alg`.
+    #[serde(deserialize_with = "herald_config::values::one_of")]
     pub alg: TokenAlgorithm,
     /// `secret`: the shared secret of an `HS256` key.
     #[serde(default)]

@@ -8,7 +8,7 @@ mod validate;
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
 pub use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm};
-use herald_protocol::{ChannelName, ErrorCode, NodeId};
+use herald_protocol::{ChannelName, ErrorCode};
 use herald_runtime::config::ConfigError;
 use serde::Deserialize;
 
@@ -58,14 +58,14 @@ pub struct PusherConfig {
     pub apps: Vec<PusherApp>,
     /// `pusher.activity_timeout`, default `120s`: what `pusher:connection_established` tells
     /// clients; they ping after this much silence.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub activity_timeout: Duration,
     /// `pusher.default_event`, default `message`: the event name Pusher clients see for a
     /// publication that has none (published through Herald's own API or protocol).
     pub default_event: String,
     /// `pusher.timestamp_window`, default `600s`: how far a signed HTTP API request's
     /// `auth_timestamp` may be from the node's clock.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub timestamp_window: Duration,
     /// `pusher.max_event_size`, default `10240`: the largest event `data` in bytes (413
     /// beyond), Pusher's limit.
@@ -76,21 +76,22 @@ pub struct PusherConfig {
     /// `pusher.subscription_count`, default `true`: count subscriptions cluster-wide for the
     /// HTTP API's `info=subscription_count` (each node reports the counts that changed about
     /// once a second: one table write per node and second). `false`: such queries get 400.
+    #[serde(deserialize_with = "herald_config::values::boolean")]
     pub subscription_count: bool,
     /// `pusher.webhook_timeout`, default `5s`: how long a webhook request may take; longer
     /// counts as a failure, retried.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub webhook_timeout: Duration,
     /// `pusher.webhook_retry`, default `1s`: the wait before a failed webhook request's first
     /// retry; it doubles with each retry, up to a minute.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub webhook_retry: Duration,
     /// `pusher.webhook_attempts`, default `8`: attempts per webhook request before its events
     /// are given up (logged and counted).
     pub webhook_attempts: u32,
     /// `pusher.webhook_claim_after`, default `30s`: with Redis, events another node took and
     /// left undelivered this long (it died) are delivered by this node.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub webhook_claim_after: Duration,
 }
 
@@ -208,7 +209,7 @@ pub struct TelemetryConfig {
     /// `telemetry.service_name`, default `herald-gateway`: the `service.name` of the spans.
     pub service_name: String,
     /// `telemetry.export_interval`, default `5s`: how often finished spans are sent in a batch.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub export_interval: Duration,
 }
 
@@ -228,9 +229,11 @@ impl Default for TelemetryConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
     /// `listen.websocket`, default `0.0.0.0:8080`: the WebSocket listener (clients).
+    #[serde(deserialize_with = "herald_config::values::socket_addr")]
     pub websocket: SocketAddr,
     /// `listen.api`, default `0.0.0.0:9090`: the internal HTTP listener (publish API, health,
     /// metrics). Keep it off the public internet or set `api.keys`.
+    #[serde(deserialize_with = "herald_config::values::socket_addr")]
     pub api: SocketAddr,
 }
 
@@ -247,9 +250,54 @@ impl Default for ListenConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
-    /// `node.id`, default a fresh UUID per process. Set it only to give a node a stable name in
-    /// logs and metrics; two running nodes must never share one.
-    pub id: Option<NodeId>,
+    /// `node.id`, default the process's own UUID: the node's name in logs and traces, such as
+    /// a Kubernetes pod's name. Only a name: the cluster tells processes apart by a UUID each
+    /// makes at startup, so a restarted node with the same name never inherits the presence
+    /// of the process before it.
+    pub id: Option<NodeName>,
+}
+
+/// A node's name: 1 to 253 letters, digits, `-`, `_` and `.`, such as a Kubernetes pod's
+/// name, a host name or a UUID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeName(String);
+
+impl NodeName {
+    /// The longest name, a DNS name's length.
+    pub const MAX_LEN: usize = 253;
+
+    /// Checks `name`.
+    ///
+    /// # Errors
+    /// When it is empty, too long, or has other characters; the message says what is valid.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+        if name.is_empty() || name.len() > Self::MAX_LEN || !name.bytes().all(valid) {
+            return Err(format!(
+                "`{name}` is not a node name: 1 to {} letters, digits, `-`, `_` and `.`",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[broker]`: how publications travel between nodes.
@@ -258,6 +306,7 @@ pub struct NodeConfig {
 pub struct BrokerConfig {
     /// `broker.kind`, default `memory`: `memory` runs one node alone on the embedded broker;
     /// `redis` relays through Redis so that any number of nodes form a cluster.
+    #[serde(deserialize_with = "herald_config::values::one_of")]
     pub kind: BrokerKind,
     /// `[broker.redis]`, used when `broker.kind = "redis"`.
     pub redis: RedisConfig,
@@ -290,6 +339,7 @@ pub enum RedisMode {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `broker.redis.mode`, default `standalone`.
+    #[serde(deserialize_with = "herald_config::values::one_of")]
     pub mode: RedisMode,
     /// `broker.redis.url`, default `redis://127.0.0.1:6379`: `redis://[user:password@]host:port[/db]`;
     /// in cluster mode, comma-separated seed URLs.
@@ -300,11 +350,11 @@ pub struct RedisConfig {
     /// `broker.redis.timeout`, default `2s`: how long a request may wait for Redis before the
     /// connection counts as stalled and is rebuilt. Lower notices a stall sooner; too low
     /// drops healthy connections under load.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub timeout: Duration,
     /// `broker.redis.offset_ttl`, default `24h`: how long a channel's offset counter outlives
     /// its last publication (`0s`: forever). After it expires offsets start again at 1.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub offset_ttl: Duration,
     /// `broker.redis.tls_ca_file`, default none: a PEM file of the certificate authorities
     /// trusted for `rediss://` URLs; without it, the Mozilla root set is trusted.
@@ -341,18 +391,18 @@ pub struct WebSocketConfig {
     /// runs, must fit.
     pub outbound_queue_bytes: usize,
     /// `websocket.ping_interval`, default `25s`: how often the server pings each client.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub ping_interval: Duration,
     /// `websocket.idle_timeout`, default `60s`: a client heard nothing from (no frame, no pong)
     /// for this long is closed with 4002. Must exceed `ping_interval`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub idle_timeout: Duration,
     /// `websocket.close_timeout`, default `2s`: how long to wait for the client's close frame
     /// after sending ours.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub close_timeout: Duration,
     /// `websocket.handshake_timeout`, default `10s`: time allowed for the HTTP upgrade request.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub handshake_timeout: Duration,
     /// `websocket.allowed_origins`, default none (any): the `Origin` values browsers may
     /// connect from, exact match with the scheme (`https://app.example.com`). Others get 403.
@@ -422,11 +472,11 @@ pub struct HubConfig {
 pub struct ShutdownConfig {
     /// `shutdown.drain_window`, default `10s`: clients are closed with 4000 (reconnect) at
     /// random moments spread over this window, so they do not all reconnect at once.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub drain_window: Duration,
     /// `shutdown.grace_period`, default `25s`: the process exits within this time of the
     /// signal, whatever is left. Keep it under Kubernetes' `terminationGracePeriodSeconds`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub grace_period: Duration,
 }
 
@@ -446,10 +496,10 @@ pub struct PresenceConfig {
     /// `presence.lease`, default `10s`: how long the cluster keeps a node's members after its
     /// last heartbeat. A node killed without a goodbye has its members leave within this plus
     /// the presence service's `expire_interval`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub lease: Duration,
     /// `presence.heartbeat_interval`, default `2s`: how often the node renews its lease.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub heartbeat_interval: Duration,
     /// `presence.max_info_size`, default `1024`: the largest `info` (JSON bytes) a connection
     /// may give.
@@ -519,12 +569,15 @@ pub enum SubscribePolicy {
 pub struct NamespaceConfig {
     /// `subscribe`, default `anyone`: who may subscribe: `anyone`, `authenticated` (a
     /// connection with a valid token) or `token` (a connection granted the channel by a token).
+    #[serde(deserialize_with = "herald_config::values::one_of")]
     pub subscribe: SubscribePolicy,
     /// `publish`, default false: whether clients may publish over their WebSocket. The HTTP API
     /// can always publish.
+    #[serde(deserialize_with = "herald_config::values::boolean")]
     pub publish: bool,
     /// `presence`, default false: the channels are presence channels. Subscribers must have a
     /// user id; they are members, and receive join and leave pushes.
+    #[serde(deserialize_with = "herald_config::values::boolean")]
     pub presence: bool,
 }
 

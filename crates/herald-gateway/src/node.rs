@@ -32,7 +32,10 @@ use crate::{
 /// What every task of a node shares.
 pub(crate) struct NodeCtx {
     pub(crate) config: GatewayConfig,
+    /// The process's identity in the cluster (presence leases, connection tags).
     pub(crate) node_id: NodeId,
+    /// The node's name in logs and traces: `node.id`, else `node_id`.
+    pub(crate) node_name: String,
     pub(crate) hub: Hub,
     pub(crate) broker: SharedBroker,
     pub(crate) metrics: Arc<Metrics>,
@@ -303,8 +306,13 @@ async fn run_with(
     redis: RedisTables,
     connect: impl FnOnce(Arc<dyn Inbox>) -> SharedBroker,
 ) -> Result<(), GatewayError> {
-    let node_id = config.node.id.unwrap_or_else(NodeId::random);
-    let telemetry = Arc::new(Telemetry::start(&config.telemetry, node_id)?);
+    let node_id = NodeId::random();
+    let node_name = config
+        .node
+        .id
+        .as_ref()
+        .map_or_else(|| node_id.to_string(), ToString::to_string);
+    let telemetry = Arc::new(Telemetry::start(&config.telemetry, &node_name)?);
     let metrics = Arc::new(Metrics::default());
     let (hub, receivers) = Hub::new(config.shard_count());
     let broker = connect(Arc::new(hub.clone()));
@@ -380,6 +388,7 @@ async fn run_with(
     let ctx = Arc::new(NodeCtx {
         config,
         node_id,
+        node_name,
         hub,
         broker,
         metrics,
@@ -395,7 +404,7 @@ async fn run_with(
         slots: AtomicUsize::new(0),
     });
     tracing::info!(
-        node_id = %node_id,
+        node_id = %ctx.node_name,
         websocket = %listeners.websocket_addr(),
         api = %listeners.api_addr(),
         shards = ctx.hub.shard_count(),

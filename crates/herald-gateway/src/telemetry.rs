@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use herald_broker::{BrokerError, Publication, Published};
-use herald_protocol::{ChannelName, NodeId, TraceParent};
+use herald_protocol::{ChannelName, TraceParent};
 use opentelemetry::{
     trace::{
         Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
@@ -65,8 +65,8 @@ pub(crate) struct Telemetry {
 
 impl Telemetry {
     /// Starts the exporter when `config.otlp_endpoint` is set.
-    pub(crate) fn start(config: &TelemetryConfig, node: NodeId) -> Result<Self, TelemetryError> {
-        let node = node.to_string();
+    pub(crate) fn start(config: &TelemetryConfig, node: &str) -> Result<Self, TelemetryError> {
+        let node = node.to_owned();
         let Some(endpoint) = &config.otlp_endpoint else {
             return Ok(Self { on: None, node });
         };

@@ -33,6 +33,19 @@ fn check_config_accepts_good_and_refuses_bad_configuration() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("api"), "{stderr}");
 
+    // A level the filter would take for a target (and then log nothing) stops startup.
+    let quiet = gateway()
+        .arg("--check-config")
+        .env("HERALD__LOG__LEVEL", "verbose")
+        .output()
+        .unwrap();
+    assert_eq!(quiet.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(
+        stderr.contains("log.level") && stderr.contains("HERALD__LOG__LEVEL"),
+        "{stderr}"
+    );
+
     let missing = gateway()
         .args(["--check-config", "--config", "/nonexistent/herald.toml"])
         .output()

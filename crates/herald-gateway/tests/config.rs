@@ -27,7 +27,7 @@ fn defaults_are_the_documented_ones() {
         "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
     );
     assert_eq!(c.listen.api, "0.0.0.0:9090".parse::<SocketAddr>().unwrap());
-    assert_eq!(c.node.id, None, "a fresh UUID per process");
+    assert_eq!(c.node.id, None, "named by the process's own UUID");
     assert_eq!(c.websocket.path, "/ws");
     assert_eq!(c.websocket.max_message_size, 65536);
     assert_eq!(c.websocket.outbound_queue_bytes, 1 << 20);
@@ -118,7 +118,7 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
             &[("HERALD__LISTEN__WEBSOCKET", "not-an-address")],
             "websocket",
         ),
-        (&[("HERALD__NODE__ID", "nope")], "id"),
+        (&[("HERALD__NODE__ID", "no spaces")], "node.id"),
         (
             &[("HERALD__WEBSOCKET__PING_INTERVAL", "soon")],
             "ping_interval",
@@ -247,5 +247,98 @@ fn pusher_apps_read_their_secret_from_a_file_and_take_webhooks() {
         );
         let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
         assert!(err.to_string().contains("pusher.apps"), "{name}: {err}");
+    }
+}
+
+/// What the config crate would take loosely, and what it would say too little about: each is
+/// refused naming the key, the value, what is expected, and the variable that set it.
+#[test]
+fn loose_values_are_refused_with_what_is_expected() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "HERALD__LOG__LEVEL",
+            "verbose",
+            &["log.level", "`verbose`", "trace, debug, info"],
+        ),
+        (
+            "HERALD__CHANNELS__PUBLISH",
+            "no",
+            &["channels.publish", "`no`", "true or false"],
+        ),
+        (
+            "HERALD__CHANNELS__PUBLISH",
+            "1",
+            &["channels.publish", "`1`", "true or false"],
+        ),
+        ("HERALD__AUTH__AUDIENCE", "", &["auth.audience", "empty"]),
+        ("HERALD__AUTH__ISSUER", " ", &["auth.issuer", "empty"]),
+        (
+            "HERALD__BROKER__KIND",
+            "redsi",
+            &["broker.kind", "`redsi`", "`memory` or `redis`"],
+        ),
+        (
+            "HERALD__LISTEN__API",
+            "localhost:9090",
+            &[
+                "listen.api",
+                "`localhost:9090`",
+                "host names are not accepted",
+            ],
+        ),
+        (
+            "HERALD__WEBSOCKET__PING_INTERVAL",
+            "10",
+            &["websocket.ping_interval", "`10` has no unit", "10s"],
+        ),
+        (
+            "HERALD__NODE__ID",
+            "gateway 0",
+            &["node.id", "letters, digits"],
+        ),
+    ];
+    for (var, value, needles) in cases {
+        let err = GatewayConfig::load_from(None, env(&[(var, value)]))
+            .expect_err(var)
+            .to_string();
+        for needle in needles.iter().chain(&[*var]) {
+            assert!(
+                err.contains(needle),
+                "{var}={value:?}: {err} lacks {needle}"
+            );
+        }
+    }
+    // The same from a file: no variable to name, the key and value all the same.
+    let file = temp_file(
+        "loose.toml",
+        "[channels]\npublish = \"no\"\n[log]\nlevel = \"info\"\n",
+    );
+    let err = GatewayConfig::load_from(Some(&file), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("channels.publish") && err.contains("`no`"),
+        "{err}"
+    );
+    let file = temp_file("int.toml", "[channels]\npublish = 1\n");
+    let err = GatewayConfig::load_from(Some(&file), env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("channels.publish") && err.contains("`1`"),
+        "{err}"
+    );
+}
+
+/// `node.id` is a name: a Kubernetes pod's name is one, and so is a UUID.
+#[test]
+fn node_ids_are_names() {
+    for name in [
+        "herald-gateway-7d9f8b6c5-x2x7q",
+        "6f1c1f2e-8f43-4b7e-9d77-0b1f0b1e2c3d",
+        "gw_1.eu",
+    ] {
+        let c = GatewayConfig::load_from(None, env(&[("HERALD__NODE__ID", name)])).unwrap();
+        assert_eq!(c.node.id.unwrap().as_str(), name);
     }
 }

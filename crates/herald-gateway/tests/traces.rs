@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use herald_gateway::config::GatewayConfig;
+use herald_gateway::config::{GatewayConfig, NodeName};
 use herald_protocol::NodeId;
 use herald_testkit::{
     eventually, redis_config, test_config, OtlpReceiver, ReceivedSpan, RedisServer, TestGateway,
@@ -21,7 +21,7 @@ fn traced(
     ratio: f64,
 ) -> (GatewayConfig, String) {
     let node = NodeId::random();
-    config.node.id = Some(node);
+    config.node.id = Some(NodeName::parse(&node.to_string()).unwrap());
     config.telemetry.otlp_endpoint = Some(receiver.endpoint.clone());
     config.telemetry.sample_ratio = ratio;
     config.telemetry.export_interval = Duration::from_millis(100);

@@ -31,6 +31,7 @@ pub struct PresenceServiceConfig {
 pub struct ListenConfig {
     /// `listen.api`, default `0.0.0.0:9091`: the HTTP listener (presence queries, health,
     /// metrics).
+    #[serde(deserialize_with = "herald_config::values::socket_addr")]
     pub api: SocketAddr,
 }
 
@@ -48,6 +49,7 @@ impl Default for ListenConfig {
 pub struct RedisConfig {
     /// `redis.mode`, default `standalone`: `standalone` or `cluster`, as the gateways'
     /// `broker.redis.mode`.
+    #[serde(deserialize_with = "herald_config::values::one_of")]
     pub mode: RedisMode,
     /// `redis.url`, default `redis://127.0.0.1:6379`: `redis[s]://[user:password@]host:port[/db]`;
     /// in cluster mode, comma-separated seed URLs.
@@ -56,7 +58,7 @@ pub struct RedisConfig {
     pub prefix: String,
     /// `redis.timeout`, default `2s`: how long a call may wait for Redis before the
     /// connection counts as stalled and is rebuilt.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub timeout: Duration,
     /// `redis.tls_ca_file`, default none: a PEM file of the certificate authorities trusted
     /// for `rediss://` URLs; without it, the Mozilla root set is trusted.
@@ -103,7 +105,7 @@ pub struct ExpiryConfig {
     /// `expiry.interval`, default `1s`: how often the service removes nodes whose lease ran
     /// out. A crashed node's members leave within the gateways' `presence.lease` plus this.
     /// Each run is one Redis call, whatever the number of replicas.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "herald_config::values::duration")]
     pub interval: Duration,
 }
 

@@ -2,9 +2,9 @@
 //! signals ([`shutdown`]), logging ([`logging`]), Prometheus text ([`metrics`]) and the
 //! common shape of a `main` ([`service`]).
 //!
-//! May depend on tokio, tracing and the `config` crate; never on the WebSocket or HTTP crates.
+//! May depend on tokio, tracing and herald-config; never on the WebSocket or HTTP crates.
 
-pub mod config;
+pub use herald_config as config;
 pub mod logging;
 pub mod metrics;
 pub mod service;

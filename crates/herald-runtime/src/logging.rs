@@ -13,9 +13,13 @@ use tracing_subscriber::EnvFilter;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// `log.level`, default `info`: a tracing filter directive; `RUST_LOG` overrides it.
+    /// `log.level`, default `info`: a level (`trace`, `debug`, `info`, `warn`, `error`, `off`)
+    /// or comma-separated directives such as `info,herald_gateway=debug`; `RUST_LOG` overrides
+    /// it.
+    #[serde(deserialize_with = "level")]
     pub level: String,
     /// `log.format`, default `text`: `text` or `json`.
+    #[serde(deserialize_with = "crate::config::values::one_of")]
     pub format: LogFormat,
 }
 
@@ -28,6 +32,35 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// `log.level`: each directive is a level, or `target=level`. A bare word that is not a level
+/// is refused: the filter would take it for a target, and log nothing of the node's.
+fn level<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    check_level(&text).map_err(serde::de::Error::custom)?;
+    Ok(text)
+}
+
+fn check_level(text: &str) -> Result<(), String> {
+    let is_level = |l: &str| LEVELS.iter().any(|v| v.eq_ignore_ascii_case(l.trim()));
+    for directive in text.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None => directive,
+        };
+        if !is_level(level) {
+            return Err(format!(
+                "`{directive}` is not a level: expected one of {}, or directives such as \
+                 `info,herald_gateway=debug`",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    EnvFilter::try_new(text).map_err(|e| format!("`{text}`: {e}"))?;
+    Ok(())
 }
 
 impl Default for LogConfig {
@@ -76,5 +109,27 @@ impl LogConfig {
     /// When `level` is not a valid directive.
     pub fn init(&self) -> Result<(), tracing_subscriber::filter::ParseError> {
         init(&self.level, self.format == LogFormat::Json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_level;
+
+    #[test]
+    fn levels_and_directives_pass_and_other_words_do_not() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,herald_gateway=debug",
+            "herald_gateway=trace",
+        ] {
+            assert!(check_level(good).is_ok(), "{good}");
+        }
+        for bad in ["verbose", "info,loud", "herald_gateway=chatty", ""] {
+            let e = check_level(bad).unwrap_err();
+            assert!(e.contains("is not a level"), "{bad}: {e}");
+        }
     }
 }

@@ -208,7 +208,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
     let span = tracing::debug_span!(
         "conn",
         conn_id = %conn_id,
-        node_id = %env.ctx.node_id,
+        node_id = %env.ctx.node_name,
         remote = %env.remote
     );
     let ctx = env.ctx.clone();

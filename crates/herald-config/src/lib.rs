@@ -1,8 +1,15 @@
 //! Configuration: defaults, then an optional TOML file, then `HERALD__SECTION__KEY` variables.
 //!
 //! Each deployable has one typed struct with `#[serde(deny_unknown_fields)]` and serde
-//! defaults; this module only layers the sources. A key that is unknown or has a bad value
-//! stops startup with a message naming it: nothing silently falls back to a default.
+//! defaults; this crate layers the sources, and [`values`] reads the values the `config` crate
+//! would take too loosely. A key that is unknown or has a bad value stops startup with a
+//! message naming it (and the environment variable that set it): nothing silently falls back
+//! to a default.
+//!
+//! May depend on serde, the `config` crate and humantime; no I/O but reading the file, so that
+//! pure crates (herald-auth) can use [`values`].
+
+pub mod values;
 
 use std::path::Path;
 
@@ -17,6 +24,14 @@ pub enum ConfigError {
     /// The file could not be read or parsed, or a key is unknown or has a bad value.
     #[error("configuration: {0}")]
     Load(#[from] ::config::ConfigError),
+    /// A value set by an environment variable is bad.
+    #[error("configuration: {source} (set by the environment variable {variable})")]
+    Environment {
+        /// The variable, `HERALD__SECTION__KEY`.
+        variable: String,
+        /// What is wrong with its value.
+        source: Box<::config::ConfigError>,
+    },
     /// A value parsed but is not acceptable.
     #[error("configuration: {key}: {reason}")]
     Invalid {
@@ -62,6 +77,7 @@ pub fn load_from<T: DeserializeOwned>(
         .into_iter()
         .filter(|(k, _)| k.starts_with(&prefix))
         .collect();
+    let names: Vec<String> = vars.keys().cloned().collect();
     let mut environment = ::config::Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("__")
         .separator("__")
@@ -73,7 +89,33 @@ pub fn load_from<T: DeserializeOwned>(
             environment = environment.with_list_parse_key(key);
         }
     }
-    Ok(builder.add_source(environment).build()?.try_deserialize()?)
+    builder
+        .add_source(environment)
+        .build()
+        .and_then(::config::Config::try_deserialize)
+        .map_err(|e| match variable_of(&e, &names) {
+            Some(variable) => ConfigError::Environment {
+                variable,
+                source: Box::new(e),
+            },
+            None => ConfigError::Load(e),
+        })
+}
+
+/// The environment variable among `names` that sets the key `e` is about, if one does.
+fn variable_of(e: &::config::ConfigError, names: &[String]) -> Option<String> {
+    let key = match e {
+        ::config::ConfigError::Type { key: Some(key), .. }
+        | ::config::ConfigError::At { key: Some(key), .. } => key,
+        _ => return None,
+    };
+    let variable = format!("{ENV_PREFIX}__{}", key.to_uppercase().replace('.', "__"));
+    // A list key's error names an element (`api.keys[1]`): the variable sets the whole list.
+    let variable = variable.split('[').next().unwrap_or_default().to_owned();
+    names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(&variable))
+        .cloned()
 }
 
 #[cfg(test)]
@@ -148,6 +190,10 @@ mod tests {
         let e = load_from::<Sample>(None, env(&[("HERALD__LISTEN__WEBSOCKET", "nope")]), &[])
             .unwrap_err();
         assert!(e.to_string().contains("websocket"), "{e}");
+        assert!(
+            e.to_string().contains("HERALD__LISTEN__WEBSOCKET"),
+            "the variable is named: {e}"
+        );
         let e =
             load_from::<Sample>(Some(Path::new("/nonexistent/h.toml")), env(&[]), &[]).unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
