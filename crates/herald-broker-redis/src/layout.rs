@@ -28,10 +28,10 @@ pub(crate) enum PublishFunction {
 ///
 /// `herald_publish` takes the sequence key and the pub/sub channel as keys, and the data (JSON
 /// text), an optional message id, the sequence key's TTL in seconds, an optional W3C
-/// `traceparent`, an optional event name and an optional connection to leave out as
-/// arguments. It increments the offset and publishes
-/// `[1, offset, data, id, published_at_us, traceparent, event, exclude]` as MessagePack
-/// (`published_at_us` is Redis' clock in microseconds; the last three are there only as far
+/// `traceparent`, an optional event name, an optional connection to leave out and an optional
+/// sender's user id as arguments. It increments the offset and publishes
+/// `[1, offset, data, id, published_at_us, traceparent, event, exclude, user]` as MessagePack
+/// (`published_at_us` is Redis' clock in microseconds; the last four are there only as far
 /// as given), atomically, and returns the offset. With a third key (a cache channel's
 /// `last:{channel}`), the message also stays there for 30 minutes.
 pub(crate) const LIBRARY: &str = r#"#!lua name=herald_v1
@@ -42,16 +42,12 @@ local function sequence(keys, args)
   local t = redis.call('TIME')
   local at = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local message = {1, offset, args[1], args[2] or '', at}
-  if args[4] and args[4] ~= '' then message[6] = args[4] end
-  if args[5] and args[5] ~= '' then
-    message[6] = args[4] or ''
-    message[7] = args[5]
+  -- The optional arguments 4 to 7 go in as far as the last one given.
+  local last = 3
+  for i = 4, 7 do
+    if args[i] and args[i] ~= '' then last = i end
   end
-  if args[6] and args[6] ~= '' then
-    message[6] = args[4] or ''
-    message[7] = args[5] or ''
-    message[8] = args[6]
-  end
+  for i = 4, last do message[i + 2] = args[i] or '' end
   return offset, cmsgpack.pack(message)
 end
 local function keep(keys, message)
@@ -131,10 +127,11 @@ impl Layout {
         }
         parts.extend([data, id.as_bytes(), ttl]);
         // The optional arguments go only as far as the last one given.
-        let optional: [Option<&[u8]>; 3] = [
+        let optional: [Option<&[u8]>; 4] = [
             meta.trace.as_ref().map(|t| t.as_str().as_bytes()),
             meta.event.as_ref().map(|e| e.as_str().as_bytes()),
             exclude.as_deref().map(str::as_bytes),
+            meta.user.as_deref().map(str::as_bytes),
         ];
         let given = optional
             .iter()

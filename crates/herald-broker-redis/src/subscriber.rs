@@ -432,6 +432,7 @@ pub(crate) fn publication(
         trace: e.trace,
         event: e.event,
         exclude: e.exclude,
+        user: e.user,
         // Herald's nodes always give an id: without one, an application called PUBLISH or the
         // function itself.
         direct: e.id.is_none(),

@@ -45,6 +45,8 @@ pub struct Publication {
     pub event: Option<EventName>,
     /// A connection that must not receive it (its sender).
     pub exclude: Option<ConnAddress>,
+    /// The user id of the client that sent it (a Pusher client event on a presence channel).
+    pub user: Option<String>,
     /// Published straight into Redis by an application, not through a Herald node.
     pub direct: bool,
 }
@@ -58,6 +60,9 @@ pub struct PublishMeta {
     pub event: Option<EventName>,
     /// A connection that must not receive it (its sender).
     pub exclude: Option<ConnAddress>,
+    /// The user id of the client that sent it, for its receivers (Pusher's `user_id` on a
+    /// presence channel's client events).
+    pub user: Option<String>,
     /// Keep it as the channel's last publication for [`CACHE_TTL`], for [`Broker::last`] (a
     /// Pusher `cache-` channel).
     pub cache: bool,

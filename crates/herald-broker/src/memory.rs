@@ -118,6 +118,7 @@ impl Broker for MemoryBroker {
                 trace: meta.trace,
                 event: meta.event,
                 exclude: meta.exclude,
+                user: meta.user,
                 direct: false,
             };
             if cache {

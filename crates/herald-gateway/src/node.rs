@@ -410,6 +410,7 @@ async fn run_with(
         shards = ctx.hub.shard_count(),
         "gateway listening"
     );
+    crate::pusher::log_apps(&ctx.config.pusher);
     background.spawn(api::serve(
         listeners.api,
         ctx.clone(),

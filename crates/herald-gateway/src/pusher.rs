@@ -103,7 +103,12 @@ async fn answer(
     {
         Some((p, data)) => {
             let name = p.event.as_ref().unwrap_or(&cache.default_event);
-            message::event(name.as_str(), &pusher_name(channel), data)
+            message::event(
+                name.as_str(),
+                &pusher_name(channel),
+                data,
+                p.user.as_deref(),
+            )
         }
         None => message::cache_miss(&pusher_name(channel)),
     };
@@ -250,6 +255,42 @@ pub(crate) fn close_code(native: u16) -> u16 {
     }
 }
 
+/// Names the Pusher apps and webhooks a node serves, at startup (never a secret, nor the
+/// credentials of a webhook URL).
+pub(crate) fn log_apps(config: &crate::config::PusherConfig) {
+    for app in &config.apps {
+        tracing::info!(
+            app_id = %app.id,
+            key = %app.key,
+            client_events = app.client_events,
+            max_connections = ?app.max_connections,
+            webhooks = app.webhooks.len(),
+            "pusher app"
+        );
+        for hook in &app.webhooks {
+            tracing::info!(
+                app_id = %app.id,
+                url = %without_credentials(&hook.url),
+                event_types = ?hook.event_types,
+                channels = ?hook.channels,
+                "pusher webhook"
+            );
+        }
+    }
+}
+
+/// `url` without a `user:password@` part.
+fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +343,17 @@ mod tests {
             assert!(codes::reconnects(close_code(native)), "{native}");
         }
         assert_eq!(close_code(close::NORMAL), close::NORMAL);
+    }
+
+    #[test]
+    fn webhook_urls_are_logged_without_credentials() {
+        assert_eq!(
+            without_credentials("https://u:p@hooks.example.com/pusher?a=b@c"),
+            "https://***@hooks.example.com/pusher?a=b@c"
+        );
+        assert_eq!(
+            without_credentials("http://hooks.example.com/x"),
+            "http://hooks.example.com/x"
+        );
     }
 }

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{config::PusherConfig, metrics::Metrics};
+use herald_runtime::logging::every::LogEvery;
 
 /// Events a node may hold per queue before they are delivered (embedded) or appended to the
 /// Redis stream; beyond it they are dropped and counted.
@@ -94,6 +95,7 @@ impl Webhooks {
         let workers = targets.into_iter().map(|target| worker::Worker {
             target,
             settings: settings.clone(),
+            warn: LogEvery::new(worker::WARN_EVERY),
         });
         let queues = match queue {
             Queue::Embedded => Queues::Local(

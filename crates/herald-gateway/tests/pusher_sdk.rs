@@ -23,9 +23,11 @@ fn with_app(mut config: GatewayConfig, hooks: u16) -> GatewayConfig {
         ]
         .map(String::from)
         .to_vec(),
+        channels: Vec::new(),
     };
     config.pusher.apps = vec![PusherApp {
         webhooks: vec![webhook],
+        client_events: true,
         ..PusherApp::new("1", "sdk-key", "sdk-secret")
     }];
     config.pusher.webhook_retry = std::time::Duration::from_millis(100);

@@ -42,6 +42,8 @@ pub struct Envelope {
     pub event: Option<crate::EventName>,
     /// A connection that must not receive it (its sender).
     pub exclude: Option<crate::ConnAddress>,
+    /// The user id of the client that sent it (a Pusher client event on a presence channel).
+    pub user: Option<String>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -125,6 +127,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         trace: None,
         event: None,
         exclude: None,
+        user: None,
     })
 }
 
@@ -137,6 +140,7 @@ struct Sequenced {
     trace: Option<Vec<u8>>,
     event: Option<Vec<u8>>,
     exclude: Option<Vec<u8>>,
+    user: Option<Vec<u8>>,
 }
 
 struct SequencedVisitor;
@@ -146,7 +150,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "[version, offset, data, id?, published_at_us?, traceparent?, event?, exclude?]",
+            "[version, offset, data, id?, published_at_us?, traceparent?, event?, exclude?, user?]",
         )
     }
 
@@ -178,6 +182,10 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
             None => None,
         };
+        let user = match exclude {
+            Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
@@ -188,6 +196,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             trace,
             event,
             exclude,
+            user,
         })
     }
 }
@@ -256,6 +265,10 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
             .as_deref()
             .and_then(|t| std::str::from_utf8(t).ok())
             .and_then(crate::ConnAddress::parse),
+        user: s
+            .user
+            .filter(|u| !u.is_empty())
+            .and_then(|u| String::from_utf8(u).ok()),
     })
 }
 

@@ -330,14 +330,17 @@ impl ChannelData {
 
 /// An event on a channel. `json` is Herald's publication data (JSON text): a JSON string
 /// goes out as that string (what a Pusher SDK published), anything else as its JSON text.
-pub fn event(name: &str, channel: &str, json: &str) -> String {
+/// `user_id`, the sender's, is given for client events on presence channels (pusher-js hands
+/// it to apps as `metadata.user_id`).
+pub fn event(name: &str, channel: &str, json: &str, user_id: Option<&str>) -> String {
     let data = if json.starts_with('"') {
         json.to_owned()
     } else {
         quoted(json)
     };
+    let user = user_id.map_or_else(String::new, |u| format!(r#","user_id":{}"#, quoted(u)));
     format!(
-        r#"{{"event":{},"channel":{},"data":{data}}}"#,
+        r#"{{"event":{},"channel":{},"data":{data}{user}}}"#,
         quoted(name),
         quoted(channel)
     )
@@ -448,13 +451,14 @@ mod tests {
             serde_json::json!({"socket_id": "1.2", "activity_timeout": 120})
         );
 
-        let v: serde_json::Value = serde_json::from_str(&event("e", "news", r#"{"a":1}"#)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&event("e", "news", r#"{"a":1}"#, None)).unwrap();
         assert_eq!(
             v["data"], r#"{"a":1}"#,
             "non-string data goes as its JSON text"
         );
         let v: serde_json::Value =
-            serde_json::from_str(&event("e", "news", r#""{\"a\":1}""#)).unwrap();
+            serde_json::from_str(&event("e", "news", r#""{\"a\":1}""#, None)).unwrap();
         assert_eq!(v["data"], r#"{"a":1}"#, "string data goes as that string");
 
         let v: serde_json::Value =
@@ -470,5 +474,8 @@ mod tests {
         for frame in [pong(), ping()] {
             serde_json::from_str::<serde_json::Value>(frame).unwrap();
         }
+        let v: serde_json::Value =
+            serde_json::from_str(&event("client-x", "presence-a", "1", Some("ann"))).unwrap();
+        assert_eq!(v["user_id"], "ann", "{v}");
     }
 }

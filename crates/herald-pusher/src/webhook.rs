@@ -6,6 +6,51 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Which channels a webhook hears of: patterns where `*` stands for any run of characters
+/// (`presence-*`, `private-orders-*`, `*-admin`, or a name). No pattern: every channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelFilter(Vec<String>);
+
+impl ChannelFilter {
+    /// A filter of `patterns`.
+    ///
+    /// # Errors
+    /// A pattern that is empty, or has a character no channel name has (Pusher's: letters,
+    /// digits and `_-=@,.;`), naming it.
+    pub fn new(patterns: &[String]) -> Result<Self, String> {
+        for p in patterns {
+            let valid = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;*".contains(&b);
+            if p.is_empty() || !p.bytes().all(valid) {
+                return Err(format!(
+                    "{p:?} is not a channel pattern: a channel name, with `*` for any run of \
+                     characters"
+                ));
+            }
+        }
+        Ok(Self(patterns.to_vec()))
+    }
+
+    /// Whether events of `channel` go to this webhook.
+    pub fn matches(&self, channel: &str) -> bool {
+        self.0.is_empty()
+            || self
+                .0
+                .iter()
+                .any(|p| glob(p.as_bytes(), channel.as_bytes()))
+    }
+}
+
+/// `*` matches any run of bytes, every other byte itself.
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
+        Some((p, rest)) => name
+            .split_first()
+            .is_some_and(|(n, tail)| n == p && glob(rest, tail)),
+    }
+}
+
 /// The kinds of webhook events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,5 +242,21 @@ mod tests {
         let signature = webhook_signature("secret", &text);
         assert!(verify("secret", &text, &signature));
         assert!(!verify("other", &text, &signature));
+    }
+
+    #[test]
+    fn channel_filters_match_patterns() {
+        let all = ChannelFilter::default();
+        assert!(all.matches("anything"));
+        let f =
+            ChannelFilter::new(&["presence-*".into(), "*-admin".into(), "news".into()]).unwrap();
+        for yes in ["presence-room", "presence-", "ops-admin", "news"] {
+            assert!(f.matches(yes), "{yes}");
+        }
+        for no in ["private-room", "news-2", "admin-ops", "xpresence-a"] {
+            assert!(!f.matches(no), "{no}");
+        }
+        assert!(ChannelFilter::new(&["".into()]).is_err());
+        assert!(ChannelFilter::new(&["bad channel".into()]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! level. Lines go through a bounded queue and a thread of their own ([`sink`]): logging never
 //! blocks or breaks the node. Colour only on a terminal, and never with `NO_COLOR` set.
 
+pub mod every;
 pub mod sink;
 
 use std::io::IsTerminal;

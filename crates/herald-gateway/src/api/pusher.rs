@@ -223,9 +223,12 @@ async fn channels(query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<By
         Ok(a) => a,
         Err(reply) => return reply,
     };
+    // A listed channel is occupied: with counts, one whose count says none is left out, so
+    // that the answer never contradicts itself.
     let channels: serde_json::Map<String, serde_json::Value> = occupied
         .iter()
         .zip(attributes)
+        .filter(|(_, a)| !info.subscription_count || counted(a) > 0)
         .map(|(channel, a)| (channel.to_string(), a.into()))
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "channels": channels }))
@@ -248,17 +251,32 @@ async fn channel(name: &str, query: &[(String, String)], ctx: &NodeCtx) -> Respo
             "user_count is only available for presence channels",
         );
     }
-    let occupied = match ctx.broker.occupied(channel.as_str()).await {
-        Ok(list) => list.contains(&channel),
-        Err(e) => return unavailable(e),
+    let attributes = match attributes(std::slice::from_ref(&channel), info, ctx).await {
+        Ok(mut a) => a.pop().unwrap_or_default(),
+        Err(reply) => return reply,
+    };
+    // With the count asked, `occupied` comes from the same counts, so that one answer never
+    // says occupied with no subscriptions, or the reverse; without it, from the broker.
+    let occupied = if info.subscription_count {
+        counted(&attributes) > 0
+    } else {
+        match ctx.broker.occupied(channel.as_str()).await {
+            Ok(list) => list.contains(&channel),
+            Err(e) => return unavailable(e),
+        }
     };
     let mut body = serde_json::Map::new();
     body.insert("occupied".into(), occupied.into());
-    match attributes(std::slice::from_ref(&channel), info, ctx).await {
-        Ok(a) => body.extend(a.into_iter().flatten()),
-        Err(reply) => return reply,
-    }
+    body.extend(attributes);
     json(StatusCode::OK, &serde_json::Value::Object(body))
+}
+
+/// The `subscription_count` among a channel's attributes (0 when absent).
+fn counted(attributes: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    attributes
+        .get("subscription_count")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// `POST /apps/{id}/users/{user}/terminate_connections`: every connection signed in as the

@@ -123,6 +123,12 @@ impl GatewayConfig {
                         format!("apps[{i}].webhooks: event_types must not be empty"),
                     ));
                 }
+                if let Err(e) = herald_pusher::webhook::ChannelFilter::new(&hook.channels) {
+                    return Err(invalid(
+                        "pusher.apps",
+                        format!("apps[{i}].webhooks: channels: {e}"),
+                    ));
+                }
             }
             let clash = pusher.apps[..i]
                 .iter()

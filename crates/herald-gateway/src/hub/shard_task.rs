@@ -134,8 +134,10 @@ struct ShardTask {
     me: mpsc::WeakSender<ShardCommand>,
 }
 
-/// How often a shard reports the subscriber counts that changed.
-const COUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a shard reports the subscriber counts that changed: a table write per node at
+/// most this often, however many connections come and go (a reconnect storm is thousands a
+/// second), and counts that lag the subscriptions by about this much.
+const COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl ShardTask {
     async fn run(mut self, mut rx: mpsc::Receiver<ShardCommand>, stop: CancellationToken) {
@@ -301,7 +303,12 @@ impl ShardTask {
                 };
                 let name = p.event.as_ref().unwrap_or(pusher_event);
                 let channel = crate::pusher::pusher_name(&p.channel);
-                let text = herald_pusher::message::event(name.as_str(), &channel, data);
+                let text = herald_pusher::message::event(
+                    name.as_str(),
+                    &channel,
+                    data,
+                    p.user.as_deref(),
+                );
                 return Some(crate::pusher::frame(&text));
             }
             server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref())

@@ -9,13 +9,14 @@ use std::{
 use bytes::Bytes;
 use herald_broker_redis::{PresenceError, RedisPresence, WebhookEntry};
 use herald_protocol::ChannelName;
-use herald_pusher::webhook::{self, Event, EventKind};
+use herald_pusher::webhook::{self, ChannelFilter, Event, EventKind};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{self, Endpoint};
 use crate::{config::PusherConfig, metrics::Metrics};
+use herald_runtime::logging::every::LogEvery;
 
 /// Events delivered together, at most.
 const BATCH: usize = 100;
@@ -35,6 +36,8 @@ pub(super) struct Target {
     url: String,
     endpoint: Endpoint,
     pub(super) kinds: Vec<EventKind>,
+    /// Which channels' events it wants.
+    channels: ChannelFilter,
     /// Its consumer group in the Redis stream: the same on every node.
     group: String,
 }
@@ -57,6 +60,8 @@ pub(super) fn targets(config: &PusherConfig) -> Vec<Target> {
                         .iter()
                         .filter_map(|t| EventKind::parse(t))
                         .collect(),
+                    // Validated with the configuration.
+                    channels: ChannelFilter::new(&hook.channels).ok()?,
                     group: format!("herald-webhooks:{}:{}", app.id, hook.url),
                 })
             })
@@ -107,7 +112,12 @@ impl Settings {
 pub(super) struct Worker {
     pub(super) target: Target,
     pub(super) settings: Arc<Settings>,
+    /// Failed attempts are warned of at most once per [`WARN_EVERY`].
+    pub(super) warn: LogEvery,
 }
+
+/// At most one warning of failed deliveries per webhook this often.
+pub(super) const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Worker {
     /// Delivers the events queued for this webhook in this process.
@@ -211,7 +221,9 @@ impl Worker {
     {
         let chosen: Vec<&Event> = events
             .iter()
-            .filter(|e| self.target.kinds.contains(&e.name))
+            .filter(|e| {
+                self.target.kinds.contains(&e.name) && self.target.channels.matches(&e.channel)
+            })
             .collect();
         if chosen.is_empty() {
             return true;
@@ -264,7 +276,16 @@ impl Worker {
                 return true;
             }
             outcomes.add("retried", count);
-            tracing::debug!(url = %target.url, attempt, error = %e, "webhooks: retrying");
+            if let Some(held) = self.warn.admit() {
+                tracing::warn!(
+                    url = %target.url,
+                    attempt,
+                    error = %e,
+                    events = count,
+                    failures_not_logged = held,
+                    "webhooks: delivery failed, retrying"
+                );
+            }
             tokio::select! {
                 _ = settings.stop.cancelled() => return false,
                 _ = tokio::time::sleep(wait) => {}

@@ -123,6 +123,13 @@ impl Connection {
 
     /// Relays a `client-` event to the channel's other subscribers, cluster-wide.
     async fn client_event(&mut self, event: &str, channel: &PusherChannel, data: &str) {
+        let app = self.pusher.as_ref().map(|c| c.app);
+        if !app.is_some_and(|a| self.ctx.config.pusher.apps[a].client_events) {
+            return self.pusher_error(
+                None,
+                "client events are not enabled for this app (client_events in its pusher.apps entry)",
+            );
+        }
         if !channel.allows_client_events() {
             return self.pusher_error(
                 None,
@@ -156,6 +163,12 @@ impl Connection {
             self.ctx.metrics.families.limit_hits.inc("max_json_depth");
             return self.pusher_error(None, &message);
         }
+        // On a presence channel, receivers learn who sent it (Pusher's `user_id`).
+        let user = conn
+            .presence
+            .iter()
+            .find(|(c, _)| *c == name)
+            .map(|(_, u)| u.as_str().to_owned());
         // The `client_event` webhook, sent once the event is published.
         let hook = self
             .ctx
@@ -163,13 +176,12 @@ impl Connection {
             .as_ref()
             .filter(|h| h.wants(EventKind::ClientEvent))
             .map(|_| {
-                let user = conn.presence.iter().find(|(c, _)| *c == name);
                 webhook::Event::client_event(
                     channel.as_str(),
                     event.as_str(),
                     data,
                     &conn.socket_id.to_string(),
-                    user.map(|(_, u)| u.as_str()),
+                    user.as_deref(),
                 )
             });
         if !self.take_publish_token(rate) {
@@ -182,6 +194,7 @@ impl Connection {
                 node: self.ctx.node_id.tag(),
                 conn: self.id,
             }),
+            user,
             ..Default::default()
         };
         let data = Bytes::copy_from_slice(data.as_bytes());

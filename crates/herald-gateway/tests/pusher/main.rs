@@ -1,7 +1,9 @@
 //! The Pusher Channels protocol over real sockets: connection, ping, public and private
 //! subscriptions, the signed HTTP API, native and Pusher clients on one channel, across two
-//! nodes through Redis, and every refusal with its code. Webhooks are in [`webhooks`].
+//! nodes through Redis, and every refusal with its code. Webhooks are in [`webhooks`]; client
+//! events' switch and sender, and the consistency of channel queries, in [`details`].
 
+mod details;
 mod webhooks;
 
 use herald_gateway::config::{GatewayConfig, PusherApp};
@@ -15,8 +17,12 @@ const ID: &str = "42";
 const KEY: &str = "app-key";
 const SECRET: &str = "app-secret";
 
+/// The app, with client events enabled.
 fn with_app(mut config: GatewayConfig) -> GatewayConfig {
-    config.pusher.apps = vec![PusherApp::new(ID, KEY, SECRET)];
+    config.pusher.apps = vec![PusherApp {
+        client_events: true,
+        ..PusherApp::new(ID, KEY, SECRET)
+    }];
     config
 }
 

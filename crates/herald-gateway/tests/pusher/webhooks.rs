@@ -18,6 +18,7 @@ fn hook(url: &str, kinds: &[&str]) -> WebhookConfig {
     WebhookConfig {
         url: url.to_owned(),
         event_types: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        channels: Vec::new(),
     }
 }
 
@@ -33,6 +34,7 @@ const ALL: &[&str] = &[
 fn with_hooks(mut config: GatewayConfig, hooks: Vec<WebhookConfig>) -> GatewayConfig {
     config.pusher.apps = vec![PusherApp {
         webhooks: hooks,
+        client_events: true,
         ..PusherApp::new(ID, KEY, SECRET)
     }];
     config.pusher.webhook_retry = Duration::from_millis(100);
