@@ -475,3 +475,47 @@ async fn the_log_warns_of_anonymous_access_and_never_shows_a_token() {
         assert!(!log.contains(token.rsplit('.').next().unwrap()));
     }
 }
+
+/// A channel token is checked as a connection token is: where `auth.audience` and
+/// `auth.issuer` are set, it needs that `aud` and `iss` too (docs/security.md).
+#[tokio::test]
+async fn channel_tokens_need_the_configured_audience_and_issuer() {
+    let mut config = strict();
+    config
+        .namespaces
+        .insert("private".into(), namespace(SubscribePolicy::Token, false));
+    let gw = TestGateway::start_with(config).await;
+    let token = hs(&claims("ann"));
+    let mut ann = WsClient::connect(&format!("{}?token={token}", gw.ws_url()), None)
+        .await
+        .unwrap();
+    let grant = |extra: Value| {
+        hs(&with(
+            with(claims("ann"), json!({"channels": ["private:a"]})),
+            extra,
+        ))
+    };
+    for (extra, why) in [
+        (json!({"aud": null}), "missing claim aud"),
+        (json!({"iss": null}), "missing claim iss"),
+        (json!({"aud": "elsewhere"}), "wrong audience"),
+    ] {
+        let reply = ann
+            .request(
+                "subscribe",
+                json!({"channels": ["private:a"], "token": grant(extra)}),
+            )
+            .await;
+        assert_eq!(reply["ok"]["failed"][0]["code"], 104, "{reply}");
+        let message = reply["ok"]["failed"][0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{message}");
+    }
+    let reply = ann
+        .request(
+            "subscribe",
+            json!({"channels": ["private:a"], "token": grant(json!({}))}),
+        )
+        .await;
+    assert_eq!(reply["ok"]["subscribed"], json!(["private:a"]), "{reply}");
+    gw.stop().await;
+}
