@@ -105,7 +105,7 @@ impl Inbox for Hub {
     fn deliver(&self, publication: Publication) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let shard = self.shard_index(&publication.channel);
-            self.send(shard, ShardCommand::Publication(publication))
+            self.send(shard, ShardCommand::Publication(Box::new(publication)))
                 .await;
         })
     }

@@ -138,3 +138,78 @@ async fn logs_off_a_terminal_carry_no_colour_codes() {
     assert!(log.contains("INFO"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a file: {log:?}");
 }
+
+/// The node's first lines when it runs on a terminal (a pseudo-terminal made by `script`),
+/// with `NO_COLOR` set to `no_color` when given.
+fn first_lines_on_a_terminal(no_color: Option<&str>) -> String {
+    use std::io::Read;
+    let api = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let ws = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", BIN, "/dev/null"])
+        .env("HERALD__LISTEN__API", api.to_string())
+        .env("HERALD__LISTEN__WEBSOCKET", ws.to_string())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    let mut child = cmd.spawn().expect("script (util-linux)");
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = out.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&seen).contains("gateway listening") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let started = Instant::now();
+    while !reader.is_finished() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The terminal goes away with `script`: the node gets SIGHUP.
+    let _ = child.kill();
+    let _ = child.wait();
+    reader.join().unwrap()
+}
+
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    let coloured = first_lines_on_a_terminal(None);
+    assert!(coloured.contains("gateway listening"), "{coloured:?}");
+    assert!(
+        coloured.contains("\u{1b}["),
+        "colour on a terminal: {coloured:?}"
+    );
+    let plain = first_lines_on_a_terminal(Some("1"));
+    assert!(plain.contains("gateway listening"), "{plain:?}");
+    assert!(!plain.contains("\u{1b}["), "NO_COLOR: {plain:?}");
+}
+
+/// `log.format = "json"`: one JSON object per line, for log collectors.
+#[tokio::test]
+async fn the_json_format_writes_one_object_per_line() {
+    let node = herald_testkit::ServiceProcess::gateway(&[("HERALD__LOG__FORMAT", "json")]).await;
+    assert_eq!(node.get("/readyz").await.status, 200);
+    let log = node.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "gateway listening" && l["level"] == "INFO"),
+        "{log}"
+    );
+}

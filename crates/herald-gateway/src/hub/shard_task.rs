@@ -43,7 +43,9 @@ pub(crate) enum ShardCommand {
     /// it then leaves (made here for the same reason as an unsubscribe's exit).
     Disconnect { conn: ConnId, presence: bool },
     /// A publication from the broker.
-    Publication(Publication),
+    /// Boxed: a command is as large as its largest kind, and every connection's task holds
+    /// one while it sends it (its disconnect); a publication is several hundred bytes.
+    Publication(Box<Publication>),
     /// The broker lost and regained `channel`: tell its subscribers they may have missed some.
     Gap {
         channel: ChannelName,
