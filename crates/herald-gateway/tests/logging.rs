@@ -46,6 +46,14 @@ async fn start(level: &str) -> (Node, ChildStderr) {
     (Node { child, api, ws }, stderr)
 }
 
+/// A test that fails midway leaves no node running.
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Node {
     async fn dropped(&self, reason: &str) -> f64 {
         let page = http_request(self.api, "GET", "/metrics", &[], b"")
@@ -74,7 +82,7 @@ impl Node {
     }
 
     /// SIGTERM, then a clean exit within the grace period.
-    async fn terminates(mut self) {
+    async fn terminates(&mut self) {
         let started = Instant::now();
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
@@ -99,7 +107,7 @@ impl Node {
 /// `herald-gateway 2>&1 | head -2`: the reader reads a little, then exits.
 #[tokio::test]
 async fn sigterm_drains_after_the_log_reader_is_gone() {
-    let (node, stderr) = start("debug").await;
+    let (mut node, stderr) = start("debug").await;
     drop(stderr);
     node.serves(20).await;
     // The connection's end is logged at debug, and that line cannot be written.
@@ -114,7 +122,7 @@ async fn sigterm_drains_after_the_log_reader_is_gone() {
 /// A reader that never reads: the pipe fills, and the node serves and drains all the same.
 #[tokio::test]
 async fn a_full_log_pipe_never_stalls_the_node() {
-    let (node, _stderr) = start("debug").await;
+    let (mut node, _stderr) = start("debug").await;
     // Each connection's end is a line at debug: 64 KiB of pipe, then the queue, fill up.
     for _ in 0..2000 {
         let client = RawClient::connect(node.ws, "/ws", None).await.unwrap();
