@@ -1,11 +1,16 @@
 //! `herald-presence`: parse arguments, then load configuration, start logging and run the
-//! service (`herald_runtime::service::main`).
+//! service (`herald_runtime::service::run`).
 
-use std::process::ExitCode;
+use std::{net::SocketAddr, path::Path, process::ExitCode};
 
 use clap::Parser;
-use herald_presence::config::PresenceServiceConfig;
-use herald_runtime::service::{Launch, ServiceArgs};
+use herald_presence::{config::PresenceServiceConfig, PresenceServiceError};
+use herald_runtime::{
+    config::ConfigError,
+    logging::LogConfig,
+    service::{Service, ServiceArgs},
+};
+use tokio_util::sync::CancellationToken;
 
 /// The Herald presence service: expires the presence leases of gateway nodes that died, and
 /// answers member queries. Run one or more replicas next to gateways that use Redis.
@@ -16,32 +21,36 @@ struct Args {
     service: ServiceArgs,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse().service;
-    if let Some(path) = &args.probe {
-        let api = |c: &PresenceServiceConfig| c.listen.api;
-        return herald_runtime::service::probe(
-            "herald-presence",
-            args.config.as_deref(),
-            PresenceServiceConfig::load,
-            api,
-            path,
-        );
+struct PresenceService;
+
+impl Service for PresenceService {
+    const NAME: &'static str = "herald-presence";
+    // One expiry call per interval and a few queries: one thread is plenty.
+    const MULTI_THREAD: bool = false;
+    type Config = PresenceServiceConfig;
+    type Error = PresenceServiceError;
+
+    fn load(file: Option<&Path>) -> Result<PresenceServiceConfig, ConfigError> {
+        PresenceServiceConfig::load(file)
     }
-    let launch = Launch {
-        name: "herald-presence",
-        config_file: args.config.as_deref(),
-        check_only: args.check_config,
-        // One expiry call per interval and a few queries: one thread is plenty.
-        multi_thread: false,
-    };
-    herald_runtime::service::main(
-        &launch,
-        PresenceServiceConfig::load,
-        |c| &c.log,
-        |config, shutdown| async move {
-            let listener = herald_presence::bind(&config).await?;
-            herald_presence::run(config, listener, shutdown).await
-        },
-    )
+
+    fn api(config: &PresenceServiceConfig) -> SocketAddr {
+        config.listen.api
+    }
+
+    fn log(config: &PresenceServiceConfig) -> &LogConfig {
+        &config.log
+    }
+
+    async fn serve(
+        config: PresenceServiceConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(), PresenceServiceError> {
+        let listener = herald_presence::bind(&config).await?;
+        herald_presence::run(config, listener, shutdown).await
+    }
+}
+
+fn main() -> ExitCode {
+    herald_runtime::service::run::<PresenceService>(&Args::parse().service)
 }

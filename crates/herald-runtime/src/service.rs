@@ -93,6 +93,49 @@ fn status_of(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
 }
 
+/// A deployable, as its `main` runs it ([`run`]): how it loads its configuration, where its
+/// internal listener is (for `--probe`), and what it serves.
+pub trait Service {
+    /// The program's name, for messages.
+    const NAME: &'static str;
+    /// Run on a multi-threaded runtime (else on the current thread).
+    const MULTI_THREAD: bool;
+    /// Its configuration.
+    type Config;
+    /// Why serving failed.
+    type Error: Display;
+
+    /// Loads the configuration from an optional file and the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming what is wrong.
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError>;
+    /// The internal listener (`listen.api`) that `--probe` asks.
+    fn api(config: &Self::Config) -> SocketAddr;
+    /// The logging section.
+    fn log(config: &Self::Config) -> &LogConfig;
+    /// Binds and serves until `shutdown` is cancelled and the drain is done.
+    fn serve(
+        config: Self::Config,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// A deployable's whole `main` after parsing its arguments: `--probe`, or [`main`] with `S`.
+pub fn run<S: Service>(args: &ServiceArgs) -> ExitCode {
+    let file = args.config.as_deref();
+    if let Some(path) = &args.probe {
+        return probe(S::NAME, file, S::load, S::api, path);
+    }
+    let launch = Launch {
+        name: S::NAME,
+        config_file: file,
+        check_only: args.check_config,
+        multi_thread: S::MULTI_THREAD,
+    };
+    main(&launch, S::load, S::log, S::serve)
+}
+
 /// How a deployable was started.
 pub struct Launch<'a> {
     /// The program's name, for messages.
