@@ -51,6 +51,16 @@ impl Hub {
         shard_of(channel, self.shards.len())
     }
 
+    /// The bit of `shard` in a set of shards (a `u64`, bit `i % 64` for shard `i`).
+    pub(crate) fn shard_bit(shard: usize) -> u64 {
+        1 << (shard % 64)
+    }
+
+    /// The shards in `set` ([`Hub::shard_bit`]).
+    pub(crate) fn shards_in(&self, set: u64) -> impl Iterator<Item = usize> {
+        (0..self.shards.len()).filter(move |s| set & Self::shard_bit(*s) != 0)
+    }
+
     async fn send(&self, shard: usize, command: ShardCommand) {
         // A send fails only once the node is stopping and its shards are gone.
         let _ = self.shards[shard].send(command).await;
@@ -88,6 +98,14 @@ impl Hub {
             member,
         };
         self.send(shard, command).await;
+    }
+
+    /// Resolves once `shard` has handled every command sent to it before this call.
+    pub(crate) async fn sync(&self, shard: usize) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(shard, ShardCommand::Sync(tx)).await;
+        // An error: the shard is gone, the node stopping.
+        let _ = rx.await;
     }
 
     /// `conn` is gone from `shard`; with `presence`, it leaves the presence channels it is in.

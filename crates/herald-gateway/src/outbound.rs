@@ -28,6 +28,9 @@ pub(crate) enum QueueStatus {
     Evicted,
     /// The connection is closing; frames are dropped.
     Closed,
+    /// The application ended the connection ([`Outbound::terminate`]): it closes after what
+    /// is queued, and takes no more.
+    Terminated,
 }
 
 struct State {
@@ -84,7 +87,9 @@ impl Outbound {
         let mut s = self.state();
         match s.status {
             QueueStatus::Open => {}
-            QueueStatus::Evicted | QueueStatus::Closed => return Push::Closed,
+            QueueStatus::Evicted | QueueStatus::Closed | QueueStatus::Terminated => {
+                return Push::Closed
+            }
         }
         if s.bytes + frame.len() > self.0.limit {
             Self::evict_locked(s);
@@ -160,10 +165,24 @@ impl Outbound {
         (s.status, since)
     }
 
-    /// Whether the queue overflowed: the connection must close as a slow consumer, even while
-    /// it is still writing what it took before.
-    pub(crate) fn is_evicted(&self) -> bool {
-        self.state().status == QueueStatus::Evicted
+    /// Whether the connection must close now, even while it is still writing what it took
+    /// before: its queue overflowed, or the application ended it.
+    pub(crate) fn must_close(&self) -> bool {
+        matches!(
+            self.state().status,
+            QueueStatus::Evicted | QueueStatus::Terminated
+        )
+    }
+
+    /// Ends the connection for the application: it takes no more frames, and closes after
+    /// those already queued.
+    pub(crate) fn terminate(&self) {
+        let mut s = self.state();
+        if s.status == QueueStatus::Open {
+            s.status = QueueStatus::Terminated;
+            drop(s);
+            self.wake();
+        }
     }
 
     /// Stops taking frames; what is queued stays for [`Outbound::take`].
@@ -206,6 +225,10 @@ impl Sink for Outbound {
     fn push(&self, frame: &Bytes) -> Push {
         self.push_frame(frame)
     }
+
+    fn terminate(&self) {
+        Outbound::terminate(self);
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +262,19 @@ mod tests {
         assert_eq!(q.push_frame(&f), Push::Closed);
         assert_eq!(q.take(&mut out), QueueStatus::Closed);
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn a_terminated_queue_keeps_what_it_has_and_takes_no_more() {
+        let q = Outbound::new(WireFormat::Pusher, 100);
+        let f = Bytes::from_static(b"12345");
+        q.push_frame(&f);
+        q.terminate();
+        assert!(q.must_close());
+        assert_eq!(q.push_frame(&f), Push::Closed);
+        let mut out = VecDeque::new();
+        assert_eq!(q.take(&mut out), QueueStatus::Terminated);
+        assert_eq!(out.len(), 1, "what was queued before still goes out");
     }
 
     #[test]

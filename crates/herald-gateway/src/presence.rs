@@ -41,7 +41,14 @@ enum Op {
     },
     /// This node's subscriber counts of the channels whose count changed.
     Counts(Vec<(ChannelName, usize)>),
+    /// Answered once everything reported before it is in the table.
+    Written(tokio::sync::oneshot::Sender<()>),
 }
+
+/// How long a query waits for this node's own reports to reach the table before it reads
+/// anyway (the table is slow or unreachable: the read then says so, or is as fresh as it can
+/// be).
+const READ_YOUR_WRITES: Duration = Duration::from_secs(1);
 
 /// Where hub shards report to the table: channels this node holds, and subscriber counts.
 #[derive(Clone)]
@@ -143,8 +150,20 @@ impl Presence {
         }
     }
 
-    /// The members of `channel`, cluster-wide, in user id order.
+    /// Waits (at most [`READ_YOUR_WRITES`]) until the joins and leaves this node reported so
+    /// far are in the table, so that a read that follows sees them: a member who subscribes
+    /// right after another on the same node sees that one in the list.
+    async fn written(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.ops.send(Op::Written(tx)).is_ok() {
+            let _ = tokio::time::timeout(READ_YOUR_WRITES, rx).await;
+        }
+    }
+
+    /// The members of `channel`, cluster-wide, in user id order; this node's own joins and
+    /// leaves included, however recent.
     pub(crate) async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, StoreError> {
+        self.written().await;
         self.store.members(channel).await
     }
 
@@ -157,8 +176,10 @@ impl Presence {
         self.store.subscriptions(channels).await
     }
 
-    /// How many members `channel` has, cluster-wide.
+    /// How many members `channel` has, cluster-wide; this node's own joins and leaves
+    /// included, however recent.
     pub(crate) async fn count(&self, channel: &ChannelName) -> Result<u64, StoreError> {
+        self.written().await;
         self.store.count(channel).await
     }
 }
@@ -238,6 +259,10 @@ impl Reporter {
                     }
                 }
                 self.apply(Report::Counts(counts), stop).await;
+            }
+            // Ops are handled in order: everything before this one is written.
+            Op::Written(done) => {
+                let _ = done.send(());
             }
         }
     }

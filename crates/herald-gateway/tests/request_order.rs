@@ -94,3 +94,50 @@ async fn replies_follow_requests_through_redis() {
     subscribe_then_unsubscribe_at_once(&gw).await;
     gw.stop().await;
 }
+
+/// A presence query sees what the requests before it did: right after its subscribe reply, a
+/// connection finds itself among the members, and right after its unsubscribe reply, not.
+async fn a_query_sees_the_requests_before_it(gw: &TestGateway) {
+    let mut client = RawClient::connect(gw.ws_addr, "/ws?user=alice", None)
+        .await
+        .unwrap();
+    for i in 0..30u64 {
+        let channel = format!("room:q{i}");
+        let mut bytes = text(&json!({"id": 4 * i + 1, "subscribe": {"channels": [channel]}}));
+        bytes.extend(text(
+            &json!({"id": 4 * i + 2, "presence": {"channel": channel}}),
+        ));
+        bytes.extend(text(
+            &json!({"id": 4 * i + 3, "unsubscribe": {"channels": [channel]}}),
+        ));
+        bytes.extend(text(
+            &json!({"id": 4 * i + 4, "presence_stats": {"channel": channel}}),
+        ));
+        client.send_raw(&bytes).await.unwrap();
+        next_reply(&mut client).await;
+        let members = next_reply(&mut client).await;
+        assert_eq!(
+            members["ok"]["members"],
+            json!([{"user": "alice", "info": null}]),
+            "try {i}: {members}"
+        );
+        next_reply(&mut client).await;
+        let stats = next_reply(&mut client).await;
+        assert_eq!(stats["ok"]["count"], 0, "try {i}: {stats}");
+    }
+}
+
+#[tokio::test]
+async fn queries_see_earlier_requests_on_the_embedded_broker() {
+    let gw = TestGateway::start_with(with_presence(test_config())).await;
+    a_query_sees_the_requests_before_it(&gw).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn queries_see_earlier_requests_through_redis() {
+    let redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(with_presence(redis_config(&redis.url()))).await;
+    a_query_sees_the_requests_before_it(&gw).await;
+    gw.stop().await;
+}

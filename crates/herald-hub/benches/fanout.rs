@@ -29,6 +29,8 @@ impl Sink for QueueSink {
         }
         Push::Queued
     }
+
+    fn terminate(&self) {}
 }
 
 fn fanout(c: &mut Criterion) {

@@ -33,6 +33,9 @@ pub trait Sink: Clone {
     fn format(&self) -> WireFormat;
     /// Queues a complete frame without waiting.
     fn push(&self, frame: &Bytes) -> Push;
+    /// Ends the connection without waiting: the application terminated it (a user's
+    /// connections, for instance). It closes after what is already queued, and takes no more.
+    fn terminate(&self);
 }
 
 /// Which shard of `shards` owns `channel`. Stable for the life of the process.

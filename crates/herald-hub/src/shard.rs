@@ -296,6 +296,20 @@ impl<S: Sink, W> HubShard<S, W> {
         self.publish_except(channel, &[], encode)
     }
 
+    /// Ends every local subscriber of `channel` that speaks `format` ([`Sink::terminate`]);
+    /// returns how many. They stay subscribed until their connections disconnect.
+    pub fn terminate(&self, channel: &ChannelName, format: WireFormat) -> usize {
+        let Some(ch) = self.channels.get(channel) else {
+            return 0;
+        };
+        let mut ended = 0;
+        for sink in ch.subscribers.values().filter(|s| s.format() == format) {
+            sink.terminate();
+            ended += 1;
+        }
+        ended
+    }
+
     /// [`HubShard::publish`] to every subscriber but those in `except` (the publication's
     /// sender; a member's own connections).
     pub fn publish_except<E>(

@@ -11,6 +11,7 @@ struct FakeSink {
     capacity: usize,
     frames: Rc<RefCell<Vec<Bytes>>>,
     evicted: Rc<RefCell<bool>>,
+    terminated: Rc<RefCell<bool>>,
 }
 
 impl FakeSink {
@@ -20,6 +21,7 @@ impl FakeSink {
             capacity,
             frames: Rc::default(),
             evicted: Rc::default(),
+            terminated: Rc::default(),
         }
     }
 
@@ -43,6 +45,10 @@ impl Sink for FakeSink {
         }
         self.frames.borrow_mut().push(frame.clone());
         Push::Queued
+    }
+
+    fn terminate(&self) {
+        *self.terminated.borrow_mut() = true;
     }
 }
 
@@ -331,4 +337,23 @@ fn counted_subscriptions_report_each_changed_channel_once_with_its_count() {
     let mut counts = hub.take_counts();
     counts.sort();
     assert_eq!(counts, [(ch("a"), 1), (ch("b"), 0)]);
+}
+
+#[test]
+fn terminate_ends_the_subscribers_of_one_format_only() {
+    let mut hub = Shard::new();
+    let json = json_sink();
+    let pusher = FakeSink::new(WireFormat::Pusher, 10);
+    hub.subscribe(ConnId(1), json.clone(), ch("user"), 10);
+    hub.broker_subscribed(&ch("user"), true);
+    hub.subscribe(ConnId(2), pusher.clone(), ch("user"), 20);
+    assert_eq!(hub.terminate(&ch("user"), WireFormat::Pusher), 1);
+    assert!(*pusher.terminated.borrow());
+    assert!(!*json.terminated.borrow());
+    assert_eq!(hub.terminate(&ch("nobody"), WireFormat::Pusher), 0);
+    assert_eq!(
+        hub.subscriber_count("user"),
+        2,
+        "they leave when they disconnect"
+    );
 }

@@ -58,6 +58,9 @@ pub(crate) enum ShardCommand {
         channel: ChannelName,
         notice: PresenceNotice,
     },
+    /// Answered once the commands sent before it are handled (what they report to the
+    /// presence table included).
+    Sync(tokio::sync::oneshot::Sender<()>),
     /// The broker's answer to a subscribe this shard asked for.
     BrokerSubscribed {
         channel: ChannelName,
@@ -237,6 +240,10 @@ impl ShardTask {
                 (actions, None)
             }
             ShardCommand::Presence { channel, notice } => (self.member(&channel, &notice), None),
+            ShardCommand::Sync(done) => {
+                let _ = done.send(());
+                (Vec::new(), None)
+            }
         };
         for action in actions {
             self.perform(action, broker_error.as_deref());
@@ -290,15 +297,19 @@ impl ShardTask {
             .exclude
             .filter(|a| a.node == self.node_tag)
             .map(|a| a.conn);
-        // A user's termination: an empty frame, which tells the connection to close.
+        // A user's termination ends their Pusher connections: a typed end, not a frame.
         let terminate = crate::pusher::is_user_channel(&p.channel)
             && p.event
                 .as_ref()
                 .is_some_and(|e| e.as_str() == crate::pusher::TERMINATE);
-        let fanout = self.hub.publish_except(&p.channel, except.as_slice(), |format| {
-            if terminate {
-                return (format == WireFormat::Pusher).then(Bytes::new);
+        if terminate {
+            self.hub.terminate(&p.channel, WireFormat::Pusher);
+            if let Some(span) = span {
+                crate::telemetry::finish_delivery(span, 0);
             }
+            return Vec::new();
+        }
+        let fanout = self.hub.publish_except(&p.channel, except.as_slice(), |format| {
             if format == WireFormat::Pusher {
                 let Ok(data) = std::str::from_utf8(&p.data) else {
                     return None;

@@ -46,6 +46,14 @@ impl Sink for Subscriber {
             Self::Held(hold) => hold.push(frame),
         }
     }
+
+    fn terminate(&self) {
+        // Held frames would only precede the close: the connection ends either way.
+        match self {
+            Self::Direct(sink) => sink.terminate(),
+            Self::Held(hold) => hold.sink.terminate(),
+        }
+    }
 }
 
 /// Frames of one subscription held back until its answer is sent.

@@ -210,7 +210,7 @@ impl Connection {
         let presence =
             self.identity.is_some() || self.pusher.as_ref().is_some_and(|p| !p.presence.is_empty());
         let hub = &self.ctx.hub;
-        for shard in (0..hub.shard_count()).filter(|s| self.shards & (1 << (s % 64)) != 0) {
+        for shard in hub.shards_in(self.shards) {
             hub.disconnect(self.id, shard, presence).await;
         }
         metrics.connections.add(-1);
@@ -281,7 +281,7 @@ impl Connection {
                     // While the socket is full, new frames wait in the queue, which bounds
                     // them; an eviction is acted on at once, or a client that reads nothing
                     // (or a trickle) would hold the connection forever.
-                    if !has_output || self.outbound.is_evicted() {
+                    if !has_output || self.outbound.must_close() {
                         self.take_outbound();
                     }
                 }
@@ -423,12 +423,10 @@ impl Connection {
     }
 
     fn take_outbound(&mut self) {
-        let taken_from = self.writing.len();
         let (status, since) = self.outbound.take_since(&mut self.writing);
         self.queued_since = self.queued_since.or(since);
-        // An empty frame in the queue: the app terminated this (Pusher) user's connections.
-        if self.pusher.is_some() && self.writing.iter().skip(taken_from).any(Bytes::is_empty) {
-            self.writing.retain(|f| !f.is_empty());
+        if status == QueueStatus::Terminated {
+            // The app terminated this (Pusher) user's connections.
             self.start_close_as(
                 herald_pusher::codes::UNAUTHORIZED,
                 "the app terminated this user's connections",

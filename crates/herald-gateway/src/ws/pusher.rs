@@ -18,7 +18,7 @@ use herald_pusher::message::ChannelData;
 
 use crate::{
     auth::Identity,
-    hub::{Membership, SubscribeRequest},
+    hub::{Hub, Membership, SubscribeRequest},
     telemetry::PublishPath,
 };
 
@@ -109,7 +109,7 @@ impl Connection {
                 } else {
                     self.subscribed.push(channel.clone());
                     let request = SubscribeRequest::server_made(self.outbound.clone(), success);
-                    self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
+                    self.shards |= Hub::shard_bit(self.ctx.hub.shard_index(&channel));
                     self.ctx.hub.subscribe(self.id, channel, &request).await;
                 }
             }
@@ -290,7 +290,7 @@ impl Connection {
             default_event: self.ctx.pusher_event.clone(),
         });
         let request = SubscribeRequest::pusher(self.outbound.clone(), membership, cache);
-        self.shards |= 1 << (self.ctx.hub.shard_index(&name) % 64);
+        self.shards |= Hub::shard_bit(self.ctx.hub.shard_index(&name));
         self.ctx.hub.subscribe(self.id, name, &request).await;
     }
 }

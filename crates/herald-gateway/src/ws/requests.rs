@@ -12,7 +12,7 @@ use super::connection::Connection;
 use crate::{
     auth::may_subscribe,
     config::NamespaceConfig,
-    hub::{Membership, SubscribeRequest},
+    hub::{Hub, Membership, SubscribeRequest},
     telemetry::PublishPath,
 };
 
@@ -128,21 +128,30 @@ impl Connection {
         let request =
             SubscribeRequest::new(id, self.outbound.clone(), valid.len(), failed, membership);
         for (channel, _) in valid {
-            self.shards |= 1 << (self.ctx.hub.shard_index(&channel) % 64);
+            self.shards |= Hub::shard_bit(self.ctx.hub.shard_index(&channel));
             self.ctx.hub.subscribe(self.id, channel, &request).await;
         }
     }
 
+    /// Unsubscribes, and replies once every shard involved has handled it: the connection then
+    /// receives none of those channels' frames, and is a member of none of them, before its
+    /// next request.
     async fn unsubscribe(&mut self, id: u64, names: Vec<String>) {
         let (valid, failed) = self.check_all(names);
         let names: Vec<String> = valid.iter().map(|(c, _)| c.to_string()).collect();
+        let mut shards: u64 = 0;
         for (channel, ns) in valid {
+            shards |= Hub::shard_bit(self.ctx.hub.shard_index(&channel));
             self.subscribed.retain(|c| *c != channel);
             let member = match (ns.presence, &self.identity) {
                 (true, Some(identity)) => Some(identity.user.clone()),
                 _ => None,
             };
             self.ctx.hub.unsubscribe(self.id, channel, member).await;
+        }
+        let hub = &self.ctx.hub;
+        for shard in hub.shards_in(shards) {
+            hub.sync(shard).await;
         }
         let ok = ReplyOk::Unsubscribe {
             unsubscribed: &names,
