@@ -269,7 +269,7 @@ impl Metrics {
              connection's backlog: the node's share of publish-to-deliver latency.",
             &self.outbound_delay,
         );
-        w.logging();
+        herald_runtime::logging::sink::render(&mut w);
         w.finish()
     }
 }

@@ -46,7 +46,7 @@ impl Metrics {
             "Member list and count queries answered.",
             self.queries.get(),
         );
-        w.logging();
+        herald_runtime::logging::sink::render(&mut w);
         w.finish()
     }
 }

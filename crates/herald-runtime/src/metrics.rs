@@ -193,15 +193,6 @@ impl TextWriter {
         let _ = write!(self.out, "{name}_sum {sum}\n{name}_count {total}\n");
     }
 
-    /// Writes the process's logging counters: `herald_log_lines_dropped_total{reason}`.
-    pub fn logging(&mut self) {
-        self.labeled_counter(
-            "herald_log_lines_dropped_total",
-            "Log lines dropped instead of waiting: the log queue was full (a slow reader) or the write failed (no reader).",
-            crate::logging::sink::dropped(),
-        );
-    }
-
     /// The finished text.
     pub fn finish(self) -> String {
         self.out

@@ -271,7 +271,7 @@ impl GatewayConfig {
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
-        if let Err(e) = crate::auth::Verifier::new(auth) {
+        if let Err(e) = herald_auth::Verifier::new(auth) {
             return Err(invalid("auth.keys", e.to_string()));
         }
         if !auth.anonymous && auth.keys.is_empty() {

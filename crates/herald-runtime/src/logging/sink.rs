@@ -38,6 +38,15 @@ pub fn dropped() -> &'static LabeledCounter {
     DROPPED.get_or_init(|| LabeledCounter::new("reason", DROP_REASONS))
 }
 
+/// Writes the logging counters (`herald_log_lines_dropped_total{reason}`) to `w`.
+pub fn render(w: &mut crate::metrics::TextWriter) {
+    w.labeled_counter(
+        "herald_log_lines_dropped_total",
+        "Log lines dropped instead of waiting: the log queue was full (a slow reader) or the write failed (no reader).",
+        dropped(),
+    );
+}
+
 /// Log lines written so far.
 pub fn written() -> u64 {
     WRITTEN.load(Ordering::Relaxed)
