@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::NodeCtx;
+use crate::ctx::NodeCtx;
 
 /// Serves the API until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, ctx: Arc<NodeCtx>, stop: CancellationToken) {

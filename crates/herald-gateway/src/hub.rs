@@ -4,7 +4,6 @@
 
 mod request;
 mod shard_task;
-mod subscriber;
 mod thread;
 
 use std::sync::Arc;
@@ -15,9 +14,8 @@ use herald_presence_core::UserId;
 use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId};
 use tokio::sync::mpsc;
 
-pub(crate) use request::{Membership, SubscribeRequest};
+pub(crate) use request::SubscribeRequest;
 pub(crate) use shard_task::{spawn_shards, ShardCommand, ShardEnv};
-pub(crate) use subscriber::{Hold, Subscriber};
 
 /// Capacity of each shard's command channel. Senders wait when it is full, so a busy shard
 /// slows its producers (connections, the broker) instead of queueing without bound.

@@ -14,6 +14,7 @@
 mod api;
 mod auth;
 pub mod config;
+mod ctx;
 mod error;
 mod hub;
 mod metrics;

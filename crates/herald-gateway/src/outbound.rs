@@ -231,6 +231,10 @@ impl Sink for Outbound {
     }
 }
 
+mod subscriber;
+
+pub(crate) use subscriber::{Hold, Subscriber};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,16 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use crate::auth::Identity;
 use crate::metrics::Metrics;
-pub(crate) use store::{Store, StoreError};
+pub(crate) use store::{EmitHook, Store, StoreError};
+
+/// The presence channels of a request, entered as each one's subscription succeeds (so that a
+/// member is always a subscriber, and sees the notices from its own join on).
+pub(crate) struct Membership {
+    pub(crate) presence: std::sync::Arc<Presence>,
+    pub(crate) conn: ConnId,
+    pub(crate) identity: Identity,
+    pub(crate) channels: Vec<ChannelName>,
+}
 
 /// What the reporter task is asked to do.
 enum Op {

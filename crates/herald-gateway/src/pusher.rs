@@ -15,8 +15,8 @@ use herald_pusher::{codes, SocketId};
 
 use crate::{
     config::{PusherApp, PusherConfig},
-    hub::{Hold, Membership},
-    outbound::Outbound,
+    outbound::{Hold, Outbound},
+    presence::Membership,
 };
 
 /// Where a `cache-` channel's last event is read from, and the event name of publications
@@ -171,7 +171,7 @@ pub(crate) struct PusherConn {
     /// The user it signed in as (`pusher:signin`).
     pub(crate) user: Option<String>,
     /// Its place under the app's `max_connections`.
-    pub(crate) _slot: Option<crate::node::AppSlot>,
+    pub(crate) _slot: Option<AppSlot>,
     /// Its presence channels, and the member it is in each.
     pub(crate) presence: Vec<(herald_protocol::ChannelName, herald_presence_core::UserId)>,
 }
@@ -288,6 +288,36 @@ fn without_credentials(url: &str) -> std::borrow::Cow<'_, str> {
     match rest[..authority_end].rfind('@') {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]).into(),
         None => url.into(),
+    }
+}
+
+/// The `pusher:subscription_error` of a channel the broker refused.
+pub(crate) fn subscription_failed(failure: &herald_protocol::server::ChannelFailure) -> String {
+    let name = ChannelName::parse(&failure.channel)
+        .map(|c| pusher_name(&c).into_owned())
+        .unwrap_or_else(|_| failure.channel.clone());
+    let status = if failure.code == herald_protocol::ErrorCode::Unavailable.code() {
+        503
+    } else {
+        500
+    };
+    herald_pusher::message::subscription_error(&name, "SubscriptionError", &failure.message, status)
+}
+
+/// One of a Pusher app's connection slots on this node (`pusher.apps[].max_connections`),
+/// held by the connection and given back when it is dropped.
+pub(crate) struct AppSlot(Arc<[std::sync::atomic::AtomicUsize]>, usize);
+
+impl AppSlot {
+    /// A slot of app `app` already counted in `counts`.
+    pub(crate) fn held(counts: Arc<[std::sync::atomic::AtomicUsize]>, app: usize) -> Self {
+        Self(counts, app)
+    }
+}
+
+impl Drop for AppSlot {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

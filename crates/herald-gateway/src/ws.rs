@@ -13,11 +13,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::node::NodeCtx;
+use crate::ctx::NodeCtx;
 
 pub(crate) use stop::Stops;
-
-pub(crate) use pusher::subscription_failed;
 
 /// Accepts connections until `shutdown` is cancelled. Each accepted socket gets a task (tracked
 /// by `connections`) that runs the handshake and then the connection, which ends as `stops`

@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
 
-use crate::node::NodeCtx;
+use crate::ctx::NodeCtx;
 
 pub(super) async fn answer<B>(
     req: &Request<B>,

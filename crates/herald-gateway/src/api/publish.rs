@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::{node::NodeCtx, telemetry::PublishPath};
+use crate::{ctx::NodeCtx, telemetry::PublishPath};
 use herald_http::{
     auth::authorize,
     reply::{json, ApiError},

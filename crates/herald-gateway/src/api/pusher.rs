@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use crate::{config::PusherApp, node::NodeCtx, telemetry::PublishPath};
+use crate::{config::PusherApp, ctx::NodeCtx, telemetry::PublishPath};
 use herald_http::reply::{json, text};
 
 /// At most this many channels per event (Pusher's limit).

@@ -8,23 +8,11 @@ use herald_protocol::{
     ChannelName, WireFormat,
 };
 
-use herald_protocol::ConnId;
-
-use super::{Hold, Subscriber};
 use crate::{
-    outbound::Outbound,
-    presence::{Identity, Presence},
+    outbound::{Hold, Outbound, Subscriber},
+    presence::Membership,
     pusher::PusherCache,
 };
-
-/// The presence channels of a request, entered as each one's subscription succeeds (so that a
-/// member is always a subscriber, and sees the notices from its own join on).
-pub(crate) struct Membership {
-    pub(crate) presence: Arc<Presence>,
-    pub(crate) conn: ConnId,
-    pub(crate) identity: Identity,
-    pub(crate) channels: Vec<ChannelName>,
-}
 
 struct Progress {
     remaining: usize,
@@ -192,7 +180,7 @@ impl SubscribeRequest {
                 }
             }
             for failure in &p.failed {
-                let text = crate::ws::subscription_failed(failure);
+                let text = crate::pusher::subscription_failed(failure);
                 self.sink.push_frame(&crate::pusher::frame(&text));
             }
             return;

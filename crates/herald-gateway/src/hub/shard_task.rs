@@ -15,7 +15,8 @@ use herald_runtime::metrics::Counter;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{Hub, SubscribeRequest, Subscriber};
+use super::{Hub, SubscribeRequest};
+use crate::outbound::Subscriber;
 use crate::{
     metrics::Metrics,
     presence::{Presence, TableReports},

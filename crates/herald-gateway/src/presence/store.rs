@@ -16,7 +16,8 @@ use herald_protocol::{
 };
 use herald_pusher::webhook;
 
-use crate::{hub::Hub, webhooks::Webhooks};
+/// Where the embedded table's webhook events go (the node's webhooks, when it has some).
+pub(crate) type EmitHook = Arc<dyn Fn(webhook::Event) + Send + Sync>;
 
 /// Why the table could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +36,9 @@ pub(crate) struct Embedded {
     /// Each node's subscriber count per channel.
     subscriptions: Mutex<HashMap<NodeId, HashMap<ChannelName, usize>>>,
     started: Instant,
-    hub: Hub,
-    webhooks: Option<Arc<Webhooks>>,
+    /// Where notices go: the node's hub.
+    hub: Arc<dyn Inbox>,
+    webhooks: Option<EmitHook>,
 }
 
 /// The member of [`Embedded::occupancy`].
@@ -52,7 +54,11 @@ pub(crate) enum Store {
 }
 
 impl Store {
-    pub(crate) fn embedded(lease: Duration, hub: Hub, webhooks: Option<Arc<Webhooks>>) -> Self {
+    pub(crate) fn embedded(
+        lease: Duration,
+        hub: Arc<dyn Inbox>,
+        webhooks: Option<EmitHook>,
+    ) -> Self {
         let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
         Self::Embedded(Arc::new(Embedded {
             table: Mutex::new(PresenceTable::new(lease)),
@@ -264,7 +270,7 @@ impl Embedded {
                 Event::Join { channel, .. } => (true, channel),
                 Event::Leave { channel, .. } => (false, channel),
             };
-            hooks.emit(webhook::Event::occupancy(occupied, channel.as_str()));
+            hooks(webhook::Event::occupancy(occupied, channel.as_str()));
         }
     }
 
@@ -288,7 +294,7 @@ impl Embedded {
             };
             if let Some(hooks) = &self.webhooks {
                 let added = matches!(change, Change::Join);
-                hooks.emit(webhook::Event::member(
+                hooks(webhook::Event::member(
                     added,
                     channel.as_str(),
                     user.as_str(),

@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 use super::{rate::RateBucket, socket::Socket, stop::Stops};
 use crate::{
     auth::{Identity, Session},
-    node::{ConnectionSlot, NodeCtx},
+    ctx::{ConnectionSlot, NodeCtx},
     outbound::{Outbound, QueueStatus},
     pusher::{Opening, PusherConn},
 };

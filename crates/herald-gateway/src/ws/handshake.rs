@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{connection::Connection, socket::Socket, stop::Stops};
-use crate::{auth::Refusal, node::NodeCtx};
+use crate::{auth::Refusal, ctx::NodeCtx};
 
 /// Everything a handshake needs to start the connection it upgrades.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use herald_broker::PublishMeta;
-use herald_protocol::{server::ChannelFailure, ChannelName, ConnAddress, ErrorCode, EventName};
+use herald_protocol::{ChannelName, ConnAddress, EventName};
 use herald_pusher::{
     codes,
     message::{self, ClientMessage},
@@ -18,7 +18,8 @@ use herald_pusher::message::ChannelData;
 
 use crate::{
     auth::Identity,
-    hub::{Hub, Membership, SubscribeRequest},
+    hub::{Hub, SubscribeRequest},
+    presence::Membership,
     telemetry::PublishPath,
 };
 
@@ -319,17 +320,4 @@ impl Connection {
             channels: vec![channel.clone()],
         })
     }
-}
-
-/// The `pusher:subscription_error` of a channel the broker refused.
-pub(crate) fn subscription_failed(failure: &ChannelFailure) -> String {
-    let name = ChannelName::parse(&failure.channel)
-        .map(|c| crate::pusher::pusher_name(&c).into_owned())
-        .unwrap_or_else(|_| failure.channel.clone());
-    let status = if failure.code == ErrorCode::Unavailable.code() {
-        503
-    } else {
-        500
-    };
-    message::subscription_error(&name, "SubscriptionError", &failure.message, status)
 }

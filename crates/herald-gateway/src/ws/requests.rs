@@ -12,7 +12,8 @@ use super::connection::Connection;
 use crate::{
     auth::may_subscribe,
     config::NamespaceConfig,
-    hub::{Hub, Membership, SubscribeRequest},
+    hub::{Hub, SubscribeRequest},
+    presence::Membership,
     telemetry::PublishPath,
 };
 
