@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_broker::{Publication, SharedBroker};
+use herald_broker::{BrokerError, Publication, SharedBroker};
 use herald_hub::{Action, HubShard, Settlement};
 use herald_presence_core::UserId;
 use herald_protocol::{
@@ -65,7 +65,7 @@ pub(crate) enum ShardCommand {
     /// The broker's answer to a subscribe this shard asked for.
     BrokerSubscribed {
         channel: ChannelName,
-        error: Option<String>,
+        error: Option<BrokerError>,
     },
 }
 
@@ -247,7 +247,7 @@ impl ShardTask {
             }
         };
         for action in actions {
-            self.perform(action, broker_error.as_deref());
+            self.perform(action, broker_error.as_ref());
         }
     }
 
@@ -363,13 +363,13 @@ impl ShardTask {
         fanout.actions
     }
 
-    fn perform(&self, action: Action<Arc<SubscribeRequest>>, broker_error: Option<&str>) {
+    fn perform(&self, action: Action<Arc<SubscribeRequest>>, broker_error: Option<&BrokerError>) {
         match action {
             Action::BrokerSubscribe(channel) => {
                 let answer = self.broker.subscribe(&channel);
                 let me = self.me.clone();
                 tokio::spawn(async move {
-                    let error = answer.await.err().map(|e| e.to_string());
+                    let error = answer.await.err();
                     if let Some(me) = me.upgrade() {
                         let _ = me
                             .send(ShardCommand::BrokerSubscribed { channel, error })
@@ -394,7 +394,8 @@ impl ShardTask {
                     Settlement::Refused => Err(ChannelFailure::new(
                         channel.as_str(),
                         ErrorCode::Unavailable,
-                        broker_error.unwrap_or("broker unavailable"),
+                        broker_error
+                            .map_or_else(|| "broker unavailable".into(), ToString::to_string),
                     )),
                 };
                 waiter.settle(&channel, outcome);
