@@ -11,7 +11,7 @@
 //! - `herald:{presence}:occ:<node>`: the channels a node has subscribers in;
 //! - `herald:{presence}:occ`: per channel, on how many nodes it has subscribers;
 //! - `herald:{presence}:subs:<node>`: per channel, how many of a node's connections are
-//!   subscribed (updated by the node about once a second, summed over live nodes on query);
+//!   subscribed (updated by the node every 0.1 s at most, summed over live nodes on query);
 //! - `herald:{presence}:hooks`: present while some node delivers webhooks (set with its
 //!   heartbeat, for the length of its lease);
 //! - `herald:{presence}:webhooks`: a stream of webhook events (member added and removed,

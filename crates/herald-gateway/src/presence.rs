@@ -177,7 +177,7 @@ impl Presence {
     }
 
     /// How many connections are subscribed to each of `channels`, cluster-wide (as of the
-    /// nodes' last reports, about a second ago).
+    /// nodes' last reports, made every 0.1 s).
     pub(crate) async fn subscriptions(
         &self,
         channels: &[ChannelName],

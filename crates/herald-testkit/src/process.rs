@@ -201,11 +201,6 @@ impl ServiceProcess {
         self.get("/metrics").await.metric(name)
     }
 
-    /// The process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// `GET path` on the HTTP API.
     ///
     /// # Panics

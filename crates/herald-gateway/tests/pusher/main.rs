@@ -610,7 +610,7 @@ async fn subscription_counts_and_event_info_see_the_whole_cluster() {
     let (_ann, _) = join_presence(&a, "presence-lobby", "ann").await;
     let (_ann_too, _) = join_presence(&b, "presence-lobby", "ann").await;
 
-    // Nodes report their counts about once a second.
+    // Nodes report the counts that changed every 0.1 s.
     eventually(WAIT, "every node's subscriptions counted", || async {
         signed_get(&a, "channels", "info=subscription_count").await.json()
             == json!({"channels": {"news": {"subscription_count": 4}, "presence-lobby": {"subscription_count": 2}}})
