@@ -9,27 +9,26 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{atomic::Ordering, Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
 use bytes::Bytes;
-use herald_broker::{
-    BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Publication, PublishMeta, Published,
-};
-use herald_protocol::{ChannelName, MessageId};
+use herald_broker::{BrokerStats, Inbox};
+use herald_protocol::ChannelName;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::{
-    layout::{Layout, PublishFunction},
+    layout::{Flavor, Layout},
     publisher::Publisher,
-    resp::Value,
     slot::slot,
-    subscriber::{self, Event, Flavor},
+    subscriber::{self, Event},
     topology::Topology,
     Endpoint, RedisOptions, Shared,
 };
+
+mod broker;
 
 /// How often the topology is read when nothing asks for it.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
@@ -251,189 +250,6 @@ fn moved_to(message: &str) -> Option<&str> {
         .strip_prefix("MOVED ")
         .or_else(|| message.strip_prefix("ASK "))?;
     rest.split_whitespace().nth(1)
-}
-
-impl Broker for RedisClusterBroker {
-    fn publish(
-        &self,
-        channel: ChannelName,
-        data: Bytes,
-        meta: PublishMeta,
-    ) -> BoxFuture<'static, Result<Published, BrokerError>> {
-        let inner = self.inner.clone();
-        let id = MessageId::new();
-        let command = inner.layout.publish_command(
-            PublishFunction::Sharded,
-            &channel,
-            &data,
-            id,
-            &self.ttl,
-            &meta,
-        );
-        let timeout = inner.options.timeout;
-        Box::pin(async move {
-            let Some((_, mut publisher, _)) = inner.link(&channel) else {
-                inner.refresh.notify_one();
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            };
-            // One retry at the node a MOVED names: the first attempt was not executed.
-            for attempt in 0..2 {
-                let sent = publisher.send(command.clone())?;
-                let reply = tokio::time::timeout(timeout, sent)
-                    .await
-                    .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                    .map_err(|_| BrokerError::Closed)??;
-                match reply {
-                    Value::Int(offset) => {
-                        return Ok(Published {
-                            id,
-                            offset: u64::try_from(offset).ok(),
-                        })
-                    }
-                    Value::Error(message) => {
-                        inner.refresh.notify_one();
-                        match moved_to(&message).and_then(|a| inner.publisher_at(a)) {
-                            Some(next) if attempt == 0 => publisher = next,
-                            _ if message.starts_with("MOVED")
-                                || message.starts_with("ASK")
-                                || message.starts_with("CLUSTERDOWN")
-                                || message.starts_with("TRYAGAIN") =>
-                            {
-                                return Err(BrokerError::Unavailable("cluster is reconfiguring"))
-                            }
-                            _ => return Err(BrokerError::Refused(message)),
-                        }
-                    }
-                    _ => return Err(BrokerError::Refused("unexpected reply to FCALL".into())),
-                }
-            }
-            Err(BrokerError::Unavailable("cluster is reconfiguring"))
-        })
-    }
-
-    fn last(
-        &self,
-        channel: &ChannelName,
-    ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>> {
-        let inner = self.inner.clone();
-        let (channel, command) = (channel.clone(), inner.layout.last_command(channel));
-        Box::pin(async move {
-            let Some((_, publisher, _)) = inner.link(&channel) else {
-                inner.refresh.notify_one();
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            };
-            let reply = tokio::time::timeout(inner.options.timeout, publisher.send(command)?)
-                .await
-                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                .map_err(|_| BrokerError::Closed)??;
-            crate::subscriber::last_of(&channel, reply)
-        })
-    }
-
-    fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {
-        // Every master, for the shard channels of its slots.
-        let command = self.inner.layout.occupied_command(true, prefix);
-        let sent: Result<Vec<_>, BrokerError> = self
-            .inner
-            .state()
-            .links
-            .values()
-            .map(|link| link.publisher.send(command.clone()))
-            .collect();
-        let (layout, timeout) = (self.inner.layout.clone(), self.inner.options.timeout);
-        Box::pin(async move {
-            let sent = sent?;
-            if sent.is_empty() {
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            }
-            let mut channels = Vec::new();
-            for answer in sent {
-                let reply = tokio::time::timeout(timeout, answer)
-                    .await
-                    .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                    .map_err(|_| BrokerError::Closed)??;
-                channels.extend(layout.channels_in(&reply).ok_or_else(|| {
-                    BrokerError::Refused("unexpected reply to PUBSUB SHARDCHANNELS".into())
-                })?);
-            }
-            Ok(channels)
-        })
-    }
-
-    fn subscribe(&self, channel: &ChannelName) -> BoxFuture<'static, Result<(), BrokerError>> {
-        let inner = self.inner.clone();
-        let Some((owner, _, shared)) = inner.link(channel) else {
-            return Box::pin(async {
-                Err(BrokerError::Unavailable("cluster topology not known yet"))
-            });
-        };
-        if !shared.subscriber_up.load(Ordering::Relaxed) {
-            return Box::pin(async { Err(BrokerError::Unavailable("redis is not connected")) });
-        }
-        let (ack, answer) = tokio::sync::oneshot::channel();
-        let sent = {
-            let mut state = inner.state();
-            state.channels.insert(channel.clone(), owner.clone());
-            state.links.get(&owner).map(|l| {
-                l.subscriber.send(subscriber::Command::Subscribe {
-                    channel: channel.clone(),
-                    ack: Some(ack),
-                })
-            })
-        };
-        let channel = channel.clone();
-        let timeout = inner.options.timeout;
-        Box::pin(async move {
-            let result = async {
-                sent.ok_or(BrokerError::Closed)?
-                    .map_err(|_| BrokerError::Closed)?;
-                tokio::time::timeout(timeout, answer)
-                    .await
-                    .map_err(|_| {
-                        BrokerError::Unavailable("redis did not confirm the subscription")
-                    })?
-                    .map_err(|_| BrokerError::Closed)?
-            }
-            .await;
-            if result.is_err() {
-                let mut state = inner.state();
-                if state.channels.get(&channel) == Some(&owner) {
-                    state.channels.remove(&channel);
-                }
-            }
-            result
-        })
-    }
-
-    fn unsubscribe(&self, channel: &ChannelName) {
-        let mut state = self.inner.state();
-        if let Some(holder) = state.channels.remove(channel) {
-            if let Some(link) = state.links.get(&holder) {
-                let _ = link.subscriber.send(subscriber::Command::Unsubscribe {
-                    channel: channel.clone(),
-                });
-            }
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        let state = self.inner.state();
-        state.topology.as_ref().is_some_and(Topology::is_complete)
-            && !state.links.is_empty()
-            && state.links.values().all(|l| {
-                l.shared.publisher_up.load(Ordering::Relaxed)
-                    && l.shared.subscriber_up.load(Ordering::Relaxed)
-            })
-    }
-
-    fn stats(&self) -> BrokerStats {
-        let state = self.inner.state();
-        state
-            .links
-            .values()
-            .map(|l| l.shared.stats())
-            .fold(state.retired, BrokerStats::plus)
-    }
 }
 
 #[cfg(test)]

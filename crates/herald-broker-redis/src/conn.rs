@@ -77,7 +77,7 @@ impl AsyncWrite for Stream {
 
 /// Why a connection could not be opened or was lost.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LinkError {
+pub enum LinkError {
     /// A socket error.
     #[error("{0}")]
     Io(#[from] std::io::Error),

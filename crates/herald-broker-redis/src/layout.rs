@@ -11,7 +11,10 @@
 
 use bytes::{Bytes, BytesMut};
 use herald_broker::PublishMeta;
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{
+    envelope::{Field, OPTIONAL},
+    ChannelName, MessageId,
+};
 
 use crate::resp;
 
@@ -95,13 +98,17 @@ impl Layout {
             parts.push(key.as_bytes());
         }
         parts.extend([data, id.as_bytes(), ttl]);
-        // The optional arguments go only as far as the last one given.
-        let optional: [Option<&[u8]>; 4] = [
-            meta.trace.as_ref().map(|t| t.as_str().as_bytes()),
-            meta.event.as_ref().map(|e| e.as_str().as_bytes()),
-            exclude.as_deref().map(str::as_bytes),
-            meta.user.as_deref().map(str::as_bytes),
-        ];
+        // The optional arguments, in the envelope's order, go only as far as the last one
+        // given.
+        let optional = OPTIONAL.map(|field| -> Option<&[u8]> {
+            match field {
+                Field::TraceParent => meta.trace.as_ref().map(|t| t.as_str().as_bytes()),
+                Field::Event => meta.event.as_ref().map(|e| e.as_str().as_bytes()),
+                Field::Exclude => exclude.as_deref().map(str::as_bytes),
+                Field::User => meta.user.as_deref().map(str::as_bytes),
+                _ => unreachable!("{field:?} is not an optional element"),
+            }
+        });
         let given = optional
             .iter()
             .rposition(Option::is_some)
@@ -159,6 +166,31 @@ impl Layout {
         let rest = pubsub.strip_prefix(self.prefix.as_bytes())?;
         let inner = rest.strip_prefix(b"ch:{")?.strip_suffix(b"}")?;
         ChannelName::parse(std::str::from_utf8(inner).ok()?).ok()
+    }
+}
+
+/// Plain or sharded pub/sub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// SUBSCRIBE / UNSUBSCRIBE, one connection to a standalone Redis.
+    Plain,
+    /// SSUBSCRIBE / SUNSUBSCRIBE, one connection per cluster master.
+    Sharded,
+}
+
+impl Flavor {
+    pub(crate) fn subscribe(self) -> &'static [u8] {
+        match self {
+            Flavor::Plain => b"SUBSCRIBE",
+            Flavor::Sharded => b"SSUBSCRIBE",
+        }
+    }
+
+    pub(crate) fn unsubscribe(self) -> &'static [u8] {
+        match self {
+            Flavor::Plain => b"UNSUBSCRIBE",
+            Flavor::Sharded => b"SUNSUBSCRIBE",
+        }
     }
 }
 

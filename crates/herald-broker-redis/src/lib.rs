@@ -16,11 +16,13 @@
 
 mod cluster;
 mod conn;
+mod envelope;
 mod layout;
 mod presence;
 mod presence_events;
 mod publisher;
 mod resp;
+mod settings;
 mod slot;
 mod subscriber;
 mod tls;
@@ -45,7 +47,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use cluster::RedisClusterBroker;
+pub use conn::LinkError;
 pub use presence::{JoinOutcome, PresenceError, RedisPresence, TableMode};
+pub use resp::ProtocolError;
+pub use settings::{RedisMode, RedisSetting, RedisSettings, SettingError};
 pub use tls::{TlsConfig, TlsError};
 pub use url::{Endpoint, UrlError};
 pub use webhooks::WebhookEntry;
@@ -177,7 +182,7 @@ impl RedisBroker {
             subscriber::Setup {
                 endpoint,
                 connector: options.connector(),
-                flavor: subscriber::Flavor::Plain,
+                flavor: layout::Flavor::Plain,
                 layout: layout.clone(),
                 inbox,
                 shared: shared.clone(),
@@ -216,17 +221,14 @@ impl Broker for RedisBroker {
         let sent = self.publisher.send(command);
         let timeout = self.timeout;
         Box::pin(async move {
-            let reply = tokio::time::timeout(timeout, sent?)
-                .await
-                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                .map_err(|_| BrokerError::Closed)??;
+            let reply = crate::publisher::reply_within(sent, timeout).await?;
             match reply {
                 Value::Int(offset) => Ok(Published {
                     id,
                     offset: u64::try_from(offset).ok(),
                 }),
                 Value::Error(message) => Err(BrokerError::Refused(message)),
-                _ => Err(BrokerError::Refused("unexpected reply to FCALL".into())),
+                _ => Err(BrokerError::Unexpected("FCALL")),
             }
         })
     }
@@ -238,11 +240,8 @@ impl Broker for RedisBroker {
         let sent = self.publisher.send(self.layout.last_command(channel));
         let (channel, timeout) = (channel.clone(), self.timeout);
         Box::pin(async move {
-            let reply = tokio::time::timeout(timeout, sent?)
-                .await
-                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                .map_err(|_| BrokerError::Closed)??;
-            subscriber::last_of(&channel, reply)
+            let reply = crate::publisher::reply_within(sent, timeout).await?;
+            envelope::last_of(&channel, reply)
         })
     }
 
@@ -252,13 +251,10 @@ impl Broker for RedisBroker {
             .send(self.layout.occupied_command(false, prefix));
         let (layout, timeout) = (self.layout.clone(), self.timeout);
         Box::pin(async move {
-            let reply = tokio::time::timeout(timeout, sent?)
-                .await
-                .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
-                .map_err(|_| BrokerError::Closed)??;
+            let reply = crate::publisher::reply_within(sent, timeout).await?;
             layout
                 .channels_in(&reply)
-                .ok_or_else(|| BrokerError::Refused("unexpected reply to PUBSUB CHANNELS".into()))
+                .ok_or_else(|| BrokerError::Unexpected("PUBSUB CHANNELS"))
         })
     }
 

@@ -27,16 +27,19 @@
 //! to one classic pub/sub channel, `herald:{presence}:events`, as `[2, kind, user, info,
 //! channel]`; Redis Cluster delivers classic PUBLISH to subscribers on every node.
 
+mod link;
+
 use std::time::Duration;
 
 use herald_protocol::{presence::Member, ChannelName, NodeId};
 use tokio::sync::Mutex;
 
 use crate::{
-    conn::{Conn, Connector, LinkError},
+    conn::{Connector, LinkError},
     resp::Value,
-    Endpoint, RedisOptions,
+    RedisOptions,
 };
+use link::Link;
 
 /// The presence function library, loaded with `FUNCTION LOAD REPLACE` on each connection.
 ///
@@ -55,17 +58,23 @@ pub(crate) fn events_channel(prefix: &str) -> String {
 pub enum PresenceError {
     /// Redis could not be reached or did not answer in time.
     #[error("presence store unavailable: {0}")]
-    Unavailable(String),
-    /// Redis answered with an error.
+    Unavailable(#[source] LinkError),
+    /// The table's slot moved again while the call followed it (a cluster resharding).
+    #[error("presence store unavailable: the presence table's slot is moving")]
+    Moving,
+    /// Redis answered with an error: its text.
     #[error("presence store refused: {0}")]
     Refused(String),
+    /// Redis answered with something no function of the library returns.
+    #[error("presence store refused: unexpected reply {0}")]
+    Unexpected(String),
 }
 
 impl From<LinkError> for PresenceError {
     fn from(e: LinkError) -> Self {
         match e {
             LinkError::Refused { message, .. } => Self::Refused(message),
-            other => Self::Unavailable(other.to_string()),
+            other => Self::Unavailable(other),
         }
     }
 }
@@ -100,15 +109,6 @@ impl TableMode {
     }
 }
 
-/// The connection and where it goes.
-struct Link {
-    /// The node asked next: a seed, or the master a `MOVED` named.
-    endpoint: usize,
-    /// Masters learnt from `MOVED` replies, after the seeds.
-    endpoints: Vec<Endpoint>,
-    conn: Option<Conn>,
-}
-
 /// A client of the presence table in Redis. One connection, used by one call at a time,
 /// reopened after any failure. On a cluster it follows `MOVED` to the master of the table's
 /// slot, and tries the next seed when a node is unreachable.
@@ -141,83 +141,6 @@ impl RedisPresence {
                 conn: None,
             }),
         }
-    }
-
-    pub(crate) async fn call(&self, args: &[&[u8]]) -> Result<Value, PresenceError> {
-        self.call_within(args, self.connector.timeout).await
-    }
-
-    /// How long a request may take.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.connector.timeout
-    }
-
-    /// [`Self::call`] with its own timeout (for a blocking command, which waits longer).
-    pub(crate) async fn call_within(
-        &self,
-        args: &[&[u8]],
-        timeout: Duration,
-    ) -> Result<Value, PresenceError> {
-        let mut link = self.link.lock().await;
-        // One redirection at most: a MOVED names the master that owns the table's slot.
-        for _ in 0..2 {
-            if link.conn.is_none() {
-                let endpoint = link.endpoints[link.endpoint].clone();
-                let opened = self.open(&endpoint).await;
-                match opened {
-                    Ok(conn) => link.conn = Some(conn),
-                    Err(e) => {
-                        // The next seed on the next call.
-                        link.endpoint = (link.endpoint + 1) % link.endpoints.len();
-                        return Err(e);
-                    }
-                }
-            }
-            let conn = link.conn.as_mut().expect("opened above");
-            match conn.call(args, timeout).await {
-                Ok(Value::Error(message)) => match moved_to(&message) {
-                    Some((host, port)) if self.mode == TableMode::Cluster => {
-                        let target = Endpoint {
-                            host: host.to_owned(),
-                            port,
-                            ..link.endpoints[0].clone()
-                        };
-                        link.endpoint = match link.endpoints.iter().position(|e| *e == target) {
-                            Some(i) => i,
-                            None => {
-                                link.endpoints.push(target);
-                                link.endpoints.len() - 1
-                            }
-                        };
-                        link.conn = None;
-                    }
-                    _ => return Err(PresenceError::Refused(message)),
-                },
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    link.conn = None;
-                    if self.mode == TableMode::Cluster {
-                        link.endpoint = (link.endpoint + 1) % link.endpoints.len();
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        Err(PresenceError::Unavailable(
-            "the presence table's slot is moving".into(),
-        ))
-    }
-
-    async fn open(&self, endpoint: &Endpoint) -> Result<Conn, PresenceError> {
-        let mut conn = self.connector.open(endpoint).await?;
-        let reply = conn
-            .call(
-                &[b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY.as_bytes()],
-                self.connector.timeout,
-            )
-            .await?;
-        crate::conn::ok_or_refused("FUNCTION LOAD", reply)?;
-        Ok(conn)
     }
 
     pub(crate) async fn fcall(
@@ -454,13 +377,6 @@ impl RedisPresence {
     }
 }
 
-/// `MOVED 3999 127.0.0.1:6381` -> (`127.0.0.1`, 6381).
-fn moved_to(message: &str) -> Option<(&str, u16)> {
-    let addr = message.strip_prefix("MOVED ")?.split_whitespace().nth(1)?;
-    let (host, port) = addr.rsplit_once(':')?;
-    Some((host, port.parse().ok()?))
-}
-
 pub(crate) fn integer(v: &Value) -> Result<i64, PresenceError> {
     match v {
         Value::Int(n) => Ok(*n),
@@ -469,5 +385,5 @@ pub(crate) fn integer(v: &Value) -> Result<i64, PresenceError> {
 }
 
 pub(crate) fn unexpected(v: &Value) -> PresenceError {
-    PresenceError::Refused(format!("unexpected reply {v:?}"))
+    PresenceError::Unexpected(format!("{v:?}"))
 }

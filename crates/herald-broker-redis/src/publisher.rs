@@ -71,6 +71,22 @@ impl Publisher {
     }
 }
 
+/// The reply to a command [`Publisher::send`] queued, within `timeout`: no answer in time is
+/// [`BrokerError::Uncertain`] (the command may have run), a publisher gone meanwhile
+/// [`BrokerError::Closed`].
+///
+/// # Errors
+/// As above, or the error `sent` already is.
+pub(crate) async fn reply_within(
+    sent: Result<oneshot::Receiver<Result<Value, BrokerError>>, BrokerError>,
+    timeout: std::time::Duration,
+) -> Result<Value, BrokerError> {
+    tokio::time::timeout(timeout, sent?)
+        .await
+        .map_err(|_| BrokerError::Uncertain("redis did not answer in time"))?
+        .map_err(|_| BrokerError::Closed)?
+}
+
 async fn run(
     endpoint: Endpoint,
     connector: Connector,

@@ -20,7 +20,7 @@ pub(crate) enum Value {
 /// A reply that breaks the protocol: the connection cannot be trusted any more.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed reply from redis: {0}")]
-pub(crate) struct ProtocolError(&'static str);
+pub struct ProtocolError(&'static str);
 
 /// Nested arrays deeper than this are refused (Herald's replies are at most 3 deep).
 const MAX_DEPTH: usize = 8;

@@ -10,8 +10,8 @@ use std::{
 };
 
 use bytes::BytesMut;
-use herald_broker::{BrokerError, Inbox, Publication};
-use herald_protocol::{envelope::BrokerMessage, ChannelName, MessageId};
+use herald_broker::{BrokerError, Inbox};
+use herald_protocol::{envelope::BrokerMessage, ChannelName};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     sync::{mpsc, oneshot},
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     conn::{Backoff, Conn, Connector, LinkError},
-    layout::Layout,
+    layout::{Flavor, Layout},
     resp::{self, Value},
     Endpoint, Shared,
 };
@@ -41,31 +41,6 @@ pub(crate) enum Command {
     Unsubscribe {
         channel: ChannelName,
     },
-}
-
-/// Plain or sharded pub/sub.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    /// SUBSCRIBE / UNSUBSCRIBE, one connection to a standalone Redis.
-    Plain,
-    /// SSUBSCRIBE / SUNSUBSCRIBE, one connection per cluster master.
-    Sharded,
-}
-
-impl Flavor {
-    fn subscribe(self) -> &'static [u8] {
-        match self {
-            Flavor::Plain => b"SUBSCRIBE",
-            Flavor::Sharded => b"SSUBSCRIBE",
-        }
-    }
-
-    fn unsubscribe(self) -> &'static [u8] {
-        match self {
-            Flavor::Plain => b"UNSUBSCRIBE",
-            Flavor::Sharded => b"SUNSUBSCRIBE",
-        }
-    }
 }
 
 /// What a sharded subscriber reports to the cluster manager.
@@ -408,48 +383,14 @@ impl State {
         match BrokerMessage::decode(payload) {
             Ok(BrokerMessage::Presence(notice)) => self.inbox.presence(channel, notice).await,
             Ok(BrokerMessage::Publication(e)) => {
-                self.inbox.deliver(publication(channel, e)).await;
+                self.inbox
+                    .deliver(crate::envelope::publication(channel, e))
+                    .await;
             }
             Err(e) => {
                 self.shared.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%channel, error = %e, "dropped a malformed message from redis");
             }
         }
-    }
-}
-
-/// The publication an envelope of `channel` carries.
-pub(crate) fn publication(
-    channel: ChannelName,
-    e: herald_protocol::envelope::Envelope,
-) -> Publication {
-    Publication {
-        channel,
-        data: e.data,
-        offset: e.offset,
-        id: e.id.map_or_else(MessageId::new, MessageId),
-        published_at_us: e.published_at_us,
-        trace: e.trace,
-        event: e.event,
-        exclude: e.exclude,
-        user: e.user,
-        // Herald's nodes always give an id: without one, an application called PUBLISH or the
-        // function itself.
-        direct: e.id.is_none(),
-    }
-}
-
-/// The reply to `GET last:{channel}`: the cache channel's last publication, if any.
-pub(crate) fn last_of(
-    channel: &ChannelName,
-    reply: Value,
-) -> Result<Option<Publication>, BrokerError> {
-    match reply {
-        Value::Bulk(None) => Ok(None),
-        Value::Bulk(Some(bytes)) => herald_protocol::envelope::Envelope::decode(&bytes)
-            .map(|e| Some(publication(channel.clone(), e)))
-            .map_err(|e| BrokerError::Refused(format!("the kept publication is malformed: {e}"))),
-        Value::Error(message) => Err(BrokerError::Refused(message)),
-        _ => Err(BrokerError::Refused("unexpected reply to GET".into())),
     }
 }

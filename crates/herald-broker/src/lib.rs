@@ -98,9 +98,15 @@ pub enum BrokerError {
     /// it may or may not have taken effect.
     #[error("outcome unknown: {0}")]
     Uncertain(&'static str),
-    /// The broker refused the operation (for example a Redis error reply).
+    /// The broker refused the operation: its error reply (a Redis error's text).
     #[error("broker refused: {0}")]
     Refused(String),
+    /// The broker answered with something the command never returns (the command named).
+    #[error("broker refused: unexpected reply to {0}")]
+    Unexpected(&'static str),
+    /// Data the broker keeps (a cache channel's last publication) could not be read.
+    #[error("broker refused: the kept publication is malformed: {0}")]
+    Malformed(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The broker was shut down.
     #[error("broker closed")]
     Closed,

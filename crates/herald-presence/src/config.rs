@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use herald_broker_redis::{Endpoint, RedisOptions};
+use herald_broker_redis::{RedisOptions, RedisSetting, RedisSettings};
 use herald_runtime::{config::ConfigError, logging::LogConfig};
 use serde::Deserialize;
 
@@ -78,25 +78,7 @@ impl Default for RedisConfig {
 }
 
 /// How the Redis is deployed (as the gateways' `broker.redis.mode`).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMode {
-    /// One Redis.
-    #[default]
-    Standalone,
-    /// A Redis Cluster: the table lives in the `{presence}` slot.
-    Cluster,
-}
-
-impl RedisMode {
-    /// The presence table's mode.
-    pub fn table(self) -> herald_broker_redis::TableMode {
-        match self {
-            RedisMode::Standalone => herald_broker_redis::TableMode::Standalone,
-            RedisMode::Cluster => herald_broker_redis::TableMode::Cluster,
-        }
-    }
-}
+pub use herald_broker_redis::RedisMode;
 
 /// `[expiry]`: removing the members of nodes that died without a goodbye.
 #[derive(Clone, Debug, Deserialize)]
@@ -172,30 +154,22 @@ impl PresenceServiceConfig {
     /// [`ConfigError::Invalid`] for a bad URL, prefix, timeout or CA file.
     pub fn redis_options(&self) -> Result<RedisOptions, ConfigError> {
         let redis = &self.redis;
-        let endpoints =
-            Endpoint::parse_list(&redis.url).map_err(|e| invalid("redis.url", e.to_string()))?;
-        if self.redis.mode == RedisMode::Standalone && endpoints.len() != 1 {
-            return Err(invalid(
-                "redis.url",
-                "takes exactly one URL (several seeds need redis.mode = \"cluster\")",
-            ));
-        }
-        RedisOptions::check_prefix(&redis.prefix).map_err(|e| invalid("redis.prefix", e))?;
-        if redis.timeout < Duration::from_millis(50) {
-            return Err(invalid("redis.timeout", "must be at least 50ms"));
-        }
-        let ca_error =
-            |e: herald_broker_redis::TlsError| invalid("redis.tls_ca_file", e.to_string());
-        if let Some(path) = &redis.tls_ca_file {
-            herald_broker_redis::TlsConfig::new(Some(path)).map_err(ca_error)?;
-        }
-        RedisOptions::new(
-            endpoints,
-            &redis.prefix,
-            redis.timeout,
-            redis.tls_ca_file.as_deref(),
-        )
-        .map_err(ca_error)
+        let settings = RedisSettings {
+            mode: redis.mode,
+            url: &redis.url,
+            prefix: &redis.prefix,
+            timeout: redis.timeout,
+            tls_ca_file: redis.tls_ca_file.as_deref(),
+        };
+        settings.options().map_err(|e| {
+            let key = match e.setting {
+                RedisSetting::Url => "redis.url",
+                RedisSetting::Prefix => "redis.prefix",
+                RedisSetting::Timeout => "redis.timeout",
+                RedisSetting::TlsCaFile => "redis.tls_ca_file",
+            };
+            invalid(key, e.reason)
+        })
     }
 }
 

@@ -3,14 +3,16 @@
 //! Two forms arrive on a channel's Redis pub/sub channel:
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
-//!   `[1, offset, data, id, published_at_us, traceparent, event, exclude]` where `1` is the
-//!   envelope version, `offset` the channel's sequence number, `data` the publication as JSON text, `id`
-//!   (optional) its message id, `published_at_us` (optional) when Redis sequenced it, in
-//!   microseconds since the Unix epoch, `traceparent` (empty unless the publication was
-//!   sampled for tracing) the W3C trace context of the publish, `event` (optional) its
-//!   event name, and `exclude` (optional) the address `node.conn` of a connection that must
-//!   not receive it (its sender). Elements after these are ignored, so that later fields can be added; a
-//!   `traceparent` or an event name that is not valid is ignored too.
+//!   laid out as [`LAYOUT`] says, `[1, offset, data, id, published_at_us, traceparent, event,
+//!   exclude, user]`, where `1` is the envelope version, `offset` the channel's sequence
+//!   number, `data` the publication as JSON text, `id` (optional) its message id,
+//!   `published_at_us` (optional) when Redis sequenced it, in microseconds since the Unix
+//!   epoch, `traceparent` (empty unless the publication was sampled for tracing) the W3C trace
+//!   context of the publish, `event` (optional) its event name, `exclude` (optional) the
+//!   address `node.conn` of a connection that must not receive it (its sender), and `user`
+//!   (optional) the user id of the client that sent it. Elements after these are ignored, so
+//!   that later fields can be added; a `traceparent` or an event name that is not valid is
+//!   ignored too.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
 //!   `{"data": <value>}`. It is delivered without an offset.
 //!
@@ -24,6 +26,55 @@ use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 /// The envelope version this crate reads.
 pub const VERSION: u8 = 1;
+
+/// One element of the sequenced form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// [`VERSION`].
+    Version,
+    /// The channel's sequence number.
+    Offset,
+    /// The publication, as JSON text.
+    Data,
+    /// The message id (a UUID's text).
+    Id,
+    /// When Redis sequenced it, in microseconds since the Unix epoch.
+    PublishedAtUs,
+    /// The W3C trace context of a sampled publication.
+    TraceParent,
+    /// The event name.
+    Event,
+    /// The `node.conn` address of a connection that must not receive it.
+    Exclude,
+    /// The user id of the client that sent it.
+    User,
+}
+
+/// The sequenced form, element by element: the one description of the layout that Herald's
+/// Redis function writes and [`Envelope::decode`] reads, both tested against it. The elements
+/// from [`Field::TraceParent`] on are there as far as the last one given (an empty string
+/// for one not given before it).
+pub const LAYOUT: [Field; 9] = [
+    Field::Version,
+    Field::Offset,
+    Field::Data,
+    Field::Id,
+    Field::PublishedAtUs,
+    Field::TraceParent,
+    Field::Event,
+    Field::Exclude,
+    Field::User,
+];
+
+/// The optional elements a publisher passes to the function, after `data`, `id` and the
+/// offset's time to live, in this order (the function adds the version, the offset and the
+/// time).
+pub const OPTIONAL: [Field; 4] = [
+    Field::TraceParent,
+    Field::Event,
+    Field::Exclude,
+    Field::User,
+];
 
 /// A decoded publication from the broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,78 +324,4 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn packed<T: serde::Serialize>(v: &T) -> Vec<u8> {
-        rmp_serde::to_vec(v).unwrap()
-    }
-
-    #[test]
-    fn decodes_the_sequenced_form() {
-        let id = uuid::Uuid::now_v7();
-        let m = packed(&(1u8, 42u64, r#"{"x":1}"#, id.to_string()));
-        let e = Envelope::decode(&m).unwrap();
-        assert_eq!(e.offset, Some(42));
-        assert_eq!(&e.data[..], br#"{"x":1}"#);
-        assert_eq!(e.id, Some(id));
-        assert_eq!(e.published_at_us, None);
-        // Without an id, as redis-cli FCALL callers send it.
-        let e = Envelope::decode(&packed(&(1u8, 7u64, "[1,2]"))).unwrap();
-        assert_eq!((e.offset, e.id), (Some(7), None));
-        // With the publish time, and a trace context that is not valid, ignored.
-        let m = packed(&(1u8, 8u64, "1", "", 1_700_000_000_123_456u64, "later"));
-        let e = Envelope::decode(&m).unwrap();
-        assert_eq!(
-            (e.id, e.published_at_us, e.trace),
-            (None, Some(1_700_000_000_123_456), None)
-        );
-        // With a trace context, an event name, and a field from a later version, ignored.
-        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let m = packed(&(1u8, 9u64, "1", "", 5u64, tp, "order-shipped", "later"));
-        let e = Envelope::decode(&m).unwrap();
-        assert_eq!(e.trace.as_ref().map(|t| t.as_str()), Some(tp));
-        assert_eq!(e.event.as_ref().map(|t| t.as_str()), Some("order-shipped"));
-        // An event without a trace context; an event name that is not valid is ignored.
-        let e = Envelope::decode(&packed(&(1u8, 9u64, "1", "", 5u64, "", "e"))).unwrap();
-        assert_eq!(
-            (e.trace, e.event.map(|t| t.to_string())),
-            (None, Some("e".into()))
-        );
-        let e = Envelope::decode(&packed(&(1u8, 9u64, "1", "", 5u64, "", ""))).unwrap();
-        assert_eq!(e.event, None);
-        // A connection to leave out.
-        let m = packed(&(1u8, 9u64, "1", "", 5u64, "", "", "7.12"));
-        let e = Envelope::decode(&m).unwrap();
-        assert_eq!(e.exclude.map(|a| a.to_string()), Some("7.12".into()));
-    }
-
-    #[test]
-    fn decodes_the_plain_form() {
-        let e = Envelope::decode(br#"{"data":{"x":[1,2]},"other":1}"#).unwrap();
-        assert_eq!(e.offset, None);
-        assert_eq!(&e.data[..], br#"{"x":[1,2]}"#);
-    }
-
-    #[test]
-    fn refuses_everything_else() {
-        assert!(Envelope::decode(b"").is_err());
-        assert!(Envelope::decode(b"hello").is_err());
-        assert!(Envelope::decode(b"{\"nodata\":1}").is_err());
-        assert!(Envelope::decode(b"{\"data\":").is_err());
-        assert!(
-            Envelope::decode(&packed(&(2u8, 1u64, "1"))).is_err(),
-            "version"
-        );
-        assert!(
-            Envelope::decode(&packed(&(1u8, 1u64, "{bad"))).is_err(),
-            "data"
-        );
-        assert!(
-            Envelope::decode(&packed(&(1u8, 1u64, "1", "nope"))).is_err(),
-            "id"
-        );
-        assert!(Envelope::decode(&packed(&(1u8,))).is_err(), "short");
-        assert!(Envelope::decode(&[0x93, 0x01]).is_err(), "truncated");
-    }
-}
+mod tests;

@@ -53,6 +53,18 @@ impl PusherChannel {
         self.0.strip_prefix(Self::SERVER_TO_USER)
     }
 
+    /// The name Herald knows this channel by: the same, except a user's channel, which is
+    /// `pusher-user:{hex of the id}` ([`USER_NAMESPACE`]).
+    pub fn herald_name(&self) -> std::borrow::Cow<'_, str> {
+        match self.user() {
+            Some(user) => {
+                let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+                format!("{USER_NAMESPACE}{hex}").into()
+            }
+            None => self.0.as_str().into(),
+        }
+    }
+
     /// Validates a name.
     ///
     /// # Errors
@@ -131,9 +143,47 @@ impl fmt::Debug for PusherChannel {
     }
 }
 
+/// The Herald namespace of users' channels: Pusher names hold no `:`, and Herald's own
+/// clients cannot subscribe to a namespace the node does not configure.
+pub const USER_NAMESPACE: &str = "pusher-user:";
+
+/// Whether a Herald channel name is a Pusher user's channel.
+pub fn is_user_channel(herald: &str) -> bool {
+    herald.starts_with(USER_NAMESPACE)
+}
+
+/// The name Pusher clients know a Herald channel by ([`PusherChannel::herald_name`] undone).
+pub fn pusher_name(herald: &str) -> std::borrow::Cow<'_, str> {
+    let Some(hex) = herald.strip_prefix(USER_NAMESPACE) else {
+        return herald.into();
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    match bytes.and_then(|b| String::from_utf8(b).ok()) {
+        Some(user) => format!("{}{user}", PusherChannel::SERVER_TO_USER).into(),
+        None => herald.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_channels_map_both_ways() {
+        let pusher = PusherChannel::server_to_user("ann b").unwrap();
+        let herald = pusher.herald_name();
+        assert_eq!(herald, "pusher-user:616e6e2062");
+        assert!(is_user_channel(&herald));
+        assert_eq!(pusher_name(&herald), "#server-to-user-ann b");
+        let plain = PusherChannel::parse("news").unwrap();
+        assert_eq!(plain.herald_name(), "news");
+        assert!(!is_user_channel("news"));
+        assert_eq!(pusher_name("news"), "news");
+        assert_eq!(pusher_name("pusher-user:zz"), "pusher-user:zz");
+    }
 
     #[test]
     fn kinds_come_from_prefixes() {

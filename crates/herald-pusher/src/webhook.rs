@@ -17,14 +17,11 @@ impl ChannelFilter {
     /// # Errors
     /// A pattern that is empty, or has a character no channel name has (Pusher's: letters,
     /// digits and `_-=@,.;`), naming it.
-    pub fn new(patterns: &[String]) -> Result<Self, String> {
+    pub fn new(patterns: &[String]) -> Result<Self, PatternError> {
         for p in patterns {
             let valid = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;*".contains(&b);
             if p.is_empty() || !p.bytes().all(valid) {
-                return Err(format!(
-                    "{p:?} is not a channel pattern: a channel name, with `*` for any run of \
-                     characters"
-                ));
+                return Err(PatternError(p.clone()));
             }
         }
         Ok(Self(patterns.to_vec()))
@@ -39,6 +36,11 @@ impl ChannelFilter {
                 .any(|p| glob(p.as_bytes(), channel.as_bytes()))
     }
 }
+
+/// A channel pattern that no channel name can match.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a channel pattern: a channel name, with `*` for any run of characters")]
+pub struct PatternError(pub String);
 
 /// `*` matches any run of bytes, every other byte itself.
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
