@@ -1,20 +1,16 @@
-//! The internal HTTP API: publish, presence queries, health, readiness, metrics.
+//! The HTTP API's front door: health, readiness and metrics here; the native routes
+//! (`native::http`) and the Pusher HTTP API (`pusher::api`) in their protocols' rooms.
 //!
 //! Routes (docs/http-api.md): `POST /v1/publish`, `POST /v1/publish/batch`,
 //! `GET /v1/channels/{channel}/presence[/stats]`, `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`, and the Pusher HTTP API (`/apps/{id}/...`) when Pusher apps are
 //! configured. The server loop, replies and API keys are `herald-http`'s.
 
-mod presence;
-mod publish;
-mod pusher;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_http::{
     reply::{error, metrics, text, ApiError},
-    routes::PresenceQuery,
     Handler,
 };
 use http::{Method, Request, Response, StatusCode};
@@ -23,7 +19,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::ctx::NodeCtx;
+use crate::{ctx::NodeCtx, native, pusher};
 
 /// Serves the API until `stop` is cancelled.
 pub(crate) async fn serve(listener: TcpListener, ctx: Arc<NodeCtx>, stop: CancellationToken) {
@@ -40,8 +36,8 @@ impl Handler for Api {
 
 async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Response<Full<Bytes>>, ApiError> {
     // Pusher's API signs its requests itself: no API key.
-    if !ctx.config.pusher.apps.is_empty() && pusher::is_route(req.uri().path()) {
-        return Ok(pusher::answer(req, ctx).await);
+    if !ctx.config.pusher.apps.is_empty() && pusher::api::is_route(req.uri().path()) {
+        return Ok(pusher::api::answer(req, ctx).await);
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
@@ -54,15 +50,10 @@ async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Response<Full<By
             ctx.metrics
                 .render(ctx.broker.stats(), ctx.broker.is_ready()),
         )),
-        (&Method::POST, "/v1/publish") => publish::single(req, ctx).await,
-        (&Method::POST, "/v1/publish/batch") => publish::batch(req, ctx).await,
-        (_, "/healthz" | "/readyz" | "/metrics" | "/v1/publish" | "/v1/publish/batch") => {
-            Err(ApiError::method_not_allowed())
-        }
-        (method, path) => match PresenceQuery::route(path) {
-            Some(query) if method == Method::GET => presence::answer(&req, query, ctx).await,
-            Some(_) => Err(ApiError::method_not_allowed()),
-            None => Err(ApiError::not_found()),
+        (_, "/healthz" | "/readyz" | "/metrics") => Err(ApiError::method_not_allowed()),
+        _ => match native::http::route(req, ctx).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ApiError::not_found()),
         },
     }
 }

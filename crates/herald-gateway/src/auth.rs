@@ -18,11 +18,14 @@ pub use herald_auth::KeyError;
 pub(crate) use herald_auth::{Claims, TokenError, Verifier};
 pub(crate) use identity::{ConnectParams, Identity, IdentityError};
 
-use crate::config::{AuthConfig, SubscribePolicy};
+use crate::{
+    config::{AuthConfig, SubscribePolicy},
+    refusal::Refusal,
+};
 
 /// A connection's standing, from its token.
 #[derive(Debug)]
-pub(crate) struct Session {
+pub(crate) struct Standing {
     /// It came with a valid token.
     pub(crate) authenticated: bool,
     /// When its token expires (Unix seconds).
@@ -31,7 +34,7 @@ pub(crate) struct Session {
     pub(crate) channels: Vec<String>,
 }
 
-impl Session {
+impl Standing {
     /// A connection without a token.
     pub(crate) const fn anonymous() -> Self {
         Self {
@@ -68,14 +71,14 @@ impl Session {
 /// Why an upgrade was refused: the status and the text the client gets, and a fixed reason
 /// for metrics.
 #[derive(Debug)]
-pub(crate) enum Refusal {
+pub(crate) enum UpgradeRefusal {
     /// 400: the parameters are wrong whatever the credentials.
     BadRequest(String),
     /// 401: no acceptable token.
     Unauthorized(&'static str, String),
 }
 
-impl Refusal {
+impl UpgradeRefusal {
     /// The `herald_auth_failures_total` reason.
     pub(crate) fn reason(&self) -> &'static str {
         match self {
@@ -112,52 +115,53 @@ impl Auth {
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<(Option<Identity>, Session), Refusal> {
+    ) -> Result<(Option<Identity>, Standing), UpgradeRefusal> {
         let params = ConnectParams::parse(query);
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        let bad = |e: IdentityError| Refusal::BadRequest(format!("bad connect parameters: {e}"));
+        let bad =
+            |e: IdentityError| UpgradeRefusal::BadRequest(format!("bad connect parameters: {e}"));
         let Some(token) = bearer.or(params.token.as_deref()) else {
             if !self.anonymous {
-                return Err(Refusal::Unauthorized(
+                return Err(UpgradeRefusal::Unauthorized(
                     "missing_token",
                     "a token is required: send Authorization: Bearer <JWT> or ?token=<JWT>".into(),
                 ));
             }
             if self.verifier.has_keys() && params.user.is_some() {
-                return Err(Refusal::BadRequest(
+                return Err(UpgradeRefusal::BadRequest(
                     "?user= is not accepted where tokens are verified: the user comes from the \
                      token's sub"
                         .into(),
                 ));
             }
             let identity = Identity::from_params(&params, self.max_info).map_err(bad)?;
-            return Ok((identity, Session::anonymous()));
+            return Ok((identity, Standing::anonymous()));
         };
         if !self.verifier.has_keys() {
-            return Err(Refusal::Unauthorized(
+            return Err(UpgradeRefusal::Unauthorized(
                 "no_keys",
                 "this node verifies no tokens (no auth.keys)".into(),
             ));
         }
         if params.user.is_some() || params.info.is_some() {
-            return Err(Refusal::BadRequest(
+            return Err(UpgradeRefusal::BadRequest(
                 "user and info come from the token: drop ?user= and ?info=".into(),
             ));
         }
         let claims = self
             .verify(token)
-            .map_err(|e| Refusal::Unauthorized(e.kind(), format!("token refused: {e}")))?;
+            .map_err(|e| UpgradeRefusal::Unauthorized(e.kind(), format!("token refused: {e}")))?;
         let identity = identity_of(&claims, self.max_info).map_err(|e| match e {
             IdentityError::User(_) => {
-                Refusal::Unauthorized("claims", format!("token refused: sub: {e}"))
+                UpgradeRefusal::Unauthorized("claims", format!("token refused: sub: {e}"))
             }
-            other => Refusal::Unauthorized("claims", format!("token refused: {other}")),
+            other => UpgradeRefusal::Unauthorized("claims", format!("token refused: {other}")),
         })?;
-        Ok((Some(identity), Session::from_claims(&claims)))
+        Ok((Some(identity), Standing::from_claims(&claims)))
     }
 
     /// Checks a `refresh`: the new token must be valid and for the same user.
@@ -165,81 +169,93 @@ impl Auth {
         &self,
         token: &str,
         identity: Option<&Identity>,
-    ) -> Result<Session, (ErrorCode, String, Option<&'static str>)> {
+    ) -> Result<Standing, Denied> {
         let Some(identity) = identity.filter(|_| self.verifier.has_keys()) else {
-            return Err((
-                ErrorCode::BadRequest,
-                "this connection has no token to refresh".into(),
-                None,
-            ));
+            return Err(Denied {
+                refusal: Refusal::new(
+                    ErrorCode::BadRequest,
+                    "this connection has no token to refresh",
+                ),
+                reason: None,
+            });
         };
-        let claims = self.verify(token).map_err(|e| {
-            (
-                ErrorCode::Unauthorized,
-                format!("token refused: {e}"),
-                Some(e.kind()),
-            )
+        let claims = self.verify(token).map_err(|e| Denied {
+            refusal: Refusal::new(ErrorCode::Unauthorized, format!("token refused: {e}")),
+            reason: Some(e.kind()),
         })?;
         if claims.sub != identity.user.as_str() {
-            return Err((
-                ErrorCode::Unauthorized,
-                "token refused: it is for another user".into(),
-                Some("wrong_user"),
-            ));
+            return Err(Denied {
+                refusal: Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "token refused: it is for another user",
+                ),
+                reason: Some("wrong_user"),
+            });
         }
-        Ok(Session::from_claims(&claims))
+        Ok(Standing::from_claims(&claims))
     }
 
-    /// The channels a channel token grants `identity`; refused with the message and the
-    /// `herald_auth_failures_total` reason.
+    /// The channels a channel token grants `identity`.
     pub(crate) fn channel_grant(
         &self,
         token: &str,
         identity: Option<&Identity>,
-    ) -> Result<Vec<String>, (String, &'static str)> {
+    ) -> Result<Vec<String>, Denied> {
+        let denied = |reason, text: String| Denied {
+            refusal: Refusal::new(ErrorCode::PermissionDenied, text),
+            reason: Some(reason),
+        };
         let claims = self
             .verify(token)
-            .map_err(|e| (format!("channel token refused: {e}"), e.kind()))?;
+            .map_err(|e| denied(e.kind(), format!("channel token refused: {e}")))?;
         match identity {
             Some(id) if id.user.as_str() == claims.sub => Ok(claims.channels),
-            _ => Err((
-                "channel token refused: it is for another user".into(),
+            _ => Err(denied(
                 "wrong_user",
+                "channel token refused: it is for another user".into(),
             )),
         }
     }
+}
+
+/// A token refused after the connection opened: what the client is answered, and the
+/// `herald_auth_failures_total` reason (none when no token was checked).
+#[derive(Debug)]
+pub(crate) struct Denied {
+    pub(crate) refusal: Refusal,
+    pub(crate) reason: Option<&'static str>,
 }
 
 fn identity_of(claims: &Claims, max_info: usize) -> Result<Identity, IdentityError> {
     Identity::new(&claims.sub, claims.info.as_ref().map(|i| i.get()), max_info)
 }
 
-/// Whether a connection with `session` may subscribe to `channel` under `policy`, given the
+/// Whether a connection with `standing` may subscribe to `channel` under `policy`, given the
 /// channels a channel token of the request granted. Errors are 107 (needs a token) or 104.
 pub(crate) fn may_subscribe(
     policy: SubscribePolicy,
-    session: &Session,
+    standing: &Standing,
     channel: &ChannelName,
-    granted: &Result<Vec<String>, (String, &'static str)>,
-) -> Result<(), (ErrorCode, String)> {
+    granted: &Result<Vec<String>, Denied>,
+) -> Result<(), Refusal> {
     match policy {
         SubscribePolicy::Anyone => Ok(()),
-        SubscribePolicy::Authenticated if session.authenticated => Ok(()),
-        SubscribePolicy::Authenticated => Err((
+        SubscribePolicy::Authenticated if standing.authenticated => Ok(()),
+        SubscribePolicy::Authenticated => Err(Refusal::new(
             ErrorCode::Unauthorized,
-            "this namespace needs a connection token".into(),
+            "this namespace needs a connection token",
         )),
         SubscribePolicy::Token => {
             let name = channel.as_str();
-            if session.channels.iter().any(|c| c == name) {
+            if standing.channels.iter().any(|c| c == name) {
                 return Ok(());
             }
             match granted {
                 Ok(channels) if channels.iter().any(|c| c == name) => Ok(()),
-                Err((why, _)) => Err((ErrorCode::PermissionDenied, why.clone())),
-                Ok(_) => Err((
+                Err(denied) => Err(denied.refusal.clone()),
+                Ok(_) => Err(Refusal::new(
                     ErrorCode::PermissionDenied,
-                    "private channel: no token grants it".into(),
+                    "private channel: no token grants it",
                 )),
             }
         }

@@ -3,6 +3,7 @@
 //! Loaded once at startup by [`GatewayConfig::load`]: defaults, then an optional TOML file,
 //! then `HERALD__SECTION__KEY` environment variables. docs/configuration.md lists every key.
 
+mod checks;
 mod node;
 mod pusher;
 mod validate;

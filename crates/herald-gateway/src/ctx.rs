@@ -8,15 +8,14 @@ use std::sync::{
 };
 
 use herald_broker::SharedBroker;
-use herald_protocol::{ChannelName, ConnId, ErrorCode, EventName, NodeId, TraceParent};
+use herald_protocol::{ChannelName, ConnId, EventName, NodeId, TraceParent};
 
 use crate::{
     auth::Auth,
-    config::{GatewayConfig, NamespaceConfig},
+    config::GatewayConfig,
     hub::Hub,
     metrics::Metrics,
     presence::Presence,
-    pusher::AppSlot,
     telemetry::{PublishPath, Telemetry},
     webhooks::Webhooks,
 };
@@ -49,12 +48,24 @@ pub(crate) struct NodeCtx {
     pub(crate) app_slots: Arc<[AtomicUsize]>,
 }
 
+mod env;
+
 /// One of the node's connection slots, held by a connection from its upgrade to its end.
 pub(crate) struct ConnectionSlot(Arc<NodeCtx>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.0.slots.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One of a Pusher app's connection slots on this node (`pusher.apps[].max_connections`),
+/// held by the connection and given back when it is dropped.
+pub(crate) struct AppSlot(Arc<[AtomicUsize]>, usize);
+
+impl Drop for AppSlot {
+    fn drop(&mut self) {
+        self.0[self.1].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -104,18 +115,6 @@ impl NodeCtx {
         result
     }
 
-    /// Refuses publication data (JSON text) that nests deeper than `limits.max_json_depth`.
-    pub(crate) fn check_depth(&self, data: &[u8]) -> Result<(), (ErrorCode, String)> {
-        let max = self.config.limits.max_json_depth;
-        if herald_protocol::client::json_depth(data) > max {
-            return Err((
-                ErrorCode::BadRequest,
-                format!("data nests deeper than {max} levels"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Takes one of the node's `limits.max_connections` slots, given back when the returned
     /// guard drops; `None` when the node is full.
     pub(crate) fn claim_slot(self: &Arc<Self>) -> Option<ConnectionSlot> {
@@ -132,29 +131,7 @@ impl NodeCtx {
             .max_connections
             .unwrap_or(usize::MAX);
         let held = self.app_slots[app].fetch_add(1, Ordering::Relaxed);
-        let slot = AppSlot::held(self.app_slots.clone(), app);
+        let slot = AppSlot(self.app_slots.clone(), app);
         (held < max).then_some(slot)
-    }
-
-    /// Validates a channel name from the outside and finds its namespace options.
-    ///
-    /// # Errors
-    /// The error code and message to answer with.
-    pub(crate) fn check_channel(
-        &self,
-        name: &str,
-    ) -> Result<(ChannelName, &NamespaceConfig), (ErrorCode, String)> {
-        let channel = ChannelName::parse_with_max(name, self.config.limits.max_channel_length)
-            .map_err(|e| (ErrorCode::InvalidChannel, e.to_string()))?;
-        match self.config.namespace_of(&channel) {
-            Ok(ns) => Ok((channel, ns)),
-            Err(code) => Err((
-                code,
-                format!(
-                    "unknown namespace {:?}",
-                    channel.namespace().unwrap_or_default()
-                ),
-            )),
-        }
     }
 }

@@ -13,9 +13,10 @@ pub enum GatewayError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// `broker.redis.url` is not a usable Redis URL.
-    #[error("broker.redis.url: {0}")]
-    RedisUrl(#[from] herald_broker_redis::UrlError),
+    /// A setting that [`crate::config::GatewayConfig::load`] checks cannot be used (a
+    /// configuration built in code skips that check).
+    #[error(transparent)]
+    Config(#[from] herald_runtime::config::ConfigError),
     /// The WebSocket listener's certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -28,7 +29,4 @@ pub enum GatewayError {
     /// A hub shard's thread could not be started.
     #[error("cannot start a hub thread: {0}")]
     HubThread(std::io::Error),
-    /// `broker.redis.tls_ca_file` cannot be used.
-    #[error("broker.redis.tls_ca_file: {0}")]
-    RedisTls(#[from] herald_broker_redis::TlsError),
 }

@@ -2,6 +2,8 @@
 //! [`HubShard`] and fed by a bounded command channel. Channels are assigned to shards by hash,
 //! so a channel's publications are always handled by one task, in order.
 
+mod command;
+mod framing;
 mod request;
 mod shard_task;
 mod thread;
@@ -14,8 +16,10 @@ use herald_presence_core::UserId;
 use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId};
 use tokio::sync::mpsc;
 
-pub(crate) use request::SubscribeRequest;
-pub(crate) use shard_task::{spawn_shards, ShardCommand, ShardEnv};
+pub(crate) use command::ShardCommand;
+pub(crate) use framing::{Framing, Framings};
+pub(crate) use request::{Answer, Reads, Settled, SubscribeRequest};
+pub(crate) use shard_task::{spawn_shards, ShardEnv};
 
 /// Capacity of each shard's command channel. Senders wait when it is full, so a busy shard
 /// slows its producers (connections, the broker) instead of queueing without bound.

@@ -18,10 +18,14 @@ mod ctx;
 mod error;
 mod hub;
 mod metrics;
+mod native;
 mod node;
 mod outbound;
+mod peer;
 mod presence;
 mod pusher;
+mod refusal;
+mod session;
 mod telemetry;
 mod tls;
 mod webhooks;
@@ -31,14 +35,4 @@ pub use auth::KeyError;
 pub use error::GatewayError;
 pub use tls::TlsError;
 
-/// The error code a broker failure is reported with, to HTTP and WebSocket publishers alike.
-pub(crate) fn broker_error_code(e: &herald_broker::BrokerError) -> herald_protocol::ErrorCode {
-    use herald_broker::BrokerError;
-    use herald_protocol::ErrorCode;
-    match e {
-        BrokerError::Uncertain(_) => ErrorCode::Uncertain,
-        BrokerError::Unavailable(_) | BrokerError::Closed => ErrorCode::Unavailable,
-        BrokerError::Refused(_) => ErrorCode::Internal,
-    }
-}
 pub use node::{run, run_on_bus, Listeners};

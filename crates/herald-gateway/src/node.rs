@@ -11,10 +11,8 @@ use std::{
 };
 
 use herald_broker::{Inbox, MemoryBus, SharedBroker};
-use herald_broker_redis::{
-    RedisBroker, RedisClusterBroker, RedisOptions, RedisPresence, TableMode,
-};
-use herald_protocol::{EventName, NodeId};
+use herald_broker_redis::{RedisBroker, RedisClusterBroker, RedisPresence, TableMode};
+use herald_protocol::{EventName, NodeId, WireFormat};
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -23,9 +21,11 @@ use crate::{
     api,
     auth::Auth,
     config::{BrokerKind, GatewayConfig, RedisMode},
-    hub::{spawn_shards, Hub, ShardEnv},
+    hub::{spawn_shards, Framings, Hub, ShardEnv},
     metrics::Metrics,
+    native::NativeFraming,
     presence::{EmitHook, Presence, Store},
+    pusher::PusherFraming,
     telemetry::Telemetry,
     webhooks::{Queue, Webhooks},
     ws, GatewayError,
@@ -80,14 +80,7 @@ pub async fn run(
         BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
         BrokerKind::Redis => {
             let redis = &config.broker.redis;
-            let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)?;
-            let mut options = RedisOptions::new(
-                endpoints,
-                &redis.prefix,
-                redis.timeout,
-                redis.tls_ca_file.as_deref(),
-            )?;
-            options.offset_ttl = redis.offset_ttl;
+            let mut options = redis.options()?;
             let mode = redis.mode;
             // Nodes without presence channels keep no presence table in Redis (nor a
             // connection for it).
@@ -221,7 +214,13 @@ async fn run_with(
         broker: broker.clone(),
         metrics: metrics.clone(),
         telemetry: telemetry.clone(),
-        pusher_event: pusher_event.clone(),
+        framings: Framings::new(
+            Arc::new(NativeFraming(WireFormat::Json)),
+            Arc::new(NativeFraming(WireFormat::MsgPack)),
+            Arc::new(PusherFraming {
+                default_event: pusher_event.clone(),
+            }),
+        ),
         node_tag: node_id.tag(),
         reports: presence.reports(),
         occupancy,

@@ -34,7 +34,6 @@ pub(crate) use store::{EmitHook, Store, StoreError};
 /// The presence channels of a request, entered as each one's subscription succeeds (so that a
 /// member is always a subscriber, and sees the notices from its own join on).
 pub(crate) struct Membership {
-    pub(crate) presence: std::sync::Arc<Presence>,
     pub(crate) conn: ConnId,
     pub(crate) identity: Identity,
     pub(crate) channels: Vec<ChannelName>,

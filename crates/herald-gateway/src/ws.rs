@@ -2,9 +2,6 @@
 
 mod connection;
 mod handshake;
-mod pusher;
-mod rate;
-mod requests;
 mod socket;
 mod stop;
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use herald_runtime::config::ConfigError;
 use serde::Deserialize;
 
 /// `[node]`: identity.
@@ -28,13 +29,10 @@ impl NodeName {
     ///
     /// # Errors
     /// When it is empty, too long, or has other characters; the message says what is valid.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, NodeNameError> {
         let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
         if name.is_empty() || name.len() > Self::MAX_LEN || !name.bytes().all(valid) {
-            return Err(format!(
-                "`{name}` is not a node name: 1 to {} letters, digits, `-`, `_` and `.`",
-                Self::MAX_LEN
-            ));
+            return Err(NodeNameError(name.to_owned()));
         }
         Ok(Self(name.to_owned()))
     }
@@ -44,6 +42,11 @@ impl NodeName {
         &self.0
     }
 }
+
+/// A `node.id` that is not a node name.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a node name: 1 to 253 letters, digits, `-`, `_` and `.`")]
+pub struct NodeNameError(pub String);
 
 impl std::fmt::Display for NodeName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,15 +85,7 @@ pub enum BrokerKind {
 }
 
 /// How Redis is deployed.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMode {
-    /// One Redis server (PUBLISH/SUBSCRIBE).
-    #[default]
-    Standalone,
-    /// A Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE).
-    Cluster,
-}
+pub use herald_broker_redis::RedisMode;
 
 /// `[broker.redis]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -117,6 +112,37 @@ pub struct RedisConfig {
     /// `broker.redis.tls_ca_file`, default none: a PEM file of the certificate authorities
     /// trusted for `rediss://` URLs; without it, the Mozilla root set is trusted.
     pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+impl RedisConfig {
+    /// The Redis client options this section names, offsets' time to live included.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the bad key.
+    pub fn options(&self) -> Result<herald_broker_redis::RedisOptions, ConfigError> {
+        use herald_broker_redis::{RedisSetting, RedisSettings};
+        let settings = RedisSettings {
+            mode: self.mode,
+            url: &self.url,
+            prefix: &self.prefix,
+            timeout: self.timeout,
+            tls_ca_file: self.tls_ca_file.as_deref(),
+        };
+        let mut options = settings.options().map_err(|e| {
+            let key = match e.setting {
+                RedisSetting::Url => "broker.redis.url",
+                RedisSetting::Prefix => "broker.redis.prefix",
+                RedisSetting::Timeout => "broker.redis.timeout",
+                RedisSetting::TlsCaFile => "broker.redis.tls_ca_file",
+            };
+            ConfigError::Invalid {
+                key,
+                reason: e.reason,
+            }
+        })?;
+        options.offset_ttl = self.offset_ttl;
+        Ok(options)
+    }
 }
 
 impl Default for RedisConfig {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use herald_runtime::config::ConfigError;
 
-use super::{BrokerKind, GatewayConfig, RedisMode, SubscribePolicy};
+use super::{BrokerKind, GatewayConfig, SubscribePolicy};
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -293,24 +293,6 @@ impl GatewayConfig {
     }
 
     fn validate_redis(&self) -> Result<(), ConfigError> {
-        let redis = &self.broker.redis;
-        let endpoints = herald_broker_redis::Endpoint::parse_list(&redis.url)
-            .map_err(|e| invalid("broker.redis.url", e.to_string()))?;
-        if redis.mode == RedisMode::Standalone && endpoints.len() != 1 {
-            return Err(invalid(
-                "broker.redis.url",
-                "standalone mode takes exactly one URL",
-            ));
-        }
-        herald_broker_redis::RedisOptions::check_prefix(&redis.prefix)
-            .map_err(|e| invalid("broker.redis.prefix", e))?;
-        if let Some(path) = &redis.tls_ca_file {
-            herald_broker_redis::TlsConfig::new(Some(path))
-                .map_err(|e| invalid("broker.redis.tls_ca_file", e.to_string()))?;
-        }
-        if redis.timeout < std::time::Duration::from_millis(50) {
-            return Err(invalid("broker.redis.timeout", "must be at least 50ms"));
-        }
-        Ok(())
+        self.broker.redis.options().map(drop)
     }
 }

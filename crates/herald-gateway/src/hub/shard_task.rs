@@ -5,69 +5,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_broker::{BrokerError, Publication, SharedBroker};
 use herald_hub::{Action, HubShard, Settlement};
-use herald_presence_core::UserId;
 use herald_protocol::{
-    presence::PresenceNotice,
-    server::{self, ChannelFailure},
-    ChannelName, ConnId, ErrorCode, EventName, WireFormat,
+    presence::PresenceNotice, server::ChannelFailure, ChannelName, ConnId, ErrorCode, WireFormat,
 };
 use herald_runtime::metrics::Counter;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{Hub, SubscribeRequest};
+use super::{framing::Framings, request::Reads, Hub, ShardCommand, SubscribeRequest};
 use crate::outbound::Subscriber;
 use crate::{
     metrics::Metrics,
     presence::{Presence, TableReports},
     telemetry::Telemetry,
 };
-
-/// What a shard task is asked to do.
-pub(crate) enum ShardCommand {
-    /// Subscribe a connection to a channel of this shard.
-    Subscribe {
-        conn: ConnId,
-        sink: Subscriber,
-        channel: ChannelName,
-        request: Arc<SubscribeRequest>,
-    },
-    /// Unsubscribe a connection from a channel of this shard; `member`, the user it leaves
-    /// the channel's presence as. The shard makes the exit: a join comes from the shard too
-    /// (when the subscription settles), so an exit made anywhere else could precede it.
-    Unsubscribe {
-        conn: ConnId,
-        channel: ChannelName,
-        member: Option<UserId>,
-    },
-    /// A connection is gone; `presence` when it may be a member of presence channels, which
-    /// it then leaves (made here for the same reason as an unsubscribe's exit).
-    Disconnect { conn: ConnId, presence: bool },
-    /// A publication from the broker.
-    /// Boxed: a command is as large as its largest kind, and every connection's task holds
-    /// one while it sends it (its disconnect); a publication is several hundred bytes.
-    Publication(Box<Publication>),
-    /// The broker lost and regained `channel`: tell its subscribers they may have missed some.
-    Gap {
-        channel: ChannelName,
-        reason: &'static str,
-    },
-    /// Notices of any channel may have been missed: a gap notice to every channel held.
-    GapAll { reason: &'static str },
-    /// A member joined or left presence channel `channel`.
-    Presence {
-        channel: ChannelName,
-        notice: PresenceNotice,
-    },
-    /// Answered once the commands sent before it are handled (what they report to the
-    /// presence table included).
-    Sync(tokio::sync::oneshot::Sender<()>),
-    /// The broker's answer to a subscribe this shard asked for.
-    BrokerSubscribed {
-        channel: ChannelName,
-        error: Option<BrokerError>,
-    },
-}
 
 /// Commands a shard takes per wake-up.
 const BATCH: usize = 64;
@@ -77,8 +28,8 @@ pub(crate) struct ShardEnv {
     pub(crate) broker: SharedBroker,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) telemetry: Arc<Telemetry>,
-    /// The event name Pusher clients see for a publication without one.
-    pub(crate) pusher_event: EventName,
+    /// How each wire format frames what the shard fans out.
+    pub(crate) framings: Framings,
     /// This node's tag in connection addresses.
     pub(crate) node_tag: u32,
     /// Where channels held and given back are reported (for occupancy webhooks), and
@@ -108,15 +59,17 @@ pub(crate) fn spawn_shards(
     for (index, rx) in receivers.into_iter().enumerate() {
         let shard = ShardTask {
             hub: HubShard::new(),
-            broker: env.broker.clone(),
+            reads: Reads {
+                broker: env.broker.clone(),
+                presence: env.presence.clone(),
+            },
             metrics: env.metrics.clone(),
             telemetry: env.telemetry.clone(),
-            pusher_event: env.pusher_event.clone(),
+            framings: env.framings.clone(),
             node_tag: env.node_tag,
             reports: env.reports.clone(),
             occupancy: env.occupancy,
             counting: env.counting,
-            presence: env.presence.clone(),
             me: hub.weak(index),
         };
         let name = format!("herald-hub-{index}");
@@ -127,16 +80,16 @@ pub(crate) fn spawn_shards(
 
 struct ShardTask {
     hub: HubShard<Subscriber, Arc<SubscribeRequest>>,
-    broker: SharedBroker,
+    /// The broker (subscriptions) and the node's presence (joins and leaves), which answers
+    /// may read too.
+    reads: Reads,
     metrics: Arc<Metrics>,
     telemetry: Arc<Telemetry>,
-    /// The event name Pusher clients see for a publication without one.
-    pusher_event: EventName,
+    framings: Framings,
     node_tag: u32,
     reports: TableReports,
     occupancy: bool,
     counting: bool,
-    presence: Arc<Presence>,
     me: mpsc::WeakSender<ShardCommand>,
 }
 
@@ -212,14 +165,14 @@ impl ShardTask {
             } => {
                 let actions = self.hub.unsubscribe(conn, &channel);
                 if let Some(user) = member {
-                    self.presence.exit(conn, &user, &channel);
+                    self.reads.presence.exit(conn, &user, &channel);
                 }
                 (actions, None)
             }
             ShardCommand::Disconnect { conn, presence } => {
                 let actions = self.hub.disconnect(conn);
                 if presence {
-                    self.presence.disconnect(conn);
+                    self.reads.presence.disconnect(conn);
                 }
                 (actions, None)
             }
@@ -251,32 +204,43 @@ impl ShardTask {
         }
     }
 
-    /// A member joined or left: native subscribers get the notice, Pusher subscribers
-    /// `member_added` / `member_removed`, except the member's own connections, which (as with
-    /// Pusher) never hear that their own user was added.
+    /// A member joined or left: every subscriber hears of it in its protocol's terms, except
+    /// (in a protocol that does not tell them, as Pusher's) the member's own connections.
     fn member(
         &mut self,
         channel: &ChannelName,
         notice: &PresenceNotice,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let encode = |format| server::presence(format, channel, notice);
-        let mut actions = self.notify(channel, encode, |m| &m.presence_notices);
+        let framings = self.framings.clone();
+        let mut actions = self.notify(
+            channel,
+            &[],
+            |format| {
+                let framing = &framings[format];
+                framing
+                    .tells_own_joins()
+                    .then(|| framing.presence(channel, notice))
+                    .flatten()
+            },
+            |m| &m.presence_notices,
+        );
         let own = match notice.change {
             herald_protocol::presence::Change::Join => {
-                self.presence.conns_of(channel, &notice.member.user)
+                self.reads.presence.conns_of(channel, &notice.member.user)
             }
             herald_protocol::presence::Change::Leave => Vec::new(),
         };
-        let pusher = self.hub.publish_except(channel, &own, |format| {
-            (format == WireFormat::Pusher)
-                .then(|| pusher_member(channel, notice))
-                .flatten()
-        });
-        self.metrics.presence_notices.add(pusher.delivered as u64);
-        self.metrics
-            .slow_consumer_evictions
-            .add(pusher.evicted.len() as u64);
-        actions.extend(pusher.actions);
+        actions.extend(self.notify(
+            channel,
+            &own,
+            |format| {
+                let framing = &framings[format];
+                (!framing.tells_own_joins())
+                    .then(|| framing.presence(channel, notice))
+                    .flatten()
+            },
+            |m| &m.presence_notices,
+        ));
         actions
     }
 
@@ -292,43 +256,32 @@ impl ShardTask {
             let delay = herald_broker::now_us().saturating_sub(at);
             self.metrics.broker_delay.record_us(delay);
         }
-        let pusher_event = &self.pusher_event;
-        // The sender is left out on its own node only.
-        let except = p
-            .exclude
-            .filter(|a| a.node == self.node_tag)
-            .map(|a| a.conn);
-        // A user's termination ends their Pusher connections: a typed end, not a frame.
-        let terminate = crate::pusher::is_user_channel(&p.channel)
-            && p.event
-                .as_ref()
-                .is_some_and(|e| e.as_str() == crate::pusher::TERMINATE);
-        if terminate {
-            self.hub.terminate(&p.channel, WireFormat::Pusher);
+        // A publication that ends connections (a Pusher user's termination): a typed end,
+        // not a frame.
+        let mut terminated = false;
+        for format in WireFormat::ALL {
+            if self.framings[format].terminates(p) {
+                self.hub.terminate(&p.channel, format);
+                terminated = true;
+            }
+        }
+        if terminated {
             if let Some(span) = span {
                 crate::telemetry::finish_delivery(span, 0);
             }
             return Vec::new();
         }
-        let fanout = self.hub.publish_except(&p.channel, except.as_slice(), |format| {
-            if format == WireFormat::Pusher {
-                let Ok(data) = std::str::from_utf8(&p.data) else {
-                    return None;
-                };
-                let name = p.event.as_ref().unwrap_or(pusher_event);
-                let channel = crate::pusher::pusher_name(&p.channel);
-                let text = herald_pusher::message::event(
-                    name.as_str(),
-                    &channel,
-                    data,
-                    p.user.as_deref(),
-                );
-                return Some(crate::pusher::frame(&text));
-            }
-            server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref())
-                .inspect_err(|e| tracing::warn!(channel = %p.channel, error = %e, "undeliverable publication"))
-                .ok()
-        });
+        // The sender is left out on its own node only.
+        let except = p
+            .exclude
+            .filter(|a| a.node == self.node_tag)
+            .map(|a| a.conn);
+        let framings = &self.framings;
+        let fanout = self
+            .hub
+            .publish_except(&p.channel, except.as_slice(), |format| {
+                framings[format].publication(p)
+            });
         self.metrics.deliveries.add(fanout.delivered as u64);
         self.metrics
             .slow_consumer_evictions
@@ -340,22 +293,21 @@ impl ShardTask {
     }
 
     fn gap(&mut self, channel: &ChannelName, reason: &str) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let encode = |format| server::gap(format, channel, reason);
-        self.notify(channel, encode, |m| &m.gap_notices)
+        let framings = self.framings.clone();
+        let encode = |format| framings[format].gap(channel, reason);
+        self.notify(channel, &[], encode, |m| &m.gap_notices)
     }
 
-    /// Sends a notice (a gap, a join, a leave) to every subscriber of `channel`, counting the
-    /// deliveries in `counter`.
+    /// Sends a notice (a gap, a join, a leave) to every subscriber of `channel` but those in
+    /// `except`, counting the deliveries in `counter`.
     fn notify(
         &mut self,
         channel: &ChannelName,
-        encode: impl Fn(WireFormat) -> Bytes,
+        except: &[ConnId],
+        encode: impl FnMut(WireFormat) -> Option<Bytes>,
         counter: impl Fn(&Metrics) -> &Counter,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        // Gap and presence notices are Herald's protocol; Pusher clients get neither.
-        let fanout = self.hub.publish(channel, |format| {
-            (format != WireFormat::Pusher).then(|| encode(format))
-        });
+        let fanout = self.hub.publish_except(channel, except, encode);
         counter(&self.metrics).add(fanout.delivered as u64);
         self.metrics
             .slow_consumer_evictions
@@ -366,7 +318,7 @@ impl ShardTask {
     fn perform(&self, action: Action<Arc<SubscribeRequest>>, broker_error: Option<&BrokerError>) {
         match action {
             Action::BrokerSubscribe(channel) => {
-                let answer = self.broker.subscribe(&channel);
+                let answer = self.reads.broker.subscribe(&channel);
                 let me = self.me.clone();
                 tokio::spawn(async move {
                     let error = answer.await.err();
@@ -378,7 +330,7 @@ impl ShardTask {
                 });
             }
             Action::BrokerUnsubscribe(channel) => {
-                self.broker.unsubscribe(&channel);
+                self.reads.broker.unsubscribe(&channel);
                 if self.occupancy {
                     self.reports.occupancy(channel, false);
                 }
@@ -398,7 +350,7 @@ impl ShardTask {
                             .map_or_else(|| "broker unavailable".into(), ToString::to_string),
                     )),
                 };
-                waiter.settle(&channel, outcome);
+                waiter.settle(&channel, outcome, &self.reads);
             }
         }
     }
@@ -412,23 +364,4 @@ async fn tick(timer: Option<&mut tokio::time::Interval>) {
         }
         None => std::future::pending().await,
     }
-}
-
-/// A join or leave as Pusher clients see it: on `presence-` channels only.
-fn pusher_member(channel: &ChannelName, notice: &PresenceNotice) -> Option<Bytes> {
-    if !channel.as_str().starts_with("presence-") {
-        return None;
-    }
-    let user = &notice.member.user;
-    let text = match notice.change {
-        herald_protocol::presence::Change::Join => herald_pusher::message::member_added(
-            channel.as_str(),
-            user,
-            &notice.member.info.to_string(),
-        ),
-        herald_protocol::presence::Change::Leave => {
-            herald_pusher::message::member_removed(channel.as_str(), user)
-        }
-    };
-    Some(crate::pusher::frame(&text))
 }

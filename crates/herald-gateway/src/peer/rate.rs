@@ -3,14 +3,14 @@
 use std::time::Instant;
 
 #[derive(Debug)]
-pub(super) struct RateBucket {
+pub(crate) struct RateBucket {
     tokens: f64,
     last: Instant,
 }
 
 impl RateBucket {
     /// A full bucket.
-    pub(super) fn full(rate: u32, now: Instant) -> Self {
+    pub(crate) fn full(rate: u32, now: Instant) -> Self {
         Self {
             tokens: f64::from(rate),
             last: now,
@@ -18,7 +18,7 @@ impl RateBucket {
     }
 
     /// Takes one token if there is one.
-    pub(super) fn take(&mut self, rate: u32, now: Instant) -> bool {
+    pub(crate) fn take(&mut self, rate: u32, now: Instant) -> bool {
         let rate = f64::from(rate);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(rate);

@@ -24,7 +24,7 @@ mod queries;
 use queries::{attributes, channel, channels, pusher_channel, terminate, users, Info};
 
 /// Whether `path` is a Pusher API route (`/apps/...`).
-pub(super) fn is_route(path: &str) -> bool {
+pub(crate) fn is_route(path: &str) -> bool {
     path.starts_with("/apps/")
 }
 
@@ -47,11 +47,29 @@ struct EventBody {
     info: Option<String>,
 }
 
-/// A refusal: the status and the text of the reply.
-type Refused = (StatusCode, String);
+/// A refusal of the Pusher HTTP API: the status and the text of the reply.
+#[derive(Debug)]
+pub(super) struct Refused {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refused {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The reply.
+    pub(super) fn reply(self) -> Response<Full<Bytes>> {
+        text(self.status, self.message + "\n")
+    }
+}
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
-    text(status, message.into() + "\n")
+    Refused::new(status, message).reply()
 }
 
 /// The routes under `/apps/{id}/`.
@@ -98,7 +116,7 @@ impl Route {
 }
 
 /// Answers a request to `/apps/...`.
-pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Full<Bytes>> {
+pub(crate) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let rest = path.trim_start_matches("/apps/");
     let Some((id, route)) = rest.split_once('/') else {
@@ -174,8 +192,11 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
     for (i, body) in bodies.into_iter().enumerate() {
         match check(body, app, ctx) {
             Ok(event) => checked.push(event),
-            Err((status, message)) if !batch => return refuse(status, message),
-            Err((status, message)) => return refuse(status, format!("batch[{i}]: {message}")),
+            Err(refused) if !batch => return refused.reply(),
+            Err(refused) => {
+                let message = format!("batch[{i}]: {}", refused.message);
+                return refuse(refused.status, message);
+            }
         }
     }
     if !ctx.broker.is_ready() {
@@ -187,8 +208,8 @@ pub(super) async fn answer(req: Request<Incoming>, ctx: &NodeCtx) -> Response<Fu
         .map(|c| (c.info, c.channels.clone()))
         .collect();
     for event in checked {
-        if let Err((status, message)) = publish(event, ctx).await {
-            return refuse(status, message);
+        if let Err(refused) = publish(event, ctx).await {
+            return refused.reply();
         }
     }
     if !asked.iter().any(|(info, _)| info.any()) {
@@ -235,7 +256,7 @@ struct Checked {
 
 /// Checks one event: its name, data, channels (at most 100) and `socket_id`.
 fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Refused> {
-    let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_owned());
+    let bad = |message: &str| Refused::new(StatusCode::BAD_REQUEST, message);
     let event = EventName::parse(&body.name)
         .map_err(|_| bad("name must be 1 to 200 bytes without control characters"))?;
     if body.name.starts_with("pusher:") || body.name.starts_with("pusher_internal:") {
@@ -259,7 +280,7 @@ fn check(body: EventBody, app: &PusherApp, ctx: &NodeCtx) -> Result<Checked, Ref
         .max_event_size
         .unwrap_or(ctx.config.pusher.max_event_size);
     if data.len() > max {
-        return Err((
+        return Err(Refused::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("data is {} bytes, over the limit of {max}", data.len()),
         ));
@@ -308,7 +329,7 @@ async fn publish(checked: Checked, ctx: &NodeCtx) -> Result<(), Refused> {
                 herald_broker::BrokerError::Uncertain(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            return Err((status, e.to_string()));
+            return Err(Refused::new(status, e.to_string()));
         }
     }
     Ok(())

@@ -8,7 +8,6 @@ use std::{
 
 use bytes::Bytes;
 use herald_broker_redis::{PresenceError, RedisPresence, WebhookEntry};
-use herald_protocol::ChannelName;
 use herald_pusher::webhook::{self, ChannelFilter, Event, EventKind};
 use tokio::sync::mpsc;
 use tokio_rustls::rustls::ClientConfig;
@@ -347,8 +346,6 @@ fn parse(entries: Vec<WebhookEntry>) -> Vec<Event> {
 
 /// Channels by the names Pusher clients know them by.
 fn pusher_names(mut event: Event) -> Event {
-    if let Ok(channel) = ChannelName::parse(&event.channel) {
-        event.channel = crate::pusher::pusher_name(&channel).into_owned();
-    }
+    event.channel = herald_pusher::channel::pusher_name(&event.channel).into_owned();
     event
 }

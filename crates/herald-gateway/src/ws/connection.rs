@@ -11,7 +11,6 @@ use bytes::{Bytes, BytesMut};
 use herald_protocol::{
     close,
     ws::{control_frame, Decoder, Message, OpCode},
-    ChannelName, ConnId, WireFormat,
 };
 use tokio::time::{Instant, Sleep};
 
@@ -20,12 +19,11 @@ mod waits;
 
 use waits::{close_wait, expiry_wait, jitter};
 
-use super::{rate::RateBucket, socket::Socket, stop::Stops};
+use super::{socket::Socket, stop::Stops};
 use crate::{
-    auth::{Identity, Session},
     ctx::{ConnectionSlot, NodeCtx},
-    outbound::Outbound,
-    pusher::{Opening, PusherConn},
+    peer::{Close, Peer},
+    session::Session,
 };
 
 /// Bytes asked of the socket per read, at least.
@@ -49,16 +47,12 @@ pub(super) enum End {
 }
 
 pub(super) struct Connection {
-    pub(super) id: ConnId,
     stream: Socket,
-    pub(super) ctx: Arc<NodeCtx>,
-    pub(super) format: WireFormat,
-    /// Who the client said it is when connecting.
-    pub(super) identity: Option<Identity>,
-    /// What its token allows, and until when; `None` for a connection without a token (most
-    /// connections of an open node: nothing allocated).
-    session: Option<Box<Session>>,
-    pub(super) outbound: Outbound,
+    ctx: Arc<NodeCtx>,
+    /// What the session sees of the connection: its id, queue and channels.
+    peer: Peer,
+    /// The protocol it speaks, and its state.
+    session: Session,
     decoder: Decoder,
     read_buf: BytesMut,
     /// Frames taken from the queue (and control frames), being written.
@@ -68,13 +62,6 @@ pub(super) struct Connection {
     /// When the oldest frame of `writing` taken from the queue was pushed there.
     queued_since: Option<std::time::Instant>,
     last_heard: Instant,
-    /// Shards this connection subscribed in (bit `i % 64` for shard `i`).
-    pub(super) shards: u64,
-    /// Channels asked for and not left (`limits.max_subscriptions`): a short list per
-    /// connection, searched linearly.
-    pub(super) subscribed: Vec<ChannelName>,
-    /// Client publications allowed now (`limits.publish_rate`); made on the first publish.
-    publish_bucket: Option<Box<RateBucket>>,
     /// When our close frame was queued, the deadline for the client's answer.
     close_deadline: Option<Instant>,
     /// Why the close started (`herald_connections_closed_total`).
@@ -84,95 +71,45 @@ pub(super) struct Connection {
     /// A request awaits its reply from the hub: the next ones wait (unread or undecoded)
     /// until it is queued ([`Outbound::await_reply`]).
     input_paused: bool,
-    /// A Pusher connection's state (`None` for Herald's own protocol).
-    pub(super) pusher: Option<Box<PusherConn>>,
 }
 
 impl Connection {
+    /// A connection speaking `session`, whose queue is `peer`'s; `early` holds what the client
+    /// sent after its upgrade request.
     pub(super) fn new(
-        id: ConnId,
         stream: Socket,
         early: Bytes,
-        format: WireFormat,
-        identity: Option<Identity>,
+        peer: Peer,
+        session: Session,
         ctx: Arc<NodeCtx>,
     ) -> Self {
         let ws = &ctx.config.websocket;
         Self {
-            id,
             stream,
-            format,
-            identity,
-            session: None,
-            outbound: Outbound::new(format, ws.outbound_queue_bytes),
+            peer,
+            session,
             decoder: Decoder::new(ws.max_message_size),
             read_buf: BytesMut::from(&early[..]),
             writing: VecDeque::new(),
             written: 0,
             queued_since: None,
             last_heard: Instant::now(),
-            shards: 0,
-            subscribed: Vec::new(),
-            publish_bucket: None,
             close_deadline: None,
             close_reason: None,
             input_done: false,
             input_paused: false,
-            pusher: None,
             ctx,
         }
     }
 
-    /// Opens a Pusher connection (`pusher:connection_established`), or refuses it with a
-    /// `pusher:error` and a close code of the protocol's.
-    pub(super) fn with_pusher(mut self, opening: Option<Opening>) -> Self {
-        match opening {
-            None => {}
-            Some(Opening::Established(conn)) => {
-                let text = herald_pusher::message::connection_established(
-                    &conn.socket_id.to_string(),
-                    self.ctx.config.pusher.activity_timeout.as_secs(),
-                );
-                self.writing.push_back(crate::pusher::frame(&text));
-                self.pusher = Some(conn);
-            }
-            Some(Opening::Refused { code, message }) => {
-                let text = herald_pusher::message::error(Some(code), &message);
-                self.writing.push_back(crate::pusher::frame(&text));
-                self.close_with(close::PROTOCOL_ERROR, code, &message);
-            }
+    /// Writes `frame` first (a Pusher connection's opening); with `close`, the connection
+    /// closes after it (a refused opening).
+    pub(super) fn greet(mut self, frame: Bytes, close: Option<Close>) -> Self {
+        self.writing.push_back(frame);
+        if let Some(close) = close {
+            self.close_as(close);
         }
         self
-    }
-
-    /// The connection's standing from its token (`None`: no token).
-    pub(super) fn with_session(mut self, session: Option<Box<Session>>) -> Self {
-        self.session = session;
-        self
-    }
-
-    /// Takes one of the `rate` publications per second this connection may send (client
-    /// publishes, Pusher client events); false, and counted as a limit hit, when none is left.
-    pub(super) fn take_publish_token(&mut self, rate: u32) -> bool {
-        let now = std::time::Instant::now();
-        let bucket = self
-            .publish_bucket
-            .get_or_insert_with(|| Box::new(RateBucket::full(rate, now)));
-        let taken = bucket.take(rate, now);
-        if !taken {
-            self.ctx.metrics.families.limit_hits.inc("publish_rate");
-        }
-        taken
-    }
-
-    /// The connection's standing (anonymous when it has no token).
-    pub(super) fn session(&self) -> &Session {
-        static ANONYMOUS: Session = Session::anonymous();
-        self.session.as_deref().unwrap_or(&ANONYMOUS)
-    }
-
-    pub(super) fn set_session(&mut self, session: Session) {
-        self.session = session.boxed();
     }
 
     /// Serves the connection until it ends, then leaves every shard it subscribed in; gives
@@ -197,14 +134,13 @@ impl Connection {
             End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
             end => tracing::debug!(?end, reason, "connection ended"),
         }
-        self.outbound.close();
+        self.peer.outbound.close();
         // Each shard it subscribed in makes it leave the presence channels it is in: after
         // the joins that shard made for it, whatever their timing.
-        let presence =
-            self.identity.is_some() || self.pusher.as_ref().is_some_and(|p| !p.presence.is_empty());
+        let presence = self.session.may_be_member();
         let hub = &self.ctx.hub;
-        for shard in hub.shards_in(self.shards) {
-            hub.disconnect(self.id, shard, presence).await;
+        for shard in hub.shards_in(self.peer.shards) {
+            hub.disconnect(self.peer.id, shard, presence).await;
         }
         metrics.connections.add(-1);
     }
@@ -232,7 +168,7 @@ impl Connection {
             return end;
         }
         loop {
-            if self.input_paused && !self.outbound.awaiting_reply() {
+            if self.input_paused && !self.peer.outbound.awaiting_reply() {
                 // The awaited reply is queued: the requests already read are handled now.
                 self.input_paused = false;
                 if let Err(end) = self.process_input().await {
@@ -242,10 +178,10 @@ impl Connection {
             if let Err(e) = self.flush() {
                 return End::Io(e);
             }
-            if self.session().expires_at != expiry_of {
-                expiry_of = self.session().expires_at;
+            if self.session.expires_at() != expiry_of {
+                expiry_of = self.session.expires_at();
                 expiry = self
-                    .session()
+                    .session
                     .remaining()
                     .map(|d| Box::pin(tokio::time::sleep(d)));
             }
@@ -270,11 +206,11 @@ impl Connection {
                         return End::Io(e);
                     }
                 }
-                _ = self.outbound.ready(), if open || self.input_paused => {
+                _ = self.peer.outbound.ready(), if open || self.input_paused => {
                     // While the socket is full, new frames wait in the queue, which bounds
                     // them; an eviction is acted on at once, or a client that reads nothing
                     // (or a trickle) would hold the connection forever.
-                    if !has_output || self.outbound.must_close() {
+                    if !has_output || self.peer.outbound.must_close() {
                         self.take_outbound();
                     }
                 }
@@ -320,7 +256,7 @@ impl Connection {
 
     async fn process_input(&mut self) -> Result<(), End> {
         while !self.input_done {
-            if self.outbound.awaiting_reply() {
+            if self.peer.outbound.awaiting_reply() {
                 self.input_paused = true;
                 break;
             }
@@ -340,28 +276,25 @@ impl Connection {
         Ok(())
     }
 
-    /// Handles one client message. Requests are answered in a box of their own: a task
-    /// holds the largest future it may wait on for its whole life, and a request's (a
-    /// presence query's above all) would more than double an idle connection's. One
-    /// allocation per client request buys the difference back on every connection.
+    /// Handles one client message. Its session handles it in a box of its own: a task holds
+    /// the largest future it may wait on for its whole life, and a request's (a presence
+    /// query's above all) would more than double an idle connection's. One allocation per
+    /// client request buys the difference back on every connection.
     async fn on_message(&mut self, message: Message) {
         let open = self.close_deadline.is_none();
-        match message {
-            Message::Text(payload) if open && self.pusher.is_some() => {
-                Box::pin(self.on_pusher(payload)).await;
-            }
-            Message::Binary(_) if open && self.pusher.is_some() => {
-                self.pusher_error(None, "binary frames are not part of the Pusher protocol");
-            }
+        let close = match message {
             Message::Text(payload) if open => {
-                Box::pin(self.on_request(WireFormat::Json, payload)).await;
+                let (ctx, peer) = (&*self.ctx, &mut self.peer);
+                Box::pin(self.session.on_text(ctx, peer, payload)).await
             }
             Message::Binary(payload) if open => {
-                Box::pin(self.on_request(WireFormat::MsgPack, payload)).await;
+                let (ctx, peer) = (&*self.ctx, &mut self.peer);
+                Box::pin(self.session.on_binary(ctx, peer, payload)).await
             }
             Message::Ping(payload) if open => {
                 self.writing
                     .push_back(control_frame(OpCode::Pong, &payload));
+                None
             }
             Message::Close(code) => {
                 self.input_done = true;
@@ -371,9 +304,13 @@ impl Connection {
                     _ => close::NORMAL,
                 };
                 self.close_with(echo, echo, close::reason(echo));
+                None
             }
             // Pongs only refresh `last_heard`; data after our close frame is ignored.
-            _ => {}
+            _ => None,
+        };
+        if let Some(close) = close {
+            self.close_as(close);
         }
     }
 }

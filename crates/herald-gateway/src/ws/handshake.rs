@@ -4,7 +4,7 @@
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use herald_protocol::WireFormat;
+use herald_protocol::{ConnId, WireFormat};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -17,7 +17,14 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{connection::Connection, socket::Socket, stop::Stops};
-use crate::{auth::Refusal, ctx::NodeCtx};
+use crate::{
+    auth::UpgradeRefusal,
+    ctx::NodeCtx,
+    outbound::Outbound,
+    peer::{Close, Peer},
+    pusher,
+    session::Session,
+};
 
 /// Everything a handshake needs to start the connection it upgrades.
 #[derive(Clone)]
@@ -111,7 +118,7 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
     // `/app/{key}`: a Pusher client, when Pusher apps are configured.
     let pusher_key = match env.ctx.config.pusher.apps.is_empty() {
         true => None,
-        false => crate::pusher::app_key(req.uri().path()).map(str::to_owned),
+        false => pusher::app_key(req.uri().path()).map(str::to_owned),
     };
     if req.uri().path() != env.ctx.config.websocket.path && pusher_key.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
@@ -140,16 +147,16 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
     }
     // Pusher clients authorize per channel, with signatures, not with Herald's tokens.
     let admitted = match pusher_key {
-        Some(_) => Ok((None, crate::auth::Session::anonymous())),
+        Some(_) => Ok((None, crate::auth::Standing::anonymous())),
         None => env.ctx.auth.admit(req.headers(), req.uri().query()),
     };
-    let (identity, session) = match admitted {
+    let (identity, standing) = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
             env.ctx.metrics.families.auth_failures.inc(refusal.reason());
             let (status, text) = match refusal {
-                Refusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
-                Refusal::Unauthorized(_, text) => (StatusCode::UNAUTHORIZED, text),
+                UpgradeRefusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text),
+                UpgradeRefusal::Unauthorized(_, text) => (StatusCode::UNAUTHORIZED, text),
             };
             tracing::debug!(remote = %env.remote, %status, reason = %text, "upgrade refused");
             let mut r = plain(status, "");
@@ -167,7 +174,6 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
             "unsupported subprotocol: offer herald.v1.json or herald.v1.msgpack\n",
         );
     };
-    let session = session.boxed();
     let Some(slot) = env.ctx.claim_slot() else {
         env.ctx.metrics.families.limit_hits.inc("max_connections");
         return plain(
@@ -183,28 +189,13 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         }
     };
     let conn_id = env.ctx.next_conn_id();
-    let pusher = pusher_key.map(|key| {
-        let ctx = &env.ctx;
-        let query = req.uri().query();
-        let opening = crate::pusher::open(&ctx.config.pusher, ctx.node_id, conn_id, &key, query);
-        // The app's own connection limit on this node.
-        match opening {
-            crate::pusher::Opening::Established(mut conn) => match ctx.claim_app_slot(conn.app) {
-                Some(slot) => {
-                    conn._slot = Some(slot);
-                    crate::pusher::Opening::Established(conn)
-                }
-                None => {
-                    ctx.metrics.families.limit_hits.inc("max_connections");
-                    crate::pusher::Opening::Refused {
-                        code: herald_pusher::codes::APP_OVER_CONNECTION_QUOTA,
-                        message: "the app is at its connection limit on this node".into(),
-                    }
-                }
-            },
-            refused => refused,
+    let (session, greeting) = match pusher_key {
+        Some(key) => open_pusher(&env.ctx, conn_id, &key, req.uri().query()),
+        None => {
+            let native = crate::native::Session::new(format, identity, standing);
+            (Session::Native(native), None)
         }
-    });
+    };
     let span = tracing::debug_span!(
         "conn",
         conn_id = %conn_id,
@@ -230,9 +221,12 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
                 }
             };
             let io = parts.io.into_inner().into_socket();
-            let mut conn = Connection::new(conn_id, io, parts.read_buf, format, identity, ctx)
-                .with_session(session)
-                .with_pusher(pusher);
+            let outbound = Outbound::new(format, ctx.config.websocket.outbound_queue_bytes);
+            let peer = Peer::new(conn_id, outbound);
+            let mut conn = Connection::new(io, parts.read_buf, peer, session, ctx);
+            if let Some((frame, close)) = greeting {
+                conn = conn.greet(frame, close);
+            }
             // The connection runs as a task of its own: run from here, it would keep this
             // future's upgrade state for its whole life. `run` borrows the connection that
             // the task holds, as an async fn taking it by value would hold it twice.
@@ -249,4 +243,41 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         );
     }
     response
+}
+
+/// Opens a Pusher connection: `pusher:connection_established`, or a refusal (a `pusher:error`
+/// and a close code of the protocol's) when the key, the protocol version or the app's
+/// connection limit on this node says no.
+fn open_pusher(
+    ctx: &Arc<NodeCtx>,
+    conn: ConnId,
+    key: &str,
+    query: Option<&str>,
+) -> (Session, Option<(Bytes, Option<Close>)>) {
+    let refused = |code, message: &'static str| {
+        let frame = pusher::Refusal::coded(code, message).frame("");
+        let close = Close::Wire {
+            code,
+            reason: message.into(),
+        };
+        (Session::Refused, Some((frame, Some(close))))
+    };
+    match pusher::open(&ctx.config.pusher, ctx.node_id, conn, key, query) {
+        pusher::Opening::Established(mut session) => match ctx.claim_app_slot(session.app) {
+            Some(slot) => {
+                session.hold(slot);
+                let activity = ctx.config.pusher.activity_timeout.as_secs();
+                let greeting = session.established(activity);
+                (Session::Pusher(session), Some((greeting, None)))
+            }
+            None => {
+                ctx.metrics.families.limit_hits.inc("max_connections");
+                refused(
+                    herald_pusher::codes::APP_OVER_CONNECTION_QUOTA,
+                    "the app is at its connection limit on this node",
+                )
+            }
+        },
+        pusher::Opening::Refused { code, message } => refused(code, message),
+    }
 }

@@ -20,8 +20,9 @@ pub(super) async fn answer<B>(
 ) -> Result<Response<Full<Bytes>>, ApiError> {
     authorize(req, &ctx.config.api.keys)?;
     let (channel, ns) = ctx
+        .config
         .check_channel(query.channel())
-        .map_err(|(code, message)| ApiError::new(code, message))?;
+        .map_err(super::api_error)?;
     if !ns.presence {
         return Err(ApiError::new(
             ErrorCode::PermissionDenied,

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::{ctx::NodeCtx, telemetry::PublishPath};
+use crate::{ctx::NodeCtx, refusal::Refusal, telemetry::PublishPath};
 use herald_http::{
     auth::authorize,
     reply::{json, ApiError},
@@ -123,14 +123,14 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
 
 fn check(body: PublishBody, ctx: &NodeCtx) -> Result<Checked, ApiError> {
     let (channel, _) = ctx
+        .config
         .check_channel(&body.channel)
-        .map_err(|(code, message)| ApiError::new(code, message))?;
+        .map_err(super::api_error)?;
     let data = body.data.get();
-    ctx.check_depth(data.as_bytes())
-        .map_err(|(code, message)| {
-            ctx.metrics.families.limit_hits.inc("max_json_depth");
-            ApiError::new(code, message)
-        })?;
+    ctx.config.check_depth(data.as_bytes()).map_err(|refusal| {
+        ctx.metrics.families.limit_hits.inc("max_json_depth");
+        super::api_error(refusal)
+    })?;
     let max = ctx.config.api.max_data_size;
     if data.len() > max {
         return Err(ApiError::new(
@@ -168,7 +168,7 @@ async fn send(
             },
         )
         .await
-        .map_err(|e| ApiError::new(crate::broker_error_code(&e), e.to_string()))?;
+        .map_err(|e| super::api_error(Refusal::broker(&e)))?;
     let message_id = published.id.to_string();
     // `id` is the older name of `message_id`, kept as an alias (docs/http-api.md).
     Ok(serde_json::json!({"message_id": message_id, "offset": published.offset, "id": message_id}))

@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use super::{refuse, Refused};
+use crate::pusher::herald_channel;
 use crate::{ctx::NodeCtx, telemetry::PublishPath};
 use herald_http::reply::json;
 
@@ -37,14 +38,13 @@ impl Info {
                         info.subscription_count = true;
                     }
                     "subscription_count" => {
-                        return Err((
+                        return Err(Refused::new(
                             StatusCode::BAD_REQUEST,
-                            "subscription_count is off on this server (pusher.subscription_count)"
-                                .into(),
+                            "subscription_count is off on this server (pusher.subscription_count)",
                         ))
                     }
                     other => {
-                        return Err((
+                        return Err(Refused::new(
                             StatusCode::BAD_REQUEST,
                             format!("unknown info attribute {other:?}"),
                         ))
@@ -112,10 +112,11 @@ fn unavailable(e: impl std::fmt::Display) -> Response<Full<Bytes>> {
 
 /// A valid Pusher channel name as a Herald channel.
 pub(super) fn pusher_channel(name: &str, ctx: &NodeCtx) -> Result<ChannelName, Refused> {
-    PusherChannel::parse(name)
-        .map_err(|e| e.to_string())
-        .and_then(|c| crate::pusher::herald_channel(&c, ctx.config.limits.max_channel_length))
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("channel {name:?}: {e}")))
+    let refused = |e: &dyn std::fmt::Display| {
+        Refused::new(StatusCode::BAD_REQUEST, format!("channel {name:?}: {e}"))
+    };
+    let channel = PusherChannel::parse(name).map_err(|e| refused(&e))?;
+    herald_channel(&channel, ctx.config.limits.max_channel_length).map_err(|e| refused(&e))
 }
 
 /// `GET /apps/{id}/channels`: the occupied channels (with subscribers on any node), optionally
@@ -124,7 +125,7 @@ pub(super) fn pusher_channel(name: &str, ctx: &NodeCtx) -> Result<ChannelName, R
 pub(super) async fn channels(query: &[(String, String)], ctx: &NodeCtx) -> Response<Full<Bytes>> {
     let info = match Info::of_query(query, ctx) {
         Ok(v) => v,
-        Err((status, message)) => return refuse(status, message),
+        Err(refused) => return refused.reply(),
     };
     let prefix = query_param(query, "filter_by_prefix").unwrap_or_default();
     if info.user_count && !prefix.starts_with("presence-") {
@@ -166,11 +167,11 @@ pub(super) async fn channel(
 ) -> Response<Full<Bytes>> {
     let channel = match pusher_channel(name, ctx) {
         Ok(c) => c,
-        Err((status, message)) => return refuse(status, message),
+        Err(refused) => return refused.reply(),
     };
     let info = match Info::of_query(query, ctx) {
         Ok(v) => v,
-        Err((status, message)) => return refuse(status, message),
+        Err(refused) => return refused.reply(),
     };
     if info.user_count && !name.starts_with("presence-") {
         return refuse(
@@ -209,9 +210,10 @@ fn counted(attributes: &serde_json::Map<String, serde_json::Value>) -> u64 {
 /// `POST /apps/{id}/users/{user}/terminate_connections`: every connection signed in as the
 /// user, on every node, is closed with 4009.
 pub(super) async fn terminate(user: &str, ctx: &NodeCtx) -> Response<Full<Bytes>> {
+    let max_len = ctx.config.limits.max_channel_length;
     let channel = match PusherChannel::server_to_user(user)
         .map_err(|e| e.to_string())
-        .and_then(|c| crate::pusher::herald_channel(&c, ctx.config.limits.max_channel_length))
+        .and_then(|c| herald_channel(&c, max_len).map_err(|e| e.to_string()))
     {
         Ok(c) => c,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("user id: {e}")),
@@ -239,7 +241,7 @@ pub(super) async fn terminate(user: &str, ctx: &NodeCtx) -> Response<Full<Bytes>
 pub(super) async fn users(name: &str, ctx: &NodeCtx) -> Response<Full<Bytes>> {
     let channel = match pusher_channel(name, ctx) {
         Ok(c) => c,
-        Err((status, message)) => return refuse(status, message),
+        Err(refused) => return refused.reply(),
     };
     if !name.starts_with("presence-") {
         return refuse(

@@ -14,7 +14,7 @@ use herald_protocol::{
 use tokio::time::Instant;
 
 use super::Connection;
-use crate::outbound::QueueStatus;
+use crate::{outbound::QueueStatus, peer::Close};
 
 /// Frames per write syscall at most.
 const FRAMES_PER_WRITE: usize = 64;
@@ -28,16 +28,15 @@ impl Connection {
     /// Starts the close handshake with one of Herald's close codes (mapped to the Pusher
     /// protocol's for Pusher connections).
     pub(in crate::ws) fn start_close(&mut self, code: u16) {
-        let wire = match self.pusher {
-            Some(_) => crate::pusher::close_code(code),
-            None => code,
-        };
+        let wire = self.session.close_code(code);
         self.close_with(code, wire, close::reason(code));
     }
 
-    /// Starts the close handshake with a Pusher close code (a refusal of the protocol's).
-    pub(in crate::ws) fn start_close_as(&mut self, wire: u16, text: &str) {
-        self.close_with(close::PROTOCOL_ERROR, wire, text);
+    /// Starts the close handshake a session asked for (a refusal of its protocol's).
+    pub(in crate::ws) fn close_as(&mut self, close: Close) {
+        match close {
+            Close::Wire { code, reason } => self.close_with(close::PROTOCOL_ERROR, code, &reason),
+        }
     }
 
     /// Starts the close handshake: `code` says why (for the metrics), `wire` and `text` go in
@@ -56,21 +55,18 @@ impl Connection {
             }
             _ => "internal",
         });
-        self.outbound.close();
-        self.outbound.take(&mut self.writing);
+        self.peer.outbound.close();
+        self.peer.outbound.take(&mut self.writing);
         self.writing.push_back(close_frame(wire, text));
         self.close_deadline = Some(Instant::now() + self.ctx.config.websocket.close_timeout);
     }
 
     pub(super) fn take_outbound(&mut self) {
-        let (status, since) = self.outbound.take_since(&mut self.writing);
+        let (status, since) = self.peer.outbound.take_since(&mut self.writing);
         self.queued_since = self.queued_since.or(since);
         if status == QueueStatus::Terminated {
             // The app terminated this (Pusher) user's connections.
-            self.start_close_as(
-                herald_pusher::codes::UNAUTHORIZED,
-                "the app terminated this user's connections",
-            );
+            self.close_as(self.session.terminated());
             return;
         }
         if status == QueueStatus::Evicted {
