@@ -10,7 +10,7 @@
 //! touch both atomically.
 
 use bytes::{Bytes, BytesMut};
-use herald_broker::PublishMeta;
+use herald_broker::{HistoryQuery, PublishMeta};
 use herald_protocol::{
     envelope::{Field, OPTIONAL},
     ChannelName, MessageId,
@@ -79,8 +79,8 @@ impl Layout {
         meta: &PublishMeta,
     ) -> Bytes {
         let name: &[u8] = match function {
-            PublishFunction::Plain => b"herald_publish",
-            PublishFunction::Sharded => b"herald_spublish",
+            PublishFunction::Plain => b"herald_publish_position",
+            PublishFunction::Sharded => b"herald_spublish_position",
         };
         let (seq, pubsub, id) = (
             self.seq_key(channel),
@@ -98,8 +98,7 @@ impl Layout {
             parts.push(key.as_bytes());
         }
         parts.extend([data, id.as_bytes(), ttl]);
-        // The optional arguments, in the envelope's order, go only as far as the last one
-        // given.
+        // The optional arguments, in the envelope's order (empty when not given).
         let optional = OPTIONAL.map(|field| -> Option<&[u8]> {
             match field {
                 Field::TraceParent => meta.trace.as_ref().map(|t| t.as_str().as_bytes()),
@@ -109,11 +108,13 @@ impl Layout {
                 _ => unreachable!("{field:?} is not an optional element"),
             }
         });
-        let given = optional
-            .iter()
-            .rposition(Option::is_some)
-            .map_or(0, |i| i + 1);
-        parts.extend(optional[..given].iter().map(|o| o.unwrap_or(b"")));
+        parts.extend(optional.iter().map(|o| o.unwrap_or(b"")));
+        // The history's bounds: always given (the function's defaults are for direct callers).
+        let (size, ttl) = (
+            meta.history.size.to_string(),
+            meta.history.ttl.as_millis().to_string(),
+        );
+        parts.extend([size.as_bytes(), ttl.as_bytes()]);
         let parts = &parts[..];
         resp::encode_command(&mut command, parts);
         command.freeze()
@@ -123,6 +124,32 @@ impl Layout {
     pub(crate) fn last_command(&self, channel: &ChannelName) -> Bytes {
         let mut command = BytesMut::new();
         resp::encode_command(&mut command, &[b"GET", self.last_key(channel).as_bytes()]);
+        command.freeze()
+    }
+
+    /// The `FCALL` that reads `channel`'s history (`herald_history`).
+    pub(crate) fn history_command(&self, channel: &ChannelName, query: &HistoryQuery) -> Bytes {
+        let seq = self.seq_key(channel);
+        let since = query.since.map(|s| s.to_string()).unwrap_or_default();
+        let limit = query.limit.to_string();
+        let max_age = query.max_age.as_millis().to_string();
+        let window = query.window.to_string();
+        let reverse: &[u8] = if query.reverse { b"1" } else { b"0" };
+        let mut command = BytesMut::new();
+        resp::encode_command(
+            &mut command,
+            &[
+                b"FCALL",
+                b"herald_history",
+                b"1",
+                seq.as_bytes(),
+                since.as_bytes(),
+                limit.as_bytes(),
+                reverse,
+                max_age.as_bytes(),
+                window.as_bytes(),
+            ],
+        );
         command.freeze()
     }
 

@@ -40,7 +40,8 @@ use std::{
 
 use bytes::Bytes;
 use herald_broker::{
-    BoxFuture, Broker, BrokerError, BrokerStats, Inbox, Publication, PublishMeta, Published,
+    BoxFuture, Broker, BrokerError, BrokerStats, History, HistoryQuery, Inbox, Publication,
+    PublishMeta, Published,
 };
 use herald_protocol::{ChannelName, MessageId};
 use tokio::sync::mpsc;
@@ -223,12 +224,8 @@ impl Broker for RedisBroker {
         Box::pin(async move {
             let reply = crate::publisher::reply_within(sent, timeout).await?;
             match reply {
-                Value::Int(offset) => Ok(Published {
-                    id,
-                    offset: u64::try_from(offset).ok(),
-                }),
                 Value::Error(message) => Err(BrokerError::Refused(message)),
-                _ => Err(BrokerError::Unexpected("FCALL")),
+                reply => envelope::position_of(id, &reply).ok_or(BrokerError::Unexpected("FCALL")),
             }
         })
     }
@@ -242,6 +239,21 @@ impl Broker for RedisBroker {
         Box::pin(async move {
             let reply = crate::publisher::reply_within(sent, timeout).await?;
             envelope::last_of(&channel, reply)
+        })
+    }
+
+    fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, BrokerError>> {
+        let sent = self
+            .publisher
+            .send(self.layout.history_command(channel, &query));
+        let (channel, timeout) = (channel.clone(), self.timeout);
+        Box::pin(async move {
+            let reply = crate::publisher::reply_within(sent, timeout).await?;
+            envelope::history_of(&channel, reply)
         })
     }
 

@@ -9,15 +9,17 @@
 //! configured; several in-process nodes can join one bus, which is how tests run a cluster
 //! without Redis. It may depend on tokio, never on hyper or the WebSocket crates.
 
+mod history;
 mod memory;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use bytes::Bytes;
 use herald_protocol::{
-    presence::PresenceNotice, ChannelName, ConnAddress, EventName, MessageId, TraceParent,
+    presence::PresenceNotice, ChannelName, ConnAddress, Epoch, EventName, MessageId, TraceParent,
 };
 
+pub use history::{History, HistoryKeep, HistoryQuery};
 pub use memory::{MemoryBroker, MemoryBus};
 
 /// A boxed future, as returned by the object-safe [`Broker`] trait.
@@ -47,6 +49,9 @@ pub struct Publication {
     pub exclude: Option<ConnAddress>,
     /// The user id of the client that sent it (a Pusher client event on a presence channel).
     pub user: Option<String>,
+    /// The epoch of the channel's sequence, when the broker says (see
+    /// [`herald_protocol::position`]).
+    pub epoch: Option<Epoch>,
     /// Published straight into Redis by an application, not through a Herald node.
     pub direct: bool,
 }
@@ -66,6 +71,8 @@ pub struct PublishMeta {
     /// Keep it as the channel's last publication for [`CACHE_TTL`], for [`Broker::last`] (a
     /// Pusher `cache-` channel).
     pub cache: bool,
+    /// How much of the channel's history to keep (the channel's namespace says).
+    pub history: HistoryKeep,
 }
 
 /// How long a channel's last publication is kept when published with
@@ -80,12 +87,14 @@ pub fn now_us() -> u64 {
 }
 
 /// What the broker says of an accepted publication.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
     /// The publication's id.
     pub id: MessageId,
     /// Its offset in the channel.
     pub offset: Option<u64>,
+    /// The epoch its offset counts in.
+    pub epoch: Option<Epoch>,
 }
 
 /// Why a broker operation failed.
@@ -206,6 +215,17 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         channel: &ChannelName,
     ) -> BoxFuture<'static, Result<Option<Publication>, BrokerError>>;
+
+    /// The channel's history: where its stream stands, and what `query` asks of the
+    /// publications kept (see [`PublishMeta::history`]).
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, BrokerError>>;
 
     /// Whether the broker can take publications now (feeds `/readyz`).
     fn is_ready(&self) -> bool;

@@ -1,16 +1,17 @@
 //! The embedded in-memory broker.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex as StdMutex},
 };
 
 use bytes::Bytes;
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, Epoch, MessageId};
 use tokio::sync::Mutex;
 
 use crate::{
-    BoxFuture, Broker, BrokerError, Inbox, Publication, PublishMeta, Published, CACHE_TTL,
+    BoxFuture, Broker, BrokerError, History, HistoryKeep, HistoryQuery, Inbox, Publication,
+    PublishMeta, Published, CACHE_TTL,
 };
 
 /// An in-process bus that one or several nodes join. Offsets are kept per channel on the bus,
@@ -25,11 +26,50 @@ struct BusInner {
     /// Which nodes subscribe each channel. A plain mutex, never held across `.await`, so that
     /// subscription changes apply synchronously, in call order.
     routes: StdMutex<Routes>,
-    /// Per-channel offsets. Held across delivery so that every node receives a channel's
-    /// publications in offset order.
-    offsets: Mutex<HashMap<ChannelName, u64>>,
+    /// Per-channel sequences, with their history. Held across delivery so that every node
+    /// receives a channel's publications in offset order.
+    streams: Mutex<HashMap<ChannelName, Stream>>,
     /// The last publication of channels published with `PublishMeta::cache`, and when.
     last: StdMutex<HashMap<ChannelName, (Publication, std::time::Instant)>>,
+}
+
+/// A channel's sequence on the bus: its last offset, its epoch (made with it), and the
+/// publications kept as its history, oldest first.
+struct Stream {
+    offset: u64,
+    epoch: Epoch,
+    kept: VecDeque<Publication>,
+}
+
+impl Stream {
+    fn new() -> Self {
+        Self {
+            offset: 0,
+            epoch: Epoch::random(),
+            kept: VecDeque::new(),
+        }
+    }
+
+    /// Keeps `publication` within `keep`'s bounds, and drops what falls out of them.
+    fn keep(&mut self, publication: &Publication, keep: HistoryKeep) {
+        if !keep.is_on() {
+            self.kept.clear();
+            return;
+        }
+        self.kept.push_back(publication.clone());
+        let size = usize::try_from(keep.size).unwrap_or(usize::MAX);
+        while self.kept.len() > size {
+            self.kept.pop_front();
+        }
+        let ttl = u64::try_from(keep.ttl.as_micros()).unwrap_or(u64::MAX);
+        let now = crate::now_us();
+        while self.kept.front().is_some_and(|p| {
+            p.published_at_us
+                .is_some_and(|at| now.saturating_sub(at) > ttl)
+        }) {
+            self.kept.pop_front();
+        }
+    }
 }
 
 /// A node subscribed to a channel: its id on the bus and where its publications go.
@@ -96,10 +136,10 @@ impl Broker for MemoryBroker {
         let inner = self.bus.inner.clone();
         let cache = meta.cache;
         Box::pin(async move {
-            let mut offsets = inner.offsets.lock().await;
-            let counter = offsets.entry(channel.clone()).or_insert(0);
-            *counter += 1;
-            let offset = Some(*counter);
+            let mut streams = inner.streams.lock().await;
+            let stream = streams.entry(channel.clone()).or_insert_with(Stream::new);
+            stream.offset += 1;
+            let (offset, epoch) = (Some(stream.offset), stream.epoch.clone());
             let id = MessageId::new();
             let targets: Vec<Arc<dyn Inbox>> = {
                 let routes = inner.routes.lock().expect("routes lock");
@@ -119,8 +159,10 @@ impl Broker for MemoryBroker {
                 event: meta.event,
                 exclude: meta.exclude,
                 user: meta.user,
+                epoch: Some(epoch.clone()),
                 direct: false,
             };
+            stream.keep(&publication, meta.history);
             if cache {
                 let mut last = inner.last.lock().expect("last lock");
                 last.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
@@ -132,8 +174,12 @@ impl Broker for MemoryBroker {
             for inbox in targets {
                 inbox.deliver(publication.clone()).await;
             }
-            drop(offsets);
-            Ok(Published { id, offset })
+            drop(streams);
+            Ok(Published {
+                id,
+                offset,
+                epoch: Some(epoch),
+            })
         })
     }
 
@@ -147,6 +193,34 @@ impl Broker for MemoryBroker {
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(p, _)| p.clone());
         Box::pin(async move { Ok(found) })
+    }
+
+    fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, BrokerError>> {
+        let (inner, channel) = (self.bus.inner.clone(), channel.clone());
+        Box::pin(async move {
+            let streams = inner.streams.lock().await;
+            Ok(match streams.get(&channel) {
+                None => History {
+                    offset: 0,
+                    epoch: None,
+                    publications: Vec::new(),
+                },
+                Some(stream) => History {
+                    offset: stream.offset,
+                    epoch: Some(stream.epoch.clone()),
+                    publications: crate::history::select(
+                        stream.kept.iter(),
+                        &query,
+                        stream.offset,
+                        crate::now_us(),
+                    ),
+                },
+            })
+        })
     }
 
     fn occupied(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<ChannelName>, BrokerError>> {
@@ -194,93 +268,4 @@ impl Broker for MemoryBroker {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Mutex as StdMutex;
-
-    use super::*;
-
-    #[derive(Default)]
-    struct Recorder(StdMutex<Vec<Publication>>);
-
-    impl Inbox for Recorder {
-        fn deliver(&self, p: Publication) -> BoxFuture<'_, ()> {
-            self.0.lock().unwrap().push(p);
-            Box::pin(async {})
-        }
-
-        fn presence(
-            &self,
-            _: ChannelName,
-            _: herald_protocol::presence::PresenceNotice,
-        ) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
-
-        fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
-    }
-
-    fn ch(s: &str) -> ChannelName {
-        ChannelName::parse(s).unwrap()
-    }
-
-    #[tokio::test]
-    async fn delivers_to_subscribed_nodes_only_with_shared_offsets() {
-        let bus = MemoryBus::new();
-        let (ra, rb) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
-        let a = bus.join(ra.clone());
-        let b = bus.join(rb.clone());
-        a.subscribe(&ch("news")).await.unwrap();
-        b.subscribe(&ch("news")).await.unwrap();
-        b.subscribe(&ch("other")).await.unwrap();
-
-        let p1 = a
-            .publish(ch("news"), Bytes::from_static(b"1"), PublishMeta::default())
-            .await
-            .unwrap();
-        let p2 = b
-            .publish(ch("news"), Bytes::from_static(b"2"), PublishMeta::default())
-            .await
-            .unwrap();
-        b.publish(
-            ch("other"),
-            Bytes::from_static(b"3"),
-            PublishMeta::default(),
-        )
-        .await
-        .unwrap();
-        assert_eq!((p1.offset, p2.offset), (Some(1), Some(2)));
-
-        let offsets = |r: &Recorder| -> Vec<(String, Option<u64>)> {
-            r.0.lock()
-                .unwrap()
-                .iter()
-                .map(|p| (p.channel.to_string(), p.offset))
-                .collect()
-        };
-        assert_eq!(
-            offsets(&ra),
-            vec![("news".into(), Some(1)), ("news".into(), Some(2))]
-        );
-        assert_eq!(offsets(&rb).len(), 3);
-
-        a.unsubscribe(&ch("news"));
-        a.publish(ch("news"), Bytes::from_static(b"4"), PublishMeta::default())
-            .await
-            .unwrap();
-        assert_eq!(offsets(&ra).len(), 2, "unsubscribed nodes receive nothing");
-        assert_eq!(offsets(&rb).len(), 4);
-        drop(b);
-        let p = a
-            .publish(
-                ch("other"),
-                Bytes::from_static(b"5"),
-                PublishMeta::default(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(p.offset, Some(2));
-        assert_eq!(offsets(&rb).len(), 4, "a dropped node receives nothing");
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 //! then `HERALD__SECTION__KEY` environment variables. docs/configuration.md lists every key.
 
 mod checks;
+mod namespace;
 mod node;
 mod pusher;
 mod validate;
@@ -13,6 +14,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 pub use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm};
 use herald_protocol::{ChannelName, ErrorCode};
 use herald_runtime::config::ConfigError;
+pub use namespace::{NamespaceConfig, SubscribePolicy};
 pub use node::{BrokerConfig, BrokerKind, NodeConfig, NodeName, RedisConfig, RedisMode};
 pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
@@ -280,38 +282,6 @@ impl Default for LimitsConfig {
             max_json_depth: 32,
         }
     }
-}
-
-/// Who may subscribe to a namespace's channels.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscribePolicy {
-    /// Any connection.
-    #[default]
-    Anyone,
-    /// Connections that came with a valid token.
-    Authenticated,
-    /// Connections granted the channel: listed in their connection token's `channels` claim,
-    /// or by a channel token sent with the subscribe request (private channels).
-    Token,
-}
-
-/// Options of a namespace (and, as `[channels]`, of channels without one).
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NamespaceConfig {
-    /// `subscribe`, default `anyone`: who may subscribe: `anyone`, `authenticated` (a
-    /// connection with a valid token) or `token` (a connection granted the channel by a token).
-    #[serde(deserialize_with = "herald_config::values::one_of")]
-    pub subscribe: SubscribePolicy,
-    /// `publish`, default false: whether clients may publish over their WebSocket. The HTTP API
-    /// can always publish.
-    #[serde(deserialize_with = "herald_config::values::boolean")]
-    pub publish: bool,
-    /// `presence`, default false: the channels are presence channels. Subscribers must have a
-    /// user id; they are members, and receive join and leave pushes.
-    #[serde(deserialize_with = "herald_config::values::boolean")]
-    pub presence: bool,
 }
 
 /// Keys whose environment values are comma-separated lists.

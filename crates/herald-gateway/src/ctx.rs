@@ -98,6 +98,12 @@ impl NodeCtx {
         let span = self.telemetry.publish_span(parent, &channel, path);
         meta.trace = span.as_ref().map(|s| s.trace.clone());
         // A Pusher `cache-` channel keeps its last publication for subscribers to come.
+        // The history its namespace keeps (none for a channel of no namespace: a Pusher user's).
+        meta.history = self
+            .config
+            .namespace_of(&channel)
+            .map(|ns| ns.history())
+            .unwrap_or_default();
         meta.cache = !self.config.pusher.apps.is_empty()
             && herald_pusher::PusherChannel::parse(channel.as_str()).is_ok_and(|c| c.is_cache());
         let started = std::time::Instant::now();

@@ -4,6 +4,7 @@
 //! request.
 
 mod framing;
+pub(crate) mod history;
 pub(crate) mod http;
 mod presence;
 mod publish;

@@ -8,7 +8,7 @@ mod rate;
 use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
-use herald_broker::{BrokerError, PublishMeta, Published};
+use herald_broker::{BrokerError, History, HistoryQuery, PublishMeta, Published};
 use herald_presence_core::UserId;
 use herald_protocol::{presence::Member, ChannelName, ConnId, EventName};
 use herald_pusher::webhook;
@@ -57,6 +57,12 @@ pub(crate) trait Env: Send + Sync {
         path: PublishPath,
         meta: PublishMeta,
     ) -> impl Future<Output = Result<Published, BrokerError>> + Send;
+    /// Reads `channel`'s history.
+    fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> impl Future<Output = Result<History, BrokerError>> + Send;
     /// The members of presence channel `channel`, cluster-wide.
     fn members(
         &self,

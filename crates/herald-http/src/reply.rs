@@ -30,6 +30,7 @@ impl ApiError {
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Uncertain => StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::PositionLost => StatusCode::CONFLICT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

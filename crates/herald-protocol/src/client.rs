@@ -1,6 +1,7 @@
 //! Requests a client sends: `{"id":1,"subscribe":{"channels":[..],"token":..}}`,
 //! `{"id":2,"unsubscribe":{"channels":[..]}}`, `{"id":3,"publish":{"channel":..,"data":..}}`,
-//! the presence queries, and `{"id":4,"refresh":{"token":..}}`.
+//! the presence queries, `{"id":4,"refresh":{"token":..}}` and
+//! `{"id":5,"history":{"channel":..,"limit":..,"since":{"offset":..,"epoch":..},"reverse":..}}`.
 //!
 //! JSON arrives in text frames, MessagePack (a map of the same shape) in binary frames.
 //! Publication data is normalised to JSON text in both cases, so that every subscriber gets the
@@ -60,6 +61,25 @@ pub enum Command {
         /// The new connection token.
         token: String,
     },
+    /// Read a channel's history.
+    History(HistoryRequest),
+}
+
+/// What a `history` request asks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// Channel name as sent.
+    pub channel: String,
+    /// At most this many publications (the server caps it); none: the server's most.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only publications after this position.
+    #[serde(default)]
+    pub since: Option<crate::Position>,
+    /// Newest first.
+    #[serde(default)]
+    pub reverse: bool,
 }
 
 /// A frame that is not a valid request.
@@ -173,6 +193,7 @@ enum Key {
     #[serde(rename = "presence_stats")]
     PresenceStats,
     Refresh,
+    History,
     #[serde(other)]
     Other,
 }
@@ -216,7 +237,7 @@ where
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
             "a request map with an id and one of subscribe, unsubscribe, publish, presence, \
-             presence_stats, refresh",
+             presence_stats, refresh, history",
         )
     }
 
@@ -243,6 +264,7 @@ where
                 Key::Refresh => Command::Refresh {
                     token: map.next_value::<TokenBody>()?.token,
                 },
+                Key::History => Command::History(map.next_value::<HistoryRequest>()?),
                 Key::Unsubscribe => Command::Unsubscribe {
                     channels: map.next_value::<ChannelsBody>()?.channels,
                 },
@@ -268,7 +290,7 @@ where
         let command = command.ok_or_else(|| {
             de::Error::custom(
                 "missing command: one of subscribe, unsubscribe, publish, presence, \
-                 presence_stats, refresh",
+                 presence_stats, refresh, history",
             )
         })?;
         Ok(ClientRequest { id, command })

@@ -4,13 +4,14 @@
 //!
 //! - **Sequenced**, written by Herald's Redis function (`herald_publish`): a MessagePack array
 //!   laid out as [`LAYOUT`] says, `[1, offset, data, id, published_at_us, traceparent, event,
-//!   exclude, user]`, where `1` is the envelope version, `offset` the channel's sequence
+//!   exclude, user, epoch]`, where `1` is the envelope version, `offset` the channel's sequence
 //!   number, `data` the publication as JSON text, `id` (optional) its message id,
 //!   `published_at_us` (optional) when Redis sequenced it, in microseconds since the Unix
 //!   epoch, `traceparent` (empty unless the publication was sampled for tracing) the W3C trace
 //!   context of the publish, `event` (optional) its event name, `exclude` (optional) the
 //!   address `node.conn` of a connection that must not receive it (its sender), and `user`
-//!   (optional) the user id of the client that sent it. Elements after these are ignored, so
+//!   (optional) the user id of the client that sent it, and `epoch` (optional) the epoch of
+//!   the channel's sequence (see [`crate::position`]). Elements after these are ignored, so
 //!   that later fields can be added; a `traceparent` or an event name that is not valid is
 //!   ignored too.
 //! - **Plain**, published by an application with nothing but `PUBLISH`: the JSON text
@@ -48,13 +49,16 @@ pub enum Field {
     Exclude,
     /// The user id of the client that sent it.
     User,
+    /// The epoch of the channel's sequence.
+    Epoch,
 }
 
 /// The sequenced form, element by element: the one description of the layout that Herald's
 /// Redis function writes and [`Envelope::decode`] reads, both tested against it. The elements
 /// from [`Field::TraceParent`] on are there as far as the last one given (an empty string
-/// for one not given before it).
-pub const LAYOUT: [Field; 9] = [
+/// for one not given before it); the function that keeps history always writes them all,
+/// through [`Field::Epoch`].
+pub const LAYOUT: [Field; 10] = [
     Field::Version,
     Field::Offset,
     Field::Data,
@@ -64,6 +68,7 @@ pub const LAYOUT: [Field; 9] = [
     Field::Event,
     Field::Exclude,
     Field::User,
+    Field::Epoch,
 ];
 
 /// The optional elements a publisher passes to the function, after `data`, `id` and the
@@ -95,6 +100,8 @@ pub struct Envelope {
     pub exclude: Option<crate::ConnAddress>,
     /// The user id of the client that sent it (a Pusher client event on a presence channel).
     pub user: Option<String>,
+    /// The epoch of the channel's sequence; `None` for the plain form and older envelopes.
+    pub epoch: Option<crate::Epoch>,
 }
 
 /// Anything that arrives on a channel's pub/sub channel.
@@ -179,6 +186,7 @@ fn decode_plain(message: &[u8]) -> Result<Envelope, EnvelopeError> {
         event: None,
         exclude: None,
         user: None,
+        epoch: None,
     })
 }
 
@@ -192,6 +200,7 @@ struct Sequenced {
     event: Option<Vec<u8>>,
     exclude: Option<Vec<u8>>,
     user: Option<Vec<u8>>,
+    epoch: Option<Vec<u8>>,
 }
 
 struct SequencedVisitor;
@@ -201,7 +210,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "[version, offset, data, id?, published_at_us?, traceparent?, event?, exclude?, user?]",
+            "[version, offset, data, id?, published_at_us?, traceparent?, event?, exclude?, user?, epoch?]",
         )
     }
 
@@ -237,6 +246,10 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
             None => None,
         };
+        let epoch = match user {
+            Some(_) => seq.next_element::<serde_bytes_like::Buf>()?.map(|b| b.0),
+            None => None,
+        };
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Sequenced {
             version,
@@ -248,6 +261,7 @@ impl<'de> Visitor<'de> for SequencedVisitor {
             event,
             exclude,
             user,
+            epoch,
         })
     }
 }
@@ -320,6 +334,11 @@ fn decode_sequenced(message: &[u8]) -> Result<Envelope, EnvelopeError> {
             .user
             .filter(|u| !u.is_empty())
             .and_then(|u| String::from_utf8(u).ok()),
+        epoch: s
+            .epoch
+            .as_deref()
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| crate::Epoch::parse(t).ok()),
     })
 }
 

@@ -27,6 +27,9 @@ pub enum ErrorCode {
     /// 109: a per-connection limit was reached (subscriptions, publish rate); the request was
     /// not carried out, and the connection stays open.
     LimitExceeded,
+    /// 110: the position given is not in the channel's history: its epoch is not the
+    /// channel's (the sequence started again), or what followed it is no longer kept.
+    PositionLost,
 }
 
 impl ErrorCode {
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 107,
             ErrorCode::Uncertain => 108,
             ErrorCode::LimitExceeded => 109,
+            ErrorCode::PositionLost => 110,
         }
     }
 }

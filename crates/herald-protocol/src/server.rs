@@ -65,7 +65,52 @@ pub enum ReplyOk<'a> {
         /// Its offset in the channel.
         #[serde(skip_serializing_if = "Option::is_none")]
         offset: Option<u64>,
+        /// The epoch its offset counts in.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     },
+    /// Reply to `history`: where the channel's stream stands, and the publications asked for.
+    History {
+        /// The channel.
+        channel: &'a str,
+        /// The offset of its latest publication (0: none in this epoch).
+        offset: u64,
+        /// The epoch of its sequence (none before its first publication).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        /// The publications, in the order asked for.
+        publications: &'a [HistoryItem<'a>],
+    },
+}
+
+/// One publication of a `history` reply.
+#[derive(Debug)]
+pub struct HistoryItem<'a> {
+    /// The data, as JSON text.
+    pub data: &'a [u8],
+    /// Its offset.
+    pub offset: Option<u64>,
+    /// Its event name.
+    pub event: Option<&'a str>,
+}
+
+impl Serialize for HistoryItem<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Item<'a> {
+            data: JsonAsValue<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            offset: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            event: Option<&'a str>,
+        }
+        Item {
+            data: JsonAsValue(self.data),
+            offset: self.offset,
+            event: self.event,
+        }
+        .serialize(s)
+    }
 }
 
 /// One channel of a subscribe request that failed.

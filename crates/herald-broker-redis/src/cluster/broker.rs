@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use herald_broker::{
-    BoxFuture, Broker, BrokerError, BrokerStats, Publication, PublishMeta, Published,
+    BoxFuture, Broker, BrokerError, BrokerStats, History, HistoryQuery, Publication, PublishMeta,
+    Published,
 };
 use herald_protocol::{ChannelName, MessageId};
 
@@ -46,11 +47,9 @@ impl Broker for RedisClusterBroker {
                 let sent = publisher.send(command.clone());
                 let reply = crate::publisher::reply_within(sent, timeout).await?;
                 match reply {
-                    Value::Int(offset) => {
-                        return Ok(Published {
-                            id,
-                            offset: u64::try_from(offset).ok(),
-                        })
+                    Value::Array(_) => {
+                        return crate::envelope::position_of(id, &reply)
+                            .ok_or(BrokerError::Unexpected("FCALL"));
                     }
                     Value::Error(message) => {
                         inner.refresh.notify_one();
@@ -87,6 +86,27 @@ impl Broker for RedisClusterBroker {
             let sent = publisher.send(command);
             let reply = crate::publisher::reply_within(sent, inner.options.timeout).await?;
             crate::envelope::last_of(&channel, reply)
+        })
+    }
+
+    fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> BoxFuture<'static, Result<History, BrokerError>> {
+        let inner = self.inner.clone();
+        let (channel, command) = (
+            channel.clone(),
+            inner.layout.history_command(channel, &query),
+        );
+        Box::pin(async move {
+            let Some((_, publisher, _)) = inner.link(&channel) else {
+                inner.refresh.notify_one();
+                return Err(BrokerError::Unavailable("cluster topology not known yet"));
+            };
+            let sent = publisher.send(command);
+            let reply = crate::publisher::reply_within(sent, inner.options.timeout).await?;
+            crate::envelope::history_of(&channel, reply)
         })
     }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use herald_runtime::config::ConfigError;
 
-use super::{BrokerKind, GatewayConfig, SubscribePolicy};
+use super::{BrokerKind, GatewayConfig, NamespaceConfig, SubscribePolicy};
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -202,6 +202,10 @@ impl GatewayConfig {
                 });
             }
         }
+        check_history("channels", "", &self.channels)?;
+        for (name, ns) in &self.namespaces {
+            check_history("namespaces", &format!("{name}."), ns)?;
+        }
         self.validate_auth()?;
         self.validate_limits()?;
         let presence = &self.presence;
@@ -295,4 +299,18 @@ impl GatewayConfig {
     fn validate_redis(&self) -> Result<(), ConfigError> {
         self.broker.redis.options().map(drop)
     }
+}
+
+/// A namespace's history bounds: `history_size` at most 10,000, and with history,
+/// `history_ttl` from 1 s to 24 h. `key` is the section, `within` names the namespace.
+fn check_history(key: &'static str, within: &str, ns: &NamespaceConfig) -> Result<(), ConfigError> {
+    if ns.history_size > NamespaceConfig::MAX_HISTORY_SIZE {
+        return Err(invalid(key, format!("{within}history_size: at most 10000")));
+    }
+    let ttl = ns.history_ttl;
+    if ns.history_size > 0 && !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&ttl)
+    {
+        return Err(invalid(key, format!("{within}history_ttl: 1s to 24h")));
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_broker::{BrokerError, PublishMeta, Published};
+use herald_broker::{BrokerError, History, HistoryQuery, PublishMeta, Published};
 use herald_presence_core::UserId;
 use herald_protocol::{presence::Member, ChannelName, ConnId, EventName};
 use herald_pusher::webhook;
@@ -61,6 +61,14 @@ impl Env for NodeCtx {
         meta: PublishMeta,
     ) -> Result<Published, BrokerError> {
         NodeCtx::publish(self, channel, data, path, None, meta).await
+    }
+
+    async fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> Result<History, BrokerError> {
+        self.broker.history(channel, query).await
     }
 
     async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, StoreError> {

@@ -1,6 +1,7 @@
-//! The native HTTP routes: `POST /v1/publish`, `POST /v1/publish/batch` and
-//! `GET /v1/channels/{channel}/presence[/stats]`, behind the API keys.
+//! The native HTTP routes: `POST /v1/publish`, `POST /v1/publish/batch`, `GET /v1/history`
+//! and `GET /v1/channels/{channel}/presence[/stats]`, behind the API keys.
 
+mod history;
 mod presence;
 mod publish;
 
@@ -20,7 +21,10 @@ pub(crate) async fn route(
     let answer = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/publish") => publish::single(req, ctx).await,
         (&Method::POST, "/v1/publish/batch") => publish::batch(req, ctx).await,
-        (_, "/v1/publish" | "/v1/publish/batch") => Err(ApiError::method_not_allowed()),
+        (&Method::GET, "/v1/history") => history::answer(&req, ctx).await,
+        (_, "/v1/publish" | "/v1/publish/batch" | "/v1/history") => {
+            Err(ApiError::method_not_allowed())
+        }
         (method, path) => match PresenceQuery::route(path) {
             Some(query) if method == Method::GET => presence::answer(&req, query, ctx).await,
             Some(_) => Err(ApiError::method_not_allowed()),

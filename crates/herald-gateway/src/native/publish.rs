@@ -34,6 +34,7 @@ impl Session {
                 let ok = ReplyOk::Publish {
                     message_id: published.id.to_string(),
                     offset: published.offset,
+                    epoch: published.epoch.as_ref().map(|e| e.as_str()),
                 };
                 self.reply(peer, &server::reply_ok(self.format, id, &ok));
             }

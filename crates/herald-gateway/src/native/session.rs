@@ -83,6 +83,7 @@ impl Session {
                 self.presence(env, peer, id, &channel, true).await;
             }
             Command::Refresh { token } => self.refresh(env, peer, id, &token),
+            Command::History(request) => self.history(env, peer, id, request).await,
         }
     }
 

@@ -8,6 +8,7 @@ use super::Session;
 use crate::{
     auth::{Identity, Standing},
     config::{GatewayConfig, NamespaceConfig},
+    peer::Env,
     peer::{
         fake::{peer, sent, sent_json, Call, FakeEnv},
         Peer,
@@ -236,4 +237,57 @@ async fn a_messagepack_session_replies_in_messagepack() {
         .await;
     let reply: Value = rmp_serde::from_slice(&sent(&p)[0]).unwrap();
     assert_eq!(reply["ok"]["subscribed"], json!(["news"]));
+}
+
+#[tokio::test]
+async fn history_reads_what_the_namespace_keeps_from_a_position() {
+    let env = FakeEnv::new(config());
+    let (mut s, mut p) = (session(None), peer(WireFormat::Json));
+    let channel = herald_protocol::ChannelName::parse("chat:1").unwrap();
+    let ns = env.config().check_channel("chat:1").unwrap().1.history();
+    let meta = herald_broker::PublishMeta {
+        history: ns,
+        ..Default::default()
+    };
+    let mut epoch = None;
+    for i in 1..=3 {
+        let data = Bytes::from(format!("{i}"));
+        epoch = env
+            .broker()
+            .publish(channel.clone(), data, meta.clone())
+            .await
+            .unwrap()
+            .epoch;
+    }
+    let epoch = epoch.unwrap().to_string();
+    let since = json!({"offset": 1, "epoch": epoch});
+    request(
+        &mut s,
+        &env,
+        &mut p,
+        json!({"id": 1, "history": {"channel": "chat:1", "since": since}}),
+    )
+    .await;
+    let reply = &sent_json(&p)[0]["ok"];
+    assert_eq!(
+        (reply["offset"].as_u64(), reply["epoch"].as_str()),
+        (Some(3), Some(epoch.as_str()))
+    );
+    assert_eq!(
+        reply["publications"],
+        json!([{"data": 2, "offset": 2}, {"data": 3, "offset": 3}])
+    );
+    let other = json!({"offset": 1, "epoch": "x1"});
+    request(
+        &mut s,
+        &env,
+        &mut p,
+        json!({"id": 2, "history": {"channel": "chat:1", "since": other}}),
+    )
+    .await;
+    assert_eq!(
+        sent_json(&p)[0]["error"]["code"],
+        code(ErrorCode::PositionLost)
+    );
+    assert!(env.calls().is_empty(), "a read sends nothing to the hub");
 }

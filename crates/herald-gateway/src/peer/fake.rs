@@ -10,7 +10,8 @@ use std::{
 
 use bytes::Bytes;
 use herald_broker::{
-    BoxFuture, BrokerError, Inbox, MemoryBus, Publication, PublishMeta, Published,
+    BoxFuture, BrokerError, History, HistoryQuery, Inbox, MemoryBus, Publication, PublishMeta,
+    Published,
 };
 use herald_presence_core::UserId;
 use herald_protocol::{
@@ -120,6 +121,11 @@ impl FakeEnv {
         self.reads.presence.conns_of(&channel, user)
     }
 
+    /// The broker history reads go to (publish into it to give a channel history).
+    pub(crate) fn broker(&self) -> &herald_broker::SharedBroker {
+        &self.reads.broker
+    }
+
     fn record(&self, call: Call) {
         self.calls.lock().unwrap().push(call);
     }
@@ -174,8 +180,16 @@ impl Env for FakeEnv {
             None => Ok(Published {
                 id: MessageId::new(),
                 offset: None,
+                epoch: None,
             }),
         }
+    }
+    async fn history(
+        &self,
+        channel: &ChannelName,
+        query: HistoryQuery,
+    ) -> Result<History, BrokerError> {
+        self.reads.broker.history(channel, query).await
     }
     async fn members(&self, channel: &ChannelName) -> Result<Vec<Member>, StoreError> {
         self.reads.presence.members(channel).await

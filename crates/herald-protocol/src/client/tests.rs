@@ -124,3 +124,34 @@ fn unknown_fields_are_ignored() {
     let r = json(r#"{"id":1,"future":{"a":1},"subscribe":{"channels":["a"],"x":2}}"#).unwrap();
     assert_eq!(r.id, 1);
 }
+
+#[test]
+fn decodes_history_requests() {
+    let r = json(r#"{"id":5,"history":{"channel":"news"}}"#).unwrap();
+    assert_eq!(
+        r.command,
+        Command::History(HistoryRequest {
+            channel: "news".into(),
+            limit: None,
+            since: None,
+            reverse: false,
+        })
+    );
+    let r = json(
+        r#"{"id":6,"history":{"channel":"news","limit":10,"since":{"offset":7,"epoch":"ab12"},"reverse":true}}"#,
+    )
+    .unwrap();
+    let Command::History(h) = r.command else {
+        panic!("a history request");
+    };
+    assert_eq!((h.limit, h.reverse), (Some(10), true));
+    assert_eq!(
+        h.since.map(|p| (p.offset, p.epoch.to_string())),
+        Some((7, "ab12".into()))
+    );
+    // A bad epoch, or an unknown field, is a bad request that still names its id.
+    let e = json(r#"{"id":7,"history":{"channel":"n","since":{"offset":1,"epoch":"a b"}}}"#)
+        .unwrap_err();
+    assert_eq!(e.id, Some(7));
+    assert!(json(r#"{"id":8,"history":{"channel":"n","from":1}}"#).is_err());
+}

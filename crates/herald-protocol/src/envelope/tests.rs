@@ -23,6 +23,7 @@ fn every_field(id: uuid::Uuid) -> Vec<u8> {
             Field::Event => json!("greeting"),
             Field::Exclude => json!("7.9"),
             Field::User => json!("ann"),
+            Field::Epoch => json!("e1x"),
         })
         .collect();
     packed(&values)
@@ -43,8 +44,10 @@ fn the_decoder_reads_the_layout() {
     );
     assert_eq!(e.exclude.map(|a| a.to_string()).as_deref(), Some("7.9"));
     assert_eq!(e.user.as_deref(), Some("ann"));
-    // The optional elements are the layout's tail.
-    assert_eq!(LAYOUT[LAYOUT.len() - OPTIONAL.len()..], OPTIONAL);
+    assert_eq!(e.epoch.as_ref().map(crate::Epoch::as_str), Some("e1x"));
+    // The optional arguments are the layout's, in order, before the epoch.
+    assert_eq!(LAYOUT[5..9], OPTIONAL);
+    assert_eq!(LAYOUT[9], Field::Epoch);
 }
 
 #[test]

@@ -3,9 +3,14 @@
 use super::*;
 
 fn payload(frame: &Bytes) -> &[u8] {
-    // Test frames are short: a two-byte header.
-    assert!(frame[1] < 126);
-    &frame[2..]
+    // Server frames are unmasked: a header of 2 bytes, or 4 with a 16-bit length.
+    match frame[1] {
+        126 => &frame[4..],
+        n => {
+            assert!(n < 126);
+            &frame[2..]
+        }
+    }
 }
 
 #[test]
@@ -112,4 +117,36 @@ fn presence_pushes_name_the_change() {
     assert_eq!(f[0], 0x82, "a final binary frame");
     let v: serde_json::Value = rmp_serde::from_slice(payload(&f)).unwrap();
     assert_eq!(v["join"]["user"], "u1");
+}
+
+#[test]
+fn history_replies_carry_the_position_and_the_publications() {
+    let items = [
+        HistoryItem {
+            data: br#"{"x":1}"#,
+            offset: Some(7),
+            event: None,
+        },
+        HistoryItem {
+            data: b"2",
+            offset: Some(8),
+            event: Some("e"),
+        },
+    ];
+    let ok = ReplyOk::History {
+        channel: "news",
+        offset: 8,
+        epoch: Some("ab12"),
+        publications: &items,
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(payload(&reply_ok(WireFormat::Json, 3, &ok))).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"id":3,"ok":{"channel":"news","offset":8,"epoch":"ab12","publications":[
+            {"data":{"x":1},"offset":7},{"data":2,"offset":8,"event":"e"}]}})
+    );
+    let packed: serde_json::Value =
+        rmp_serde::from_slice(payload(&reply_ok(WireFormat::MsgPack, 3, &ok))).unwrap();
+    assert_eq!(packed, json);
 }

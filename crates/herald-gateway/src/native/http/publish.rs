@@ -171,5 +171,10 @@ async fn send(
         .map_err(|e| super::api_error(Refusal::broker(&e)))?;
     let message_id = published.id.to_string();
     // `id` is the older name of `message_id`, kept as an alias (docs/http-api.md).
-    Ok(serde_json::json!({"message_id": message_id, "offset": published.offset, "id": message_id}))
+    Ok(serde_json::json!({
+        "message_id": message_id,
+        "offset": published.offset,
+        "epoch": published.epoch,
+        "id": message_id,
+    }))
 }
