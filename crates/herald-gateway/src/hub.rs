@@ -78,7 +78,7 @@ impl Hub {
         let shard = self.shard_index(&channel);
         let command = ShardCommand::Subscribe {
             conn,
-            sink: request.subscriber(),
+            sink: request.subscriber(&channel),
             channel,
             request: request.clone(),
         };

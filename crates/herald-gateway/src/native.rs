@@ -8,6 +8,7 @@ pub(crate) mod history;
 pub(crate) mod http;
 mod presence;
 mod publish;
+mod recover;
 mod session;
 mod subscribe;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Depends only on herald-protocol, bytes and indexmap; never on tokio or any I/O crate, so the
 //! whole of it is tested deterministically with a fake sink.
 
+pub mod recovery;
 mod shard;
 
 pub use shard::{Action, Fanout, HubShard, Settlement};
@@ -33,6 +34,12 @@ pub trait Sink: Clone {
     fn format(&self) -> WireFormat;
     /// Queues a complete frame without waiting.
     fn push(&self, frame: &Bytes) -> Push;
+    /// [`Sink::push`] of a publication's frame, at `offset` in its channel (for a sink that
+    /// holds frames back and must tell them apart, [`recovery`]).
+    fn push_at(&self, frame: &Bytes, offset: Option<u64>) -> Push {
+        let _ = offset;
+        self.push(frame)
+    }
     /// Ends the connection without waiting: the application terminated it (a user's
     /// connections, for instance). It closes after what is already queued, and takes no more.
     fn terminate(&self);

@@ -316,6 +316,21 @@ impl<S: Sink, W> HubShard<S, W> {
         &mut self,
         channel: &ChannelName,
         except: &[ConnId],
+        encode: E,
+    ) -> Fanout<W>
+    where
+        E: FnMut(WireFormat) -> Option<Bytes>,
+    {
+        self.publish_at(channel, except, None, encode)
+    }
+
+    /// [`HubShard::publish_except`] of a publication at `offset` in the channel: each sink
+    /// learns it ([`Sink::push_at`]).
+    pub fn publish_at<E>(
+        &mut self,
+        channel: &ChannelName,
+        except: &[ConnId],
+        offset: Option<u64>,
         mut encode: E,
     ) -> Fanout<W>
     where
@@ -337,7 +352,7 @@ impl<S: Sink, W> HubShard<S, W> {
             let format = sink.format();
             let frame = frames[format.index()].get_or_insert_with(|| encode(format));
             let Some(frame) = frame else { continue };
-            match sink.push(frame) {
+            match sink.push_at(frame, offset) {
                 Push::Queued => fanout.delivered += 1,
                 Push::Evicted | Push::Closed => fanout.evicted.push(*conn),
             }

@@ -1,4 +1,4 @@
-//! Requests a client sends: `{"id":1,"subscribe":{"channels":[..],"token":..}}`,
+//! Requests a client sends: `{"id":1,"subscribe":{"channels":[..],"token":..,"recover":{..}}}`,
 //! `{"id":2,"unsubscribe":{"channels":[..]}}`, `{"id":3,"publish":{"channel":..,"data":..}}`,
 //! the presence queries, `{"id":4,"refresh":{"token":..}}` and
 //! `{"id":5,"history":{"channel":..,"limit":..,"since":{"offset":..,"epoch":..},"reverse":..}}`.
@@ -33,6 +33,9 @@ pub enum Command {
         channels: Vec<String>,
         /// A channel token granting some of them (namespaces with `subscribe = "token"`).
         token: Option<String>,
+        /// Channels to recover, each from the last position the client saw: what it missed
+        /// is delivered before anything newer.
+        recover: Vec<(String, crate::Position)>,
     },
     /// Unsubscribe from each channel.
     Unsubscribe {
@@ -208,6 +211,8 @@ struct SubscribeBody {
     channels: Vec<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    recover: std::collections::BTreeMap<String, crate::Position>,
 }
 
 #[derive(serde::Deserialize)]
@@ -259,6 +264,7 @@ where
                     Command::Subscribe {
                         channels: body.channels,
                         token: body.token,
+                        recover: body.recover.into_iter().collect(),
                     }
                 }
                 Key::Refresh => Command::Refresh {

@@ -29,6 +29,9 @@ pub enum ReplyOk<'a> {
         /// Channels that could not be subscribed, each with its error.
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         failed: &'a [ChannelFailure],
+        /// How the recovery of each channel asked to recover went.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        recovery: &'a [Recovered],
     },
     /// Reply to `unsubscribe`.
     Unsubscribe {
@@ -111,6 +114,23 @@ impl Serialize for HistoryItem<'_> {
         }
         .serialize(s)
     }
+}
+
+/// How one channel's recovery went: `recovered`, and where the channel stands now.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Recovered {
+    /// The channel.
+    pub channel: String,
+    /// What the client missed was delivered (after this reply, before anything newer).
+    pub recovered: bool,
+    /// Why not, when not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The offset of the channel's latest publication when it was read.
+    pub offset: u64,
+    /// The epoch of its sequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// One channel of a subscribe request that failed.

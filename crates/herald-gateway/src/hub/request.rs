@@ -37,6 +37,8 @@ pub(crate) struct Settled<'a> {
     /// Where the channels' frames wait, when the request was made with one: released by the
     /// answer.
     pub(crate) hold: Option<&'a Arc<Hold>>,
+    /// The holds of the channels that recover from a position, each released by the answer.
+    pub(crate) recovering: &'a [(ChannelName, Arc<Hold>)],
     pub(crate) reads: &'a Reads,
 }
 
@@ -53,6 +55,8 @@ pub(crate) struct SubscribeRequest {
     membership: Option<Membership>,
     /// Where the channels' frames wait until an answer that needs a read is out.
     hold: Option<Arc<Hold>>,
+    /// A hold of its own for each channel that recovers from a position.
+    recovering: Vec<(ChannelName, Arc<Hold>)>,
     answer: Box<dyn Answer>,
 }
 
@@ -71,6 +75,7 @@ impl SubscribeRequest {
     ) -> Arc<Self> {
         Arc::new(Self {
             hold: held.then(|| Hold::new(&sink)),
+            recovering: Vec::new(),
             sink,
             membership,
             answer,
@@ -82,11 +87,25 @@ impl SubscribeRequest {
         })
     }
 
-    /// What the hub pushes the request's channels into.
-    pub(crate) fn subscriber(&self) -> Subscriber {
-        self.hold
-            .clone()
-            .map_or_else(|| (&self.sink).into(), Subscriber::Held)
+    /// Gives each of `channels` a hold of its own, until the answer has read what it
+    /// missed. Call before the request reaches the hub.
+    pub(crate) fn recovering(mut self: Arc<Self>, channels: Vec<ChannelName>) -> Arc<Self> {
+        if let Some(this) = Arc::get_mut(&mut self) {
+            this.recovering = channels
+                .into_iter()
+                .map(|c| (c, Hold::new(&this.sink)))
+                .collect();
+        }
+        self
+    }
+
+    /// What the hub pushes `channel`'s frames into.
+    pub(crate) fn subscriber(&self, channel: &ChannelName) -> Subscriber {
+        let own = self.recovering.iter().find(|(c, _)| c == channel);
+        match (own, &self.hold) {
+            (Some((_, hold)), _) | (None, Some(hold)) => Subscriber::Held(hold.clone()),
+            (None, None) => (&self.sink).into(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -130,6 +149,7 @@ impl SubscribeRequest {
             failed: &p.failed,
             membership: self.membership.as_ref(),
             hold: self.hold.as_ref(),
+            recovering: &self.recovering,
             reads,
         });
     }

@@ -279,7 +279,7 @@ impl ShardTask {
         let framings = &self.framings;
         let fanout = self
             .hub
-            .publish_except(&p.channel, except.as_slice(), |format| {
+            .publish_at(&p.channel, except.as_slice(), p.offset, |format| {
                 framings[format].publication(p)
             });
         self.metrics.deliveries.add(fanout.delivered as u64);

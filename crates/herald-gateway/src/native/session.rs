@@ -70,8 +70,12 @@ impl Session {
         };
         let id = request.id;
         match request.command {
-            Command::Subscribe { channels, token } => {
-                self.subscribe(env, peer, id, channels, token.as_deref())
+            Command::Subscribe {
+                channels,
+                token,
+                recover,
+            } => {
+                self.subscribe(env, peer, id, channels, token.as_deref(), recover)
                     .await;
             }
             Command::Unsubscribe { channels } => self.unsubscribe(env, peer, id, channels).await,

@@ -1,39 +1,23 @@
 //! `subscribe` and `unsubscribe`.
 
 use herald_protocol::{
-    server::{self, ReplyOk},
-    ErrorCode, WireFormat,
+    server::{self, Recovered, ReplyOk},
+    ErrorCode, Position,
 };
 
-use super::session::{check_all, failure, Session};
+use super::{
+    history,
+    recover::{Recovering, Reply},
+    session::{check_all, failure, Session},
+};
 use crate::{
     auth::may_subscribe,
-    hub::{Answer, Settled, SubscribeRequest},
+    config::NamespaceConfig,
+    hub::SubscribeRequest,
     peer::{Env, Peer},
     presence::Membership,
     refusal::Refusal,
 };
-
-/// Answers a subscribe request once its channels settled: one reply with every outcome.
-struct Reply {
-    id: u64,
-    format: WireFormat,
-}
-
-impl Answer for Reply {
-    fn answer(&self, settled: Settled<'_>) {
-        let frame = server::reply_ok(
-            self.format,
-            self.id,
-            &ReplyOk::Subscribe {
-                subscribed: settled.subscribed,
-                failed: settled.failed,
-            },
-        );
-        // The connection reads no further request until this reply is queued.
-        settled.sink.push_reply(&frame);
-    }
-}
 
 impl Session {
     pub(super) async fn subscribe(
@@ -43,6 +27,7 @@ impl Session {
         id: u64,
         names: Vec<String>,
         token: Option<&str>,
+        recover: Vec<(String, Position)>,
     ) {
         let (mut valid, mut failed) = check_all(env, names);
         let granted = match token {
@@ -83,10 +68,12 @@ impl Session {
                 }
             }
         });
+        let (recovering, refused) = recovery(&valid, recover);
         if valid.is_empty() {
             let ok = ReplyOk::Subscribe {
                 subscribed: &[],
                 failed: &failed,
+                recovery: &refused,
             };
             return self.reply(peer, &server::reply_ok(self.format, id, &ok));
         }
@@ -103,9 +90,12 @@ impl Session {
         // Replies (and what requests do, such as presence joins and leaves) follow the order
         // of the requests: the next one waits until this reply is queued.
         peer.outbound.await_reply();
+        let holds = recovering.iter().map(|r| r.channel.clone()).collect();
         let answer = Box::new(Reply {
             id,
             format: self.format,
+            recover: recovering,
+            refused,
         });
         let request = SubscribeRequest::new(
             peer.outbound.clone(),
@@ -114,7 +104,8 @@ impl Session {
             membership,
             false,
             answer,
-        );
+        )
+        .recovering(holds);
         for (channel, _) in valid {
             peer.subscribe(env, channel, &request).await;
         }
@@ -149,4 +140,35 @@ impl Session {
         };
         self.reply(peer, &server::reply_ok(self.format, id, &ok));
     }
+}
+
+/// Splits the positions a subscribe asked to recover from into the channels that will recover
+/// and the outcomes of those that cannot (no history, not subscribed by the request).
+fn recovery(
+    valid: &[(herald_protocol::ChannelName, NamespaceConfig)],
+    recover: Vec<(String, Position)>,
+) -> (Vec<Recovering>, Vec<Recovered>) {
+    let (mut recovering, mut refused) = (Vec::new(), Vec::new());
+    for (name, since) in recover {
+        let refuse = |reason: &str| Recovered {
+            channel: name.clone(),
+            recovered: false,
+            reason: Some(reason.to_owned()),
+            offset: 0,
+            epoch: None,
+        };
+        let Some((channel, ns)) = valid.iter().find(|(c, _)| c.as_str() == name) else {
+            refused.push(refuse("not among the channels this request subscribed"));
+            continue;
+        };
+        match history::query(ns, None, Some(&since), false) {
+            Ok(query) => recovering.push(Recovering {
+                channel: channel.clone(),
+                since,
+                query,
+            }),
+            Err(refusal) => refused.push(refuse(&refusal.reason)),
+        }
+    }
+    (recovering, refused)
 }

@@ -4,7 +4,9 @@
 //! member list, the last event), while the channel's frames may already be flowing. Pusher
 //! clients must see `subscription_succeeded` first, so such a subscriber starts behind a
 //! [`Hold`]: what the hub pushes meanwhile waits there, and follows the answer when the
-//! subscription is released.
+//! subscription is released. A native subscription that recovers from a position waits the
+//! same way while its history is read: the hold then keeps what recovery merged (history,
+//! then the live frames it did not already hold, `herald_hub::recovery`).
 
 use std::sync::{Arc, Mutex};
 
@@ -41,9 +43,13 @@ impl Sink for Subscriber {
     }
 
     fn push(&self, frame: &Bytes) -> Push {
+        self.push_at(frame, None)
+    }
+
+    fn push_at(&self, frame: &Bytes, offset: Option<u64>) -> Push {
         match self {
             Self::Direct(sink) => sink.push_frame(frame),
-            Self::Held(hold) => hold.push(frame),
+            Self::Held(hold) => hold.push(frame, offset),
         }
     }
 
@@ -56,11 +62,14 @@ impl Sink for Subscriber {
     }
 }
 
+/// Frames held, with the offset of each publication's.
+type Held = Vec<(Option<u64>, Bytes)>;
+
 /// Frames of one subscription held back until its answer is sent.
 pub(crate) struct Hold {
     sink: Outbound,
     /// `Some` until released.
-    held: Mutex<Option<Vec<Bytes>>>,
+    held: Mutex<Option<Held>>,
 }
 
 impl Hold {
@@ -71,16 +80,16 @@ impl Hold {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn push(&self, frame: &Bytes) -> Push {
+    fn push(&self, frame: &Bytes, offset: Option<u64>) -> Push {
         let mut held = self.lock();
         match held.as_mut() {
             None => self.sink.push_frame(frame),
             Some(frames) if frames.len() < HOLD_LIMIT => {
-                frames.push(frame.clone());
+                frames.push((offset, frame.clone()));
                 Push::Queued
             }
             Some(_) => {
@@ -97,9 +106,26 @@ impl Hold {
         for frame in answer {
             self.sink.push_frame(frame);
         }
-        for frame in held.take().unwrap_or_default() {
+        for (_, frame) in held.take().unwrap_or_default() {
             self.sink.push_frame(&frame);
         }
+    }
+
+    /// Puts `history` (the publications after offset `since`, offsets ascending) before what
+    /// is held, each publication once, and keeps holding until [`Hold::release`]. Returns
+    /// whether a publication between `since` and the first one delivered is missing. A hold
+    /// already released or overflowed keeps nothing.
+    pub(crate) fn recover(&self, since: u64, history: Vec<(u64, Bytes)>) -> bool {
+        let mut held = self.lock();
+        let Some(live) = held.take() else {
+            return false;
+        };
+        let merged = herald_hub::recovery::merge(since, history, live);
+        let last = merged.last;
+        // What arrives from now on follows `last`: it is held as it comes.
+        let frames = merged.frames.into_iter().map(|f| (Some(last), f)).collect();
+        *held = Some(frames);
+        merged.gap
     }
 }
 
@@ -143,6 +169,33 @@ mod tests {
                 ],
                 QueueStatus::Open
             )
+        );
+    }
+
+    #[test]
+    fn a_recovering_hold_puts_history_first_and_each_publication_once() {
+        let sink = Outbound::new(WireFormat::Json, 1 << 20);
+        let hold = Hold::new(&sink);
+        let subscriber = Subscriber::Held(hold.clone());
+        let f = |s: &'static str| Bytes::from_static(s.as_bytes());
+        // 6 and 7 arrive live while the history (5 to 6) is read.
+        subscriber.push_at(&f("live 6"), Some(6));
+        subscriber.push_at(&f("live 7"), Some(7));
+        let gap = hold.recover(4, vec![(5, f("history 5")), (6, f("history 6"))]);
+        assert!(!gap);
+        subscriber.push_at(&f("live 8"), Some(8));
+        assert_eq!(taken(&sink).0, Vec::<Bytes>::new(), "held until released");
+        hold.release(&[]);
+        subscriber.push_at(&f("live 9"), Some(9));
+        assert_eq!(
+            taken(&sink).0,
+            [
+                f("history 5"),
+                f("history 6"),
+                f("live 7"),
+                f("live 8"),
+                f("live 9")
+            ]
         );
     }
 

@@ -43,6 +43,7 @@ fn decodes_the_three_commands_in_json() {
         Command::Subscribe {
             channels: vec!["news".into(), "chat:room1".into()],
             token: None,
+            recover: vec![],
         }
     );
     let r = json(r#"{"id":7,"subscribe":{"channels":["p:1"],"token":"t"}}"#).unwrap();
@@ -51,6 +52,7 @@ fn decodes_the_three_commands_in_json() {
         Command::Subscribe {
             channels: vec!["p:1".into()],
             token: Some("t".into()),
+            recover: vec![],
         }
     );
     let r = json(r#"{"id":8,"refresh":{"token":"t2"}}"#).unwrap();
@@ -154,4 +156,19 @@ fn decodes_history_requests() {
         .unwrap_err();
     assert_eq!(e.id, Some(7));
     assert!(json(r#"{"id":8,"history":{"channel":"n","from":1}}"#).is_err());
+}
+
+#[test]
+fn subscribes_carry_positions_to_recover() {
+    let r = json(
+        r#"{"id":9,"subscribe":{"channels":["news","b"],"recover":{"news":{"offset":41,"epoch":"e1"}}}}"#,
+    )
+    .unwrap();
+    let Command::Subscribe { recover, .. } = r.command else {
+        panic!("a subscribe");
+    };
+    assert_eq!(recover.len(), 1);
+    assert_eq!((recover[0].0.as_str(), recover[0].1.offset), ("news", 41));
+    let bad = json(r#"{"id":10,"subscribe":{"channels":["a"],"recover":{"a":{"offset":1}}}}"#);
+    assert_eq!(bad.unwrap_err().id, Some(10));
 }

@@ -74,6 +74,7 @@ fn replies_have_the_documented_shape() {
         &ReplyOk::Subscribe {
             subscribed: &["news".into()],
             failed: &[ChannelFailure::new("a b", ErrorCode::InvalidChannel, "bad")],
+            recovery: &[],
         },
     );
     let v: serde_json::Value = serde_json::from_slice(payload(&ok)).unwrap();

@@ -1,0 +1,197 @@
+//! Recovery on subscribe: a channel subscribed with the last position the client saw gets
+//! what it missed from the channel's history, before anything newer, each publication once.
+//!
+//! The channel's frames wait in a hold of their own from the subscription on. Once every
+//! channel of the request has settled, one task reads each recovering channel's history from
+//! its position, merges it with what the hold took meanwhile (`Hold::recover`), queues the
+//! reply (which says, per channel, whether it recovered and where the channel stands), and
+//! then releases the holds.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_broker::{History, HistoryQuery, SharedBroker};
+use herald_protocol::{
+    server::{self, ChannelFailure, Recovered, ReplyOk},
+    ChannelName, Position, WireFormat,
+};
+
+use super::history;
+use crate::{
+    hub::{Answer, Settled},
+    outbound::{Hold, Outbound},
+};
+
+/// A channel to recover: from where, and how its history is read.
+pub(super) struct Recovering {
+    pub(super) channel: ChannelName,
+    pub(super) since: Position,
+    pub(super) query: HistoryQuery,
+}
+
+/// Answers a subscribe request once its channels settled: one reply with every outcome, after
+/// the recovery of those that asked for it.
+pub(super) struct Reply {
+    pub(super) id: u64,
+    pub(super) format: WireFormat,
+    pub(super) recover: Vec<Recovering>,
+    /// Channels that asked to recover where nothing can be (history off): their outcome.
+    pub(super) refused: Vec<Recovered>,
+}
+
+impl Answer for Reply {
+    fn answer(&self, settled: Settled<'_>) {
+        if self.recover.is_empty() {
+            let frame = reply(
+                self.format,
+                self.id,
+                settled.subscribed,
+                settled.failed,
+                &self.refused,
+            );
+            // The connection reads no further request until this reply is queued.
+            settled.sink.push_reply(&frame);
+            return;
+        }
+        // Channels the request subscribed, with their holds; the others' holds take nothing.
+        let work: Vec<(Recovering, Arc<Hold>)> = self
+            .recover
+            .iter()
+            .filter(|r| settled.subscribed.iter().any(|s| s == r.channel.as_str()))
+            .filter_map(|r| {
+                let hold = settled.recovering.iter().find(|(c, _)| *c == r.channel)?;
+                Some((r.copy(), hold.1.clone()))
+            })
+            .collect();
+        let task = Task {
+            id: self.id,
+            format: self.format,
+            sink: settled.sink.clone(),
+            subscribed: settled.subscribed.to_vec(),
+            failed: settled.failed.to_vec(),
+            outcomes: self.refused.clone(),
+            broker: settled.reads.broker.clone(),
+            idle: settled
+                .recovering
+                .iter()
+                .filter(|(c, _)| !work.iter().any(|(r, _)| r.channel == *c))
+                .map(|(_, h)| h.clone())
+                .collect(),
+        };
+        tokio::spawn(task.run(work));
+    }
+}
+
+impl Recovering {
+    fn copy(&self) -> Self {
+        Self {
+            channel: self.channel.clone(),
+            since: self.since.clone(),
+            query: self.query,
+        }
+    }
+}
+
+/// The recovery of one request, run once its channels settled.
+struct Task {
+    id: u64,
+    format: WireFormat,
+    sink: Outbound,
+    subscribed: Vec<String>,
+    failed: Vec<ChannelFailure>,
+    outcomes: Vec<Recovered>,
+    broker: SharedBroker,
+    /// Holds of channels that did not subscribe: released empty.
+    idle: Vec<Arc<Hold>>,
+}
+
+impl Task {
+    async fn run(mut self, work: Vec<(Recovering, Arc<Hold>)>) {
+        let mut holds = Vec::with_capacity(work.len());
+        for (r, hold) in work {
+            let read = self.broker.history(&r.channel, r.query).await;
+            let outcome = outcome(&r, read, &hold, self.format);
+            self.outcomes.push(outcome);
+            holds.push(hold);
+        }
+        let frame = reply(
+            self.format,
+            self.id,
+            &self.subscribed,
+            &self.failed,
+            &self.outcomes,
+        );
+        self.sink.push_reply(&frame);
+        for hold in holds.iter().chain(&self.idle) {
+            hold.release(&[]);
+        }
+    }
+}
+
+/// Reads what `r` missed into its hold; the outcome says whether it recovered.
+fn outcome(
+    r: &Recovering,
+    read: Result<History, herald_broker::BrokerError>,
+    hold: &Hold,
+    format: WireFormat,
+) -> Recovered {
+    let channel = r.channel.to_string();
+    let history = match read {
+        Ok(history) => history,
+        Err(e) => {
+            return Recovered {
+                channel,
+                recovered: false,
+                reason: Some(format!("history unavailable: {e}")),
+                offset: 0,
+                epoch: None,
+            }
+        }
+    };
+    let (offset, epoch) = (
+        history.offset,
+        history.epoch.as_ref().map(|e| e.to_string()),
+    );
+    if let Err(refusal) = history::check_continues(Some(&r.since), &history, &r.query) {
+        return Recovered {
+            channel,
+            recovered: false,
+            reason: Some(refusal.reason.into_owned()),
+            offset,
+            epoch,
+        };
+    }
+    let frames: Vec<(u64, Bytes)> = history
+        .publications
+        .iter()
+        .filter_map(|p| {
+            let frame =
+                server::push(format, &p.channel, &p.data, p.offset, p.event.as_ref()).ok()?;
+            Some((p.offset?, frame))
+        })
+        .collect();
+    let gap = hold.recover(r.since.offset, frames);
+    Recovered {
+        channel,
+        recovered: !gap,
+        reason: gap.then(|| "publications after this position are no longer kept".to_owned()),
+        offset,
+        epoch,
+    }
+}
+
+/// The reply frame of a subscribe request.
+fn reply(
+    format: WireFormat,
+    id: u64,
+    subscribed: &[String],
+    failed: &[ChannelFailure],
+    recovery: &[Recovered],
+) -> Bytes {
+    let ok = ReplyOk::Subscribe {
+        subscribed,
+        failed,
+        recovery,
+    };
+    server::reply_ok(format, id, &ok)
+}
