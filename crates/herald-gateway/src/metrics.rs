@@ -80,6 +80,8 @@ pub(crate) struct Metrics {
     pub(crate) broker_publications: Counter,
     pub(crate) deliveries: Counter,
     pub(crate) gap_notices: Counter,
+    pub(crate) repairs: Counter,
+    pub(crate) repaired: Counter,
     pub(crate) socket_writes: Counter,
     pub(crate) frames_written: Counter,
     pub(crate) slow_consumer_evictions: Counter,
@@ -164,6 +166,16 @@ impl Metrics {
             "herald_deliveries_total",
             "Frames queued to subscribers.",
             self.deliveries.get(),
+        );
+        w.counter(
+            "herald_repairs_total",
+            "Channels whose missed publications a shard read back from history after the broker gave them back.",
+            self.repairs.get(),
+        );
+        w.counter(
+            "herald_repairs_completed_total",
+            "Of those, the repairs that covered everything missed (no gap notice).",
+            self.repaired.get(),
         );
         w.counter(
             "herald_gap_notices_total",

@@ -221,6 +221,15 @@ async fn run_with(
                 default_event: pusher_event.clone(),
             }),
         ),
+        history_of: {
+            let config = config.clone();
+            Arc::new(move |channel: &herald_protocol::ChannelName| {
+                config
+                    .namespace_of(channel)
+                    .map(|ns| ns.history())
+                    .unwrap_or_default()
+            })
+        },
         node_tag: node_id.tag(),
         reports: presence.reports(),
         occupancy,

@@ -48,6 +48,8 @@ pub(crate) enum ShardCommand {
     /// Answered once the commands sent before it are handled (what they report to the
     /// presence table included).
     Sync(tokio::sync::oneshot::Sender<()>),
+    /// A repair's history read, back from the broker (boxed: it is large, and rare).
+    Repaired(Box<super::shard_task::Repaired>),
     /// The broker's answer to a subscribe this shard asked for.
     BrokerSubscribed {
         channel: ChannelName,

@@ -2,13 +2,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use herald_broker::{BrokerError, Publication, SharedBroker};
 use herald_hub::{Action, HubShard, Settlement};
-use herald_protocol::{
-    presence::PresenceNotice, server::ChannelFailure, ChannelName, ConnId, ErrorCode, WireFormat,
-};
-use herald_runtime::metrics::Counter;
+use herald_protocol::{server::ChannelFailure, ChannelName, ErrorCode, WireFormat};
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -20,8 +16,16 @@ use crate::{
     telemetry::Telemetry,
 };
 
+mod notices;
+mod repair;
+
+pub(crate) use repair::Repaired;
+
 /// Commands a shard takes per wake-up.
 const BATCH: usize = 64;
+
+/// The history a channel's namespace keeps.
+pub(crate) type HistoryOf = Arc<dyn Fn(&ChannelName) -> herald_broker::HistoryKeep + Send + Sync>;
 
 /// What every shard task shares with the node.
 pub(crate) struct ShardEnv {
@@ -30,6 +34,8 @@ pub(crate) struct ShardEnv {
     pub(crate) telemetry: Arc<Telemetry>,
     /// How each wire format frames what the shard fans out.
     pub(crate) framings: Framings,
+    /// The history a channel's namespace keeps (what a repair may read).
+    pub(crate) history_of: HistoryOf,
     /// This node's tag in connection addresses.
     pub(crate) node_tag: u32,
     /// Where channels held and given back are reported (for occupancy webhooks), and
@@ -66,6 +72,8 @@ pub(crate) fn spawn_shards(
             metrics: env.metrics.clone(),
             telemetry: env.telemetry.clone(),
             framings: env.framings.clone(),
+            history_of: env.history_of.clone(),
+            repairs: repair::Repairs::default(),
             node_tag: env.node_tag,
             reports: env.reports.clone(),
             occupancy: env.occupancy,
@@ -86,6 +94,8 @@ struct ShardTask {
     metrics: Arc<Metrics>,
     telemetry: Arc<Telemetry>,
     framings: Framings,
+    history_of: HistoryOf,
+    repairs: repair::Repairs,
     node_tag: u32,
     reports: TableReports,
     occupancy: bool,
@@ -183,8 +193,19 @@ impl ShardTask {
                 }
                 (self.hub.broker_subscribed(&channel, error.is_none()), error)
             }
-            ShardCommand::Publication(p) => (self.publish(&p), None),
-            ShardCommand::Gap { channel, reason } => (self.gap(&channel, reason), None),
+            ShardCommand::Publication(p) => match self.hold_for_repair(p) {
+                Some(p) => (self.deliver(p), None),
+                None => (Vec::new(), None),
+            },
+            ShardCommand::Gap { channel, reason } => {
+                // Repaired from history when it covers what was missed; told otherwise.
+                if self.start_repair(&channel, reason) {
+                    (Vec::new(), None)
+                } else {
+                    (self.gap(&channel, reason), None)
+                }
+            }
+            ShardCommand::Repaired(r) => (self.repaired(*r), None),
             ShardCommand::GapAll { reason } => {
                 let channels: Vec<ChannelName> = self.hub.channels().cloned().collect();
                 let actions = channels
@@ -204,43 +225,13 @@ impl ShardTask {
         }
     }
 
-    /// A member joined or left: every subscriber hears of it in its protocol's terms, except
-    /// (in a protocol that does not tell them, as Pusher's) the member's own connections.
-    fn member(
-        &mut self,
-        channel: &ChannelName,
-        notice: &PresenceNotice,
-    ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let framings = self.framings.clone();
-        let mut actions = self.notify(
-            channel,
-            &[],
-            |format| {
-                let framing = &framings[format];
-                framing
-                    .tells_own_joins()
-                    .then(|| framing.presence(channel, notice))
-                    .flatten()
-            },
-            |m| &m.presence_notices,
-        );
-        let own = match notice.change {
-            herald_protocol::presence::Change::Join => {
-                self.reads.presence.conns_of(channel, &notice.member.user)
-            }
-            herald_protocol::presence::Change::Leave => Vec::new(),
-        };
-        actions.extend(self.notify(
-            channel,
-            &own,
-            |format| {
-                let framing = &framings[format];
-                (!framing.tells_own_joins())
-                    .then(|| framing.presence(channel, notice))
-                    .flatten()
-            },
-            |m| &m.presence_notices,
-        ));
+    /// Delivers `p`, and remembers where its channel stands.
+    fn deliver(&mut self, p: Box<Publication>) -> Vec<Action<Arc<SubscribeRequest>>> {
+        if self.delivered_already(&p) {
+            return Vec::new();
+        }
+        let actions = self.publish(&p);
+        self.note_delivered(&p);
         actions
     }
 
@@ -292,30 +283,11 @@ impl ShardTask {
         fanout.actions
     }
 
-    fn gap(&mut self, channel: &ChannelName, reason: &str) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let framings = self.framings.clone();
-        let encode = |format| framings[format].gap(channel, reason);
-        self.notify(channel, &[], encode, |m| &m.gap_notices)
-    }
-
-    /// Sends a notice (a gap, a join, a leave) to every subscriber of `channel` but those in
-    /// `except`, counting the deliveries in `counter`.
-    fn notify(
+    fn perform(
         &mut self,
-        channel: &ChannelName,
-        except: &[ConnId],
-        encode: impl FnMut(WireFormat) -> Option<Bytes>,
-        counter: impl Fn(&Metrics) -> &Counter,
-    ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        let fanout = self.hub.publish_except(channel, except, encode);
-        counter(&self.metrics).add(fanout.delivered as u64);
-        self.metrics
-            .slow_consumer_evictions
-            .add(fanout.evicted.len() as u64);
-        fanout.actions
-    }
-
-    fn perform(&self, action: Action<Arc<SubscribeRequest>>, broker_error: Option<&BrokerError>) {
+        action: Action<Arc<SubscribeRequest>>,
+        broker_error: Option<&BrokerError>,
+    ) {
         match action {
             Action::BrokerSubscribe(channel) => {
                 let answer = self.reads.broker.subscribe(&channel);
@@ -331,6 +303,7 @@ impl ShardTask {
             }
             Action::BrokerUnsubscribe(channel) => {
                 self.reads.broker.unsubscribe(&channel);
+                self.forget(&channel);
                 if self.occupancy {
                     self.reports.occupancy(channel, false);
                 }

@@ -8,7 +8,10 @@
 //! same way while its history is read: the hold then keeps what recovery merged (history,
 //! then the live frames it did not already hold, `herald_hub::recovery`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex,
+};
 
 use bytes::Bytes;
 use herald_hub::{Push, Sink};
@@ -70,6 +73,10 @@ pub(crate) struct Hold {
     sink: Outbound,
     /// `Some` until released.
     held: Mutex<Option<Held>>,
+    /// After a recovery, the last offset it delivered: a publication at or below it that
+    /// arrives late on the live path (the history read saw it first) is dropped. Cleared by
+    /// the first one above it (0: none).
+    floor: AtomicU64,
 }
 
 impl Hold {
@@ -77,6 +84,7 @@ impl Hold {
         Arc::new(Self {
             sink: sink.clone(),
             held: Mutex::new(Some(Vec::new())),
+            floor: AtomicU64::new(0),
         })
     }
 
@@ -85,6 +93,14 @@ impl Hold {
     }
 
     fn push(&self, frame: &Bytes, offset: Option<u64>) -> Push {
+        let floor = self.floor.load(Ordering::Relaxed);
+        if floor > 0 {
+            match offset {
+                Some(offset) if offset <= floor => return Push::Queued,
+                Some(_) => self.floor.store(0, Ordering::Relaxed),
+                None => {}
+            }
+        }
         let mut held = self.lock();
         match held.as_mut() {
             None => self.sink.push_frame(frame),
@@ -122,6 +138,7 @@ impl Hold {
         };
         let merged = herald_hub::recovery::merge(since, history, live);
         let last = merged.last;
+        self.floor.store(last, Ordering::Relaxed);
         // What arrives from now on follows `last`: it is held as it comes.
         let frames = merged.frames.into_iter().map(|f| (Some(last), f)).collect();
         *held = Some(frames);
@@ -183,6 +200,8 @@ mod tests {
         subscriber.push_at(&f("live 7"), Some(7));
         let gap = hold.recover(4, vec![(5, f("history 5")), (6, f("history 6"))]);
         assert!(!gap);
+        // 7 again, late on the live path (the history read saw it first): dropped.
+        subscriber.push_at(&f("late 7"), Some(7));
         subscriber.push_at(&f("live 8"), Some(8));
         assert_eq!(taken(&sink).0, Vec::<Bytes>::new(), "held until released");
         hold.release(&[]);

@@ -1,0 +1,183 @@
+//! Repair without the client: when a node's broker subscription is interrupted and the
+//! channel's history covers what was published meanwhile, subscribers that stayed connected
+//! receive every publication exactly once and in order, with no gap notice; native and
+//! Pusher clients alike.
+
+use std::time::Duration;
+
+use herald_testkit::{redis_config, Incoming, RedisServer, TestGateway};
+use serde_json::{json, Value};
+
+const COUNT: u64 = 300;
+
+/// Publishes 1..=COUNT into `channel` through `gw`, 2 ms apart; one refused while the node
+/// is not ready (503, nothing published) is sent again, as an application would.
+fn publisher(gw: &TestGateway, channel: &'static str) -> tokio::task::JoinHandle<()> {
+    let api = gw.api_addr;
+    tokio::spawn(async move {
+        for n in 1..=COUNT {
+            let body = json!({"channel": channel, "data": n}).to_string();
+            let mut tries = 0;
+            loop {
+                let r =
+                    herald_testkit::http_request(api, "POST", "/v1/publish", &[], body.as_bytes())
+                        .await
+                        .unwrap();
+                if r.status == 200 {
+                    break;
+                }
+                assert_eq!(r.status, 503, "publish {n}: {}", r.text());
+                tries += 1;
+                assert!(tries < 500, "publish {n} refused for 2.5 s");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_dropped_subscriber_connection_is_repaired_from_history_for_native_clients() {
+    let redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut json_client = gw.client(None).await;
+    json_client.subscribe_ok(&["news"]).await;
+    let mut msgpack = gw.client(Some(herald_protocol::WireFormat::MsgPack)).await;
+    msgpack.subscribe_ok(&["news"]).await;
+    let publishing = publisher(&gw, "news");
+    // Some publications are delivered; then Redis drops the node's subscriber connection (as
+    // it does past the pub/sub output-buffer limit) while publishing goes on.
+    for n in 1..=20u64 {
+        assert_eq!(json_client.next_push().await["data"], n);
+    }
+    assert_eq!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    publishing.await.unwrap();
+    for c in [&mut json_client, &mut msgpack] {
+        let mut seen = Vec::new();
+        while seen.last() != Some(&COUNT) {
+            match c.next().await.expect("every publication") {
+                Incoming::Frame(v) if v.get("push").is_some() => {
+                    seen.push(v["push"]["data"].as_u64().unwrap());
+                }
+                other => panic!(
+                    "no gap notice, only pushes: {other:?} after {:?}",
+                    seen.last()
+                ),
+            }
+        }
+        let first = seen[0];
+        let expected: Vec<u64> = (first..=COUNT).collect();
+        assert_eq!(seen, expected, "each once, in order");
+    }
+    assert_eq!(gw.metric("herald_gap_notices_total").await, 0.0);
+    assert!(gw.metric("herald_repairs_total").await >= 1.0);
+    assert!(gw.metric("herald_broker_reconnects_total").await >= 1.0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn what_history_cannot_cover_still_gets_the_gap_notice() {
+    let mut redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    gw.publish("news", json!(1)).await;
+    assert_eq!(c.next_push().await["data"], 1);
+    // Redis restarts without persistence: a new epoch, no history of the old one.
+    redis.kill();
+    redis.restart().await;
+    let Incoming::Frame(gap) = c.next().await.unwrap() else {
+        panic!("a gap notice")
+    };
+    assert_eq!(gap["gap"]["channel"], "news", "{gap}");
+    gw.wait_ready(Duration::from_secs(5)).await;
+    gw.publish("news", json!(2)).await;
+    let push: Value = c.next_push().await;
+    assert_eq!(
+        (push["data"].as_u64(), push["offset"].as_u64()),
+        (Some(2), Some(1))
+    );
+    gw.stop().await;
+}
+
+/// Reads pushes until the publication numbered COUNT, asserting no gap notice came.
+async fn every_push_until_the_last(c: &mut herald_testkit::WsClient) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.last() != Some(&COUNT) {
+        match c.next().await.expect("every publication") {
+            Incoming::Frame(v) if v.get("push").is_some() => {
+                seen.push(v["push"]["data"].as_u64().unwrap());
+            }
+            other => panic!(
+                "no gap notice, only pushes: {other:?} after {:?}",
+                seen.last()
+            ),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_redis_restart_with_persistence_is_repaired_from_history() {
+    let mut redis =
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await;
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let publishing = publisher(&gw, "news");
+    for n in 1..=20u64 {
+        assert_eq!(c.next_push().await["data"], n);
+    }
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    redis.restart().await;
+    publishing.await.unwrap();
+    let seen = every_push_until_the_last(&mut c).await;
+    let expected: Vec<u64> = (21..=COUNT).collect();
+    assert_eq!(seen, expected, "each once, in order, none missing");
+    assert_eq!(gw.metric("herald_gap_notices_total").await, 0.0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn pusher_clients_lose_nothing_when_the_subscriber_connection_drops() {
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis.url());
+    config.pusher.apps = vec![herald_gateway::config::PusherApp::new("1", "key", "secret")];
+    let gw = TestGateway::start_with(config).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let url = format!(
+        "ws://{}/app/key?protocol=7&client=js&version=8.4.0",
+        gw.ws_addr
+    );
+    let mut c = herald_testkit::WsClient::connect(&url, None).await.unwrap();
+    assert_eq!(
+        c.next_frame().await["event"],
+        "pusher:connection_established"
+    );
+    c.send(&json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    assert_eq!(
+        c.next_frame().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let publishing = publisher(&gw, "news");
+    let data = |v: &Value| -> u64 { v["data"].as_str().unwrap().parse().unwrap() };
+    for n in 1..=20u64 {
+        assert_eq!(data(&c.next_frame().await), n);
+    }
+    assert_eq!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    publishing.await.unwrap();
+    let mut seen = Vec::new();
+    while seen.last() != Some(&COUNT) {
+        let event = c.next_frame().await;
+        assert_eq!(event["channel"], "news", "{event}");
+        seen.push(data(&event));
+    }
+    let expected: Vec<u64> = (21..=COUNT).collect();
+    assert_eq!(seen, expected, "each event once, in order, none missing");
+    gw.stop().await;
+}
