@@ -22,11 +22,19 @@ const WAITING_LIMIT: usize = 10_000;
 pub(super) struct Repairs {
     /// The last position delivered, per channel whose namespace keeps history.
     positions: HashMap<ChannelName, Position>,
+    /// After a repair, the last offset it delivered per channel: the same publications
+    /// arriving late on the live path are dropped, until the first one above it.
+    floors: HashMap<ChannelName, u64>,
     /// Channels being repaired, with the publications that arrived meanwhile (boxed as they
     /// came: waiting moves a pointer, not a publication).
     #[allow(clippy::vec_box)]
     repairing: HashMap<ChannelName, Vec<Box<Publication>>>,
 }
+
+/// How often a repair's read is tried again while the broker cannot take it, and how long
+/// apart (the broker's reconnect backoff reaches 1 s).
+const READ_ATTEMPTS: usize = 30;
+const READ_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A history read for a repair, back at the shard.
 pub(crate) struct Repaired {
@@ -56,13 +64,21 @@ impl ShardTask {
     }
 
     /// Whether `p` was delivered already: a repair read it from history before it arrived on
-    /// the live path. Within an epoch, a channel's publications reach the node in offset
-    /// order, so one at or below the last delivered is that.
-    pub(super) fn delivered_already(&self, p: &Publication) -> bool {
-        let Some(position) = self.repairs.positions.get(&p.channel) else {
+    /// the live path. Only right after a repair: an offset at or below one delivered
+    /// otherwise is a sequence that went back (a failover that lost writes), whose new
+    /// publications must not be taken for old ones.
+    pub(super) fn delivered_already(&mut self, p: &Publication) -> bool {
+        let Some(floor) = self.repairs.floors.get(&p.channel).copied() else {
             return false;
         };
-        p.offset.is_some_and(|o| o <= position.offset) && p.epoch.as_ref() == Some(&position.epoch)
+        match p.offset {
+            Some(offset) if offset <= floor => true,
+            Some(_) => {
+                self.repairs.floors.remove(&p.channel);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Remembers what was just delivered on `p`'s channel, when its history is kept.
@@ -89,6 +105,7 @@ impl ShardTask {
     /// The channel left the node: nothing to repair any more.
     pub(super) fn forget(&mut self, channel: &ChannelName) {
         self.repairs.positions.remove(channel);
+        self.repairs.floors.remove(channel);
         self.repairs.repairing.remove(channel);
     }
 
@@ -114,11 +131,21 @@ impl ShardTask {
             max_age: keep.ttl,
             window: keep.size,
         };
-        let read = self.reads.broker.history(channel, query);
+        let broker = self.reads.broker.clone();
         let (me, channel) = (self.me.clone(), channel.clone());
         self.metrics.repairs.inc();
         tokio::spawn(async move {
-            let read = read.await;
+            // The broker may give the channel back before it takes requests again (its
+            // subscriber connection came back first): a read it cannot take yet is tried
+            // again, for a while.
+            let mut read = broker.history(&channel, query).await;
+            for _ in 0..READ_ATTEMPTS {
+                if !matches!(read, Err(BrokerError::Unavailable(_))) {
+                    break;
+                }
+                tokio::time::sleep(READ_RETRY).await;
+                read = broker.history(&channel, query).await;
+            }
             if let Some(me) = me.upgrade() {
                 let repaired = Repaired {
                     channel,
@@ -161,8 +188,13 @@ impl ShardTask {
         } else {
             self.metrics.repaired.inc();
         }
+        let last = merged.last;
         for p in merged.frames {
             actions.extend(self.deliver(p));
+        }
+        // Set once they are delivered: the same ones may still come on the live path.
+        if last > r.since.offset {
+            self.repairs.floors.insert(r.channel, last);
         }
         actions
     }
