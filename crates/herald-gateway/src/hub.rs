@@ -4,6 +4,7 @@
 
 mod command;
 mod framing;
+mod history_reads;
 mod request;
 mod shard_task;
 mod thread;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use command::ShardCommand;
 pub(crate) use framing::{Framing, Framings};
+pub(crate) use history_reads::HistoryReads;
 pub(crate) use request::{Answer, Reads, Settled, SubscribeRequest};
 pub(crate) use shard_task::{spawn_shards, ShardEnv};
 

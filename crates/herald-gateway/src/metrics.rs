@@ -81,6 +81,7 @@ pub(crate) struct Metrics {
     pub(crate) deliveries: Counter,
     pub(crate) gap_notices: Counter,
     pub(crate) repairs: Counter,
+    pub(crate) history_reads: Counter,
     pub(crate) repaired: Counter,
     pub(crate) socket_writes: Counter,
     pub(crate) frames_written: Counter,
@@ -166,6 +167,11 @@ impl Metrics {
             "herald_deliveries_total",
             "Frames queued to subscribers.",
             self.deliveries.get(),
+        );
+        w.counter(
+            "herald_history_reads_total",
+            "History reads made for recovering clients, each shared by the clients recovering a channel at once.",
+            self.history_reads.get(),
         );
         w.counter(
             "herald_repairs_total",

@@ -230,6 +230,7 @@ async fn run_with(
                     .unwrap_or_default()
             })
         },
+        history_reads: crate::hub::HistoryReads::new(broker.clone(), metrics.clone()),
         node_tag: node_id.tag(),
         reports: presence.reports(),
         occupancy,

@@ -209,3 +209,68 @@ async fn publications_made_while_recovering_arrive_exactly_once_in_order() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_recovery_storm_shares_its_history_reads() {
+    const CLIENTS: usize = 1000;
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis.url());
+    config.limits.max_connections = CLIENTS + 10;
+    config.broker.redis.timeout = Duration::from_secs(2);
+    let gw = TestGateway::start_with(config).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    publish(&gw, "storm", 1..=1).await;
+    // A client that stays: the channel is subscribed on the node throughout, as when the
+    // others come back from a drain or a blip.
+    let mut first = gw.client(None).await;
+    first.subscribe_ok(&["storm"]).await;
+    let (_, epoch) = position(&mut first, "storm").await;
+    // They were away while 100 were published ([channels] keeps 100).
+    publish(&gw, "storm", 2..=101).await;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(gw.client(None).await);
+    }
+    let fcalls = || -> u64 {
+        let stats = redis.cli(&["INFO", "commandstats"]);
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_fcall:"))
+            .unwrap_or_default();
+        line.split(['=', ','])
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = fcalls();
+    let started = std::time::Instant::now();
+    let recovering = clients.into_iter().map(|mut c| {
+        let epoch = epoch.clone();
+        tokio::spawn(async move {
+            let reply = c.request("subscribe", recover("storm", 1, &epoch)).await;
+            assert_eq!(reply["ok"]["recovery"][0]["recovered"], true, "{reply}");
+            for offset in 2..=101 {
+                assert_eq!(c.next_push().await["offset"], offset);
+            }
+            c
+        })
+    });
+    let recovered = futures_util::future::join_all(recovering).await;
+    let took = started.elapsed();
+    assert!(recovered.iter().all(Result::is_ok));
+    let reads = gw.metric("herald_history_reads_total").await;
+    let served = fcalls() - before;
+    eprintln!(
+        "{CLIENTS} clients recovered 100 publications each in {took:?}: {reads} history reads, \
+         {served} function calls served by Redis"
+    );
+    assert!(
+        (1.0..50.0).contains(&reads),
+        "{reads} reads for one channel"
+    );
+    assert!(
+        served < 50,
+        "Redis served {served} function calls for the storm"
+    );
+    gw.stop().await;
+}

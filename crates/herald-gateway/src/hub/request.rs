@@ -24,6 +24,8 @@ struct Progress {
 pub(crate) struct Reads {
     pub(crate) presence: Arc<Presence>,
     pub(crate) broker: SharedBroker,
+    /// History reads shared between the clients recovering a channel at once.
+    pub(crate) history: Arc<super::history_reads::HistoryReads>,
 }
 
 /// The outcome of a subscribe request, once every channel has settled.

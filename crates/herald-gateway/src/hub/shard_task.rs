@@ -36,6 +36,8 @@ pub(crate) struct ShardEnv {
     pub(crate) framings: Framings,
     /// The history a channel's namespace keeps (what a repair may read).
     pub(crate) history_of: HistoryOf,
+    /// The node's shared history reads (recoveries).
+    pub(crate) history_reads: Arc<super::HistoryReads>,
     /// This node's tag in connection addresses.
     pub(crate) node_tag: u32,
     /// Where channels held and given back are reported (for occupancy webhooks), and
@@ -68,6 +70,7 @@ pub(crate) fn spawn_shards(
             reads: Reads {
                 broker: env.broker.clone(),
                 presence: env.presence.clone(),
+                history: env.history_reads.clone(),
             },
             metrics: env.metrics.clone(),
             telemetry: env.telemetry.clone(),

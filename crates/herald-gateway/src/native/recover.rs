@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_broker::{History, HistoryQuery, SharedBroker};
+use herald_broker::{History, HistoryQuery};
 use herald_protocol::{
     server::{self, ChannelFailure, Recovered, ReplyOk},
     ChannelName, Position, WireFormat,
@@ -18,7 +18,7 @@ use herald_protocol::{
 
 use super::history;
 use crate::{
-    hub::{Answer, Settled},
+    hub::{Answer, HistoryReads, Settled},
     outbound::{Hold, Outbound},
 };
 
@@ -70,7 +70,7 @@ impl Answer for Reply {
             subscribed: settled.subscribed.to_vec(),
             failed: settled.failed.to_vec(),
             outcomes: self.refused.clone(),
-            broker: settled.reads.broker.clone(),
+            reads: settled.reads.history.clone(),
             idle: settled
                 .recovering
                 .iter()
@@ -100,7 +100,7 @@ struct Task {
     subscribed: Vec<String>,
     failed: Vec<ChannelFailure>,
     outcomes: Vec<Recovered>,
-    broker: SharedBroker,
+    reads: Arc<HistoryReads>,
     /// Holds of channels that did not subscribe: released empty.
     idle: Vec<Arc<Hold>>,
 }
@@ -109,7 +109,7 @@ impl Task {
     async fn run(mut self, work: Vec<(Recovering, Arc<Hold>)>) {
         let mut holds = Vec::with_capacity(work.len());
         for (r, hold) in work {
-            let read = self.broker.history(&r.channel, r.query).await;
+            let read = self.reads.read(&r.channel, r.query).await;
             let outcome = outcome(&r, read, &hold, self.format);
             self.outcomes.push(outcome);
             holds.push(hold);

@@ -101,7 +101,14 @@ impl FakeEnv {
             default_event: EventName::parse(&config.pusher.default_event).expect("event"),
             config,
             metrics: Metrics::default(),
-            reads: Reads { presence, broker },
+            reads: Reads {
+                presence,
+                history: crate::hub::HistoryReads::new(
+                    broker.clone(),
+                    Arc::new(Metrics::default()),
+                ),
+                broker,
+            },
             calls: Mutex::new(Vec::new()),
             publish_error: Mutex::new(None),
             webhooks: Mutex::new(Vec::new()),
