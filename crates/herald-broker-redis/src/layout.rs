@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use herald_broker::{HistoryQuery, PublishMeta};
 use herald_protocol::{
     envelope::{Field, OPTIONAL},
-    ChannelName, MessageId,
+    ChannelName, Epoch, MessageId,
 };
 
 use crate::resp;
@@ -124,6 +124,24 @@ impl Layout {
     pub(crate) fn last_command(&self, channel: &ChannelName) -> Bytes {
         let mut command = BytesMut::new();
         resp::encode_command(&mut command, &[b"GET", self.last_key(channel).as_bytes()]);
+        command.freeze()
+    }
+
+    /// The `FCALL` that starts a new epoch of `channel`'s sequence if `seen` is still its
+    /// epoch (`herald_new_epoch`).
+    pub(crate) fn new_epoch_command(&self, channel: &ChannelName, seen: &Epoch) -> Bytes {
+        let seq = self.seq_key(channel);
+        let mut command = BytesMut::new();
+        resp::encode_command(
+            &mut command,
+            &[
+                b"FCALL",
+                b"herald_new_epoch",
+                b"1",
+                seq.as_bytes(),
+                seen.as_str().as_bytes(),
+            ],
+        );
         command.freeze()
     }
 

@@ -43,7 +43,7 @@ use herald_broker::{
     BoxFuture, Broker, BrokerError, BrokerStats, History, HistoryQuery, Inbox, Publication,
     PublishMeta, Published,
 };
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, Epoch, MessageId};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -254,6 +254,23 @@ impl Broker for RedisBroker {
         Box::pin(async move {
             let reply = crate::publisher::reply_within(sent, timeout).await?;
             envelope::history_of(&channel, reply)
+        })
+    }
+
+    fn new_epoch(
+        &self,
+        channel: &ChannelName,
+        seen: &Epoch,
+    ) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let sent = self
+            .publisher
+            .send(self.layout.new_epoch_command(channel, seen));
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match crate::publisher::reply_within(sent, timeout).await? {
+                Value::Error(message) => Err(BrokerError::Refused(message)),
+                _ => Ok(()),
+            }
         })
     }
 

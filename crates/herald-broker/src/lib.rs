@@ -227,6 +227,22 @@ pub trait Broker: Send + Sync + 'static {
         query: HistoryQuery,
     ) -> BoxFuture<'static, Result<History, BrokerError>>;
 
+    /// Starts a new epoch of `channel`'s sequence, if `seen` is still its epoch: a node saw
+    /// the sequence go back within it (a failover that lost acknowledged writes), so offsets
+    /// of `seen` no longer name one publication each. Brokers whose sequences never go back
+    /// do nothing.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the broker cannot be asked.
+    fn new_epoch(
+        &self,
+        channel: &ChannelName,
+        seen: &Epoch,
+    ) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let _ = (channel, seen);
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether the broker can take publications now (feeds `/readyz`).
     fn is_ready(&self) -> bool;
 

@@ -181,3 +181,64 @@ async fn pusher_clients_lose_nothing_when_the_subscriber_connection_drops() {
     assert_eq!(seen, expected, "each event once, in order, none missing");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_sequence_that_goes_back_gets_a_new_epoch_and_recovers_nobody_over_it() {
+    let redis = RedisServer::start().await;
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let mut epoch = String::new();
+    for n in 1..=5u64 {
+        let r = gw.publish("news", json!(n)).await;
+        epoch = r.json()["epoch"].as_str().unwrap().to_owned();
+        assert_eq!(c.next_push().await["offset"], n);
+    }
+    // What a failover that lost acknowledged writes leaves: the counter behind, the same
+    // epoch.
+    assert_eq!(redis.cli(&["SET", "herald:seq:{news}", "2"]), "OK");
+    gw.publish("news", json!("rewritten")).await;
+    let Incoming::Frame(gap) = c.next().await.unwrap() else {
+        panic!("a gap notice")
+    };
+    assert_eq!(gap["gap"]["channel"], "news", "{gap}");
+    assert_eq!(c.next_push().await["offset"], 3);
+    // The node asked for a new epoch: publications from now on carry it.
+    let mut renewed = None;
+    for _ in 0..100 {
+        let r = gw.publish("news", json!("next")).await.json();
+        if r["epoch"].as_str() != Some(epoch.as_str()) {
+            renewed = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let renewed = renewed.expect("a new epoch");
+    // Past offset 5 again: a client that saw the lost 4 and 5 must not recover over them.
+    let mut offset = renewed["offset"].as_u64().unwrap();
+    for _ in 0..10 {
+        if offset > 6 {
+            break;
+        }
+        offset = gw.publish("news", json!("more")).await.json()["offset"]
+            .as_u64()
+            .unwrap();
+    }
+    assert!(offset > 6, "the sequence passed 5 again");
+    let mut back = gw.client(None).await;
+    let since = json!({"offset": 5, "epoch": epoch});
+    let reply = back
+        .request(
+            "subscribe",
+            json!({"channels": ["news"], "recover": {"news": since}}),
+        )
+        .await;
+    let outcome = &reply["ok"]["recovery"][0];
+    assert_eq!(outcome["recovered"], false, "{reply}");
+    assert!(
+        outcome["reason"].as_str().unwrap().contains("epoch"),
+        "{reply}"
+    );
+    gw.stop().await;
+}

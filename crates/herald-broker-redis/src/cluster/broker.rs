@@ -9,7 +9,7 @@ use herald_broker::{
     BoxFuture, Broker, BrokerError, BrokerStats, History, HistoryQuery, Publication, PublishMeta,
     Published,
 };
-use herald_protocol::{ChannelName, MessageId};
+use herald_protocol::{ChannelName, Epoch, MessageId};
 
 use super::{moved_to, RedisClusterBroker};
 use crate::{
@@ -107,6 +107,28 @@ impl Broker for RedisClusterBroker {
             let sent = publisher.send(command);
             let reply = crate::publisher::reply_within(sent, inner.options.timeout).await?;
             crate::envelope::history_of(&channel, reply)
+        })
+    }
+
+    fn new_epoch(
+        &self,
+        channel: &ChannelName,
+        seen: &Epoch,
+    ) -> BoxFuture<'static, Result<(), BrokerError>> {
+        let inner = self.inner.clone();
+        let (channel, command) = (
+            channel.clone(),
+            inner.layout.new_epoch_command(channel, seen),
+        );
+        Box::pin(async move {
+            let Some((_, publisher, _)) = inner.link(&channel) else {
+                return Err(BrokerError::Unavailable("cluster topology not known yet"));
+            };
+            let sent = publisher.send(command);
+            match crate::publisher::reply_within(sent, inner.options.timeout).await? {
+                Value::Error(message) => Err(BrokerError::Refused(message)),
+                _ => Ok(()),
+            }
         })
     }
 

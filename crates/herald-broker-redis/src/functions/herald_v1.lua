@@ -65,6 +65,18 @@ end)
 redis.register_function('herald_spublish_position', function(keys, args)
   return {publish(keys, args, 'SPUBLISH')}
 end)
+-- Key: the sequence key. Argument: an epoch in which a node saw the sequence go back (a
+-- failover that lost writes). Starts a new epoch, and drops the history, when it is still the
+-- channel's; answers the new epoch, or nil.
+redis.register_function('herald_new_epoch', function(keys, args)
+  local ekey = related(keys, 'epoch')
+  if redis.call('GET', ekey) ~= args[1] then return nil end
+  local t = redis.call('TIME')
+  local epoch = string.format('%x%05x', tonumber(t[1]), tonumber(t[2]))
+  redis.call('SET', ekey, epoch, 'KEEPTTL')
+  redis.call('DEL', related(keys, 'hist'))
+  return epoch
+end)
 -- Key: the sequence key. Arguments: since (an offset, or '' for none), limit, reverse ('1'
 -- for newest first), max age (ms), window (only the latest this many count as kept: the
 -- stream is trimmed approximately). Answers {offset, epoch, envelope...}: where the sequence

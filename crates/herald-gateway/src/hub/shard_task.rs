@@ -233,7 +233,12 @@ impl ShardTask {
         if self.delivered_already(&p) {
             return Vec::new();
         }
-        let actions = self.publish(&p);
+        let mut actions = Vec::new();
+        if self.went_back(&p) {
+            // Its subscribers saw publications that are gone: they are told.
+            actions.extend(self.gap(&p.channel, "the channel's sequence went back"));
+        }
+        actions.extend(self.publish(&p));
         self.note_delivered(&p);
         actions
     }

@@ -81,6 +81,28 @@ impl ShardTask {
         }
     }
 
+    /// Whether `p` shows its channel's sequence gone back within an epoch: an offset at or
+    /// below one delivered before (outside a repair's late copies) is a sequence that lost
+    /// publications (a failover that lost acknowledged writes). The broker is asked for a new
+    /// epoch, so that no client recovers over publications that differ from what it saw.
+    pub(super) fn went_back(&self, p: &Publication) -> bool {
+        let Some(position) = self.repairs.positions.get(&p.channel) else {
+            return false;
+        };
+        let back = p.offset.is_some_and(|o| o <= position.offset)
+            && p.epoch.as_ref() == Some(&position.epoch);
+        if back {
+            let asked = self.reads.broker.new_epoch(&p.channel, &position.epoch);
+            let channel = p.channel.clone();
+            tokio::spawn(async move {
+                if let Err(e) = asked.await {
+                    tracing::warn!(%channel, error = %e, "could not start a new epoch");
+                }
+            });
+        }
+        back
+    }
+
     /// Remembers what was just delivered on `p`'s channel, when its history is kept.
     pub(super) fn note_delivered(&mut self, p: &Publication) {
         let (Some(offset), Some(epoch)) = (p.offset, p.epoch.as_ref()) else {
