@@ -16,6 +16,8 @@ pub struct Merged<T> {
     /// Some publication between the position and the first one delivered is missing: the
     /// history no longer held it.
     pub gap: bool,
+    /// The first run of missing offsets, `from` to `to` (both included), when some are.
+    pub hole: Option<(u64, u64)>,
 }
 
 /// Merges the history read after position `since` (`history`: offsets ascending, each above
@@ -23,13 +25,15 @@ pub struct Merged<T> {
 pub fn merge<T>(since: u64, history: Vec<(u64, T)>, live: Vec<(Option<u64>, T)>) -> Merged<T> {
     let mut frames = Vec::with_capacity(history.len() + live.len());
     let mut last = since;
-    let mut gap = false;
+    let mut hole = None;
     for (offset, frame) in history {
         if offset <= last {
             // Out of order or repeated: the history's promise was broken; keep it once.
             continue;
         }
-        gap |= offset > last + 1;
+        if offset > last + 1 {
+            hole = hole.or(Some((last + 1, offset - 1)));
+        }
         last = offset;
         frames.push(frame);
     }
@@ -38,13 +42,20 @@ pub fn merge<T>(since: u64, history: Vec<(u64, T)>, live: Vec<(Option<u64>, T)>)
             None => frames.push(frame),
             Some(offset) if offset <= last => {}
             Some(offset) => {
-                gap |= offset > last + 1;
+                if offset > last + 1 {
+                    hole = hole.or(Some((last + 1, offset - 1)));
+                }
                 last = offset;
                 frames.push(frame);
             }
         }
     }
-    Merged { frames, last, gap }
+    Merged {
+        frames,
+        last,
+        gap: hole.is_some(),
+        hole,
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +84,7 @@ mod tests {
     fn a_hole_is_reported_not_hidden() {
         let m = merge(10, vec![(13, "h13")], vec![]);
         assert!(m.gap, "11 and 12 are missing");
+        assert_eq!(m.hole, Some((11, 12)));
         let m = merge(10, vec![(11, "h11")], vec![(Some(14), "l14")]);
         assert_eq!((m.frames.len(), m.gap), (2, true));
     }

@@ -314,6 +314,17 @@ fn push_msgpack(
 struct GapBody<'a> {
     channel: &'a str,
     reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<Missing>,
+}
+
+/// The offsets a gap notice knows to be missing, `from` to `to`, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    /// The first missing offset.
+    pub from: u64,
+    /// The last.
+    pub to: u64,
 }
 
 #[derive(Serialize)]
@@ -321,15 +332,22 @@ struct GapFrame<'a> {
     gap: GapBody<'a>,
 }
 
-/// `{"gap":{"channel":..,"reason":..}}`: publications of `channel` may have been missed (the
-/// node lost its broker subscription for a while); the subscription is live again.
-pub fn gap(format: WireFormat, channel: &ChannelName, reason: &str) -> Bytes {
+/// `{"gap":{"channel":..,"reason":..,"missing":{"from":..,"to":..}}}`: publications of
+/// `channel` may have been missed (the node lost its broker subscription for a while); the
+/// subscription is live again. `missing`, when known, names the offsets that were.
+pub fn gap(
+    format: WireFormat,
+    channel: &ChannelName,
+    reason: &str,
+    missing: Option<Missing>,
+) -> Bytes {
     encode(
         format,
         &GapFrame {
             gap: GapBody {
                 channel: channel.as_str(),
                 reason,
+                missing,
             },
         },
     )

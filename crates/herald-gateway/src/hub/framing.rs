@@ -16,8 +16,13 @@ pub(crate) trait Framing: Send + Sync {
     /// A member joined or left a presence channel.
     fn presence(&self, channel: &ChannelName, notice: &PresenceNotice) -> Option<Bytes>;
 
-    /// Publications of `channel` may have been missed.
-    fn gap(&self, channel: &ChannelName, reason: &str) -> Option<Bytes>;
+    /// Publications of `channel` may have been missed (`missing`: the offsets, when known).
+    fn gap(
+        &self,
+        channel: &ChannelName,
+        reason: &str,
+        missing: Option<(u64, u64)>,
+    ) -> Option<Bytes>;
 
     /// A member's own connections hear of its joins too (otherwise they are left out, as in
     /// Pusher's protocol).

@@ -22,7 +22,13 @@ impl Framing for NativeFraming {
         Some(server::presence(self.0, channel, notice))
     }
 
-    fn gap(&self, channel: &ChannelName, reason: &str) -> Option<Bytes> {
-        Some(server::gap(self.0, channel, reason))
+    fn gap(
+        &self,
+        channel: &ChannelName,
+        reason: &str,
+        missing: Option<(u64, u64)>,
+    ) -> Option<Bytes> {
+        let missing = missing.map(|(from, to)| server::Missing { from, to });
+        Some(server::gap(self.0, channel, reason, missing))
     }
 }

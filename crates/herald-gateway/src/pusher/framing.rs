@@ -42,7 +42,12 @@ impl crate::hub::Framing for PusherFraming {
     }
 
     /// Pusher clients get no gap notices.
-    fn gap(&self, _channel: &ChannelName, _reason: &str) -> Option<Bytes> {
+    fn gap(
+        &self,
+        _channel: &ChannelName,
+        _reason: &str,
+        _missing: Option<(u64, u64)>,
+    ) -> Option<Bytes> {
         None
     }
 

@@ -151,3 +151,21 @@ fn history_replies_carry_the_position_and_the_publications() {
         rmp_serde::from_slice(payload(&reply_ok(WireFormat::MsgPack, 3, &ok))).unwrap();
     assert_eq!(packed, json);
 }
+
+#[test]
+fn gap_notices_name_the_missing_offsets_when_known() {
+    let channel = ChannelName::parse("news").unwrap();
+    let missing = Some(Missing { from: 41, to: 44 });
+    let v: serde_json::Value =
+        serde_json::from_slice(payload(&gap(WireFormat::Json, &channel, "lost", missing))).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"gap":{"channel":"news","reason":"lost","missing":{"from":41,"to":44}}})
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(payload(&gap(WireFormat::Json, &channel, "lost", None))).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"gap":{"channel":"news","reason":"lost"}})
+    );
+}

@@ -57,8 +57,18 @@ impl ShardTask {
         channel: &ChannelName,
         reason: &str,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
+        self.gap_of(channel, reason, None)
+    }
+
+    /// A gap notice naming the offsets missing, `from` to `to`, when known.
+    pub(super) fn gap_of(
+        &mut self,
+        channel: &ChannelName,
+        reason: &str,
+        missing: Option<(u64, u64)>,
+    ) -> Vec<Action<Arc<SubscribeRequest>>> {
         let framings = self.framings.clone();
-        let encode = |format| framings[format].gap(channel, reason);
+        let encode = |format| framings[format].gap(channel, reason, missing);
         self.notify(channel, &[], encode, |m| &m.gap_notices)
     }
 

@@ -206,7 +206,7 @@ impl ShardTask {
         let merged = merge(r.since.offset, history, live);
         let mut actions = Vec::new();
         if merged.gap {
-            actions.extend(self.gap(&r.channel, r.reason));
+            actions.extend(self.gap_of(&r.channel, r.reason, merged.hole));
         } else {
             self.metrics.repaired.inc();
         }
