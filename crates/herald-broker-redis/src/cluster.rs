@@ -117,6 +117,21 @@ impl Inner {
         Some((owner.clone(), link.publisher.clone(), link.shared.clone()))
     }
 
+    /// Sends `command` (about `channel`) to the master of its slot, and waits for the reply.
+    async fn ask(
+        &self,
+        channel: &ChannelName,
+        command: Bytes,
+    ) -> Result<crate::resp::Value, herald_broker::BrokerError> {
+        let Some((_, publisher, _)) = self.link(channel) else {
+            self.refresh.notify_one();
+            return Err(herald_broker::BrokerError::Unavailable(
+                "cluster topology not known yet",
+            ));
+        };
+        crate::publisher::reply_within(publisher.send(command), self.options.timeout).await
+    }
+
     fn publisher_at(&self, addr: &str) -> Option<Publisher> {
         let state = self.state();
         state

@@ -1,17 +1,15 @@
 //! The envelope Herald's Redis function writes, read raw off a real Redis, element by element
 //! against `herald_protocol::envelope::LAYOUT`: the one description both sides keep.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
-use herald_broker::{BoxFuture, Broker, Inbox, Publication, PublishMeta};
-use herald_broker_redis::{Endpoint, RedisBroker, RedisOptions};
+use herald_broker::{Broker, PublishMeta};
 use herald_protocol::{
     envelope::{Envelope, Field, LAYOUT},
-    presence::PresenceNotice,
     ChannelName, ConnAddress, ConnId, EventName, TraceParent,
 };
-use herald_testkit::RedisServer;
+use herald_testkit::{redis_broker, RedisServer};
 use serde_json::Value;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -19,20 +17,6 @@ use tokio::{
 };
 
 const TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-
-struct Nowhere;
-
-impl Inbox for Nowhere {
-    fn deliver(&self, _: Publication) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn presence(&self, _: ChannelName, _: PresenceNotice) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-}
 
 /// A raw RESP subscriber of one pub/sub channel.
 struct Raw {
@@ -107,24 +91,10 @@ impl Raw {
     }
 }
 
-async fn broker(redis: &RedisServer) -> RedisBroker {
-    let endpoint = Endpoint::parse(&redis.url()).unwrap();
-    let options =
-        RedisOptions::new(vec![endpoint], "herald:", Duration::from_secs(2), None).unwrap();
-    let broker = RedisBroker::start(options, Arc::new(Nowhere));
-    for _ in 0..250 {
-        if broker.is_ready() {
-            return broker;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the broker did not connect");
-}
-
 /// Publishes `meta` on `news` and reads the envelope off Redis, raw.
 async fn published(meta: PublishMeta) -> (Vec<Value>, Vec<u8>) {
     let redis = RedisServer::start().await;
-    let broker = broker(&redis).await;
+    let broker = redis_broker(&redis).await;
     let mut raw = Raw::subscribe(redis.port(), "herald:ch:{news}").await;
     let channel = ChannelName::parse("news").unwrap();
     broker

@@ -1,43 +1,12 @@
 //! A channel's history and epoch in a real Redis: kept by the publish function within its
 //! bounds, read back from a position, and a new epoch when the sequence starts again.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
-use herald_broker::{
-    BoxFuture, Broker, HistoryKeep, HistoryQuery, Inbox, Publication, PublishMeta,
-};
-use herald_broker_redis::{Endpoint, RedisBroker, RedisOptions};
-use herald_protocol::{presence::PresenceNotice, ChannelName};
-use herald_testkit::RedisServer;
-
-struct Nowhere;
-
-impl Inbox for Nowhere {
-    fn deliver(&self, _: Publication) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn presence(&self, _: ChannelName, _: PresenceNotice) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-}
-
-async fn broker(redis: &RedisServer) -> RedisBroker {
-    let endpoint = Endpoint::parse(&redis.url()).unwrap();
-    let options =
-        RedisOptions::new(vec![endpoint], "herald:", Duration::from_secs(2), None).unwrap();
-    let broker = RedisBroker::start(options, Arc::new(Nowhere));
-    for _ in 0..250 {
-        if broker.is_ready() {
-            return broker;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the broker did not connect");
-}
+use herald_broker::{Broker, HistoryKeep, HistoryQuery, PublishMeta};
+use herald_protocol::ChannelName;
+use herald_testkit::{redis_broker, RedisServer};
 
 fn news() -> ChannelName {
     ChannelName::parse("news").unwrap()
@@ -74,7 +43,7 @@ fn offsets(history: &herald_broker::History) -> Vec<u64> {
 #[tokio::test]
 async fn history_is_kept_by_the_function_and_read_from_a_position() {
     let redis = RedisServer::start().await;
-    let broker = broker(&redis).await;
+    let broker = redis_broker(&redis).await;
     let mut epochs = Vec::new();
     for i in 1..=250u32 {
         let data = Bytes::from(i.to_string());
@@ -152,7 +121,7 @@ async fn history_is_kept_by_the_function_and_read_from_a_position() {
 async fn a_sequence_that_starts_again_gets_a_new_epoch_and_a_new_history() {
     let mut redis = RedisServer::start().await;
     let port = redis.port();
-    let broker = broker(&redis).await;
+    let broker = redis_broker(&redis).await;
     let first = broker
         .publish(news(), Bytes::from_static(b"1"), keep(10))
         .await
@@ -192,7 +161,7 @@ async fn a_sequence_that_starts_again_gets_a_new_epoch_and_a_new_history() {
 #[tokio::test]
 async fn a_channel_without_history_keeps_none() {
     let redis = RedisServer::start().await;
-    let broker = broker(&redis).await;
+    let broker = redis_broker(&redis).await;
     for _ in 0..3 {
         broker
             .publish(news(), Bytes::from_static(b"1"), PublishMeta::default())

@@ -172,6 +172,24 @@ impl BrokerStats {
     }
 }
 
+/// An inbox that drops what it is given: for a broker used only to publish or to read
+/// (a tool, a test).
+pub struct Discard;
+
+impl Inbox for Discard {
+    fn deliver(&self, _: Publication) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    fn presence(&self, _: ChannelName, _: PresenceNotice) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
 /// A node's link to the other nodes.
 ///
 /// Subscribe and unsubscribe calls take effect in the order they are made: the request is

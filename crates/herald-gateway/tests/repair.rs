@@ -54,18 +54,7 @@ async fn a_dropped_subscriber_connection_is_repaired_from_history_for_native_cli
     assert_eq!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
     publishing.await.unwrap();
     for c in [&mut json_client, &mut msgpack] {
-        let mut seen = Vec::new();
-        while seen.last() != Some(&COUNT) {
-            match c.next().await.expect("every publication") {
-                Incoming::Frame(v) if v.get("push").is_some() => {
-                    seen.push(v["push"]["data"].as_u64().unwrap());
-                }
-                other => panic!(
-                    "no gap notice, only pushes: {other:?} after {:?}",
-                    seen.last()
-                ),
-            }
-        }
+        let seen = every_push_until_the_last(c).await;
         let first = seen[0];
         let expected: Vec<u64> = (first..=COUNT).collect();
         assert_eq!(seen, expected, "each once, in order");

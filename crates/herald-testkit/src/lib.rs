@@ -24,7 +24,7 @@ pub use http::{http_request, HttpResponse};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
-pub use redis::{free_port, make_certificates, RedisServer};
+pub use redis::{free_port, make_certificates, redis_broker, RedisServer};
 pub use sockets::tcp_states_on_port;
 pub use webhook::{ReceivedWebhook, WebhookReceiver};
 pub use ws_client::{Incoming, WsClient};

@@ -261,3 +261,31 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis broker on `redis` whose deliveries are dropped (for publishing and reading),
+/// once it is ready.
+///
+/// # Panics
+/// When it does not connect within 5 s.
+pub async fn redis_broker(redis: &RedisServer) -> herald_broker_redis::RedisBroker {
+    use herald_broker::Broker;
+    let endpoint = herald_broker_redis::Endpoint::parse(&redis.url()).expect("redis url");
+    let options = herald_broker_redis::RedisOptions::new(
+        vec![endpoint],
+        "herald:",
+        std::time::Duration::from_secs(2),
+        None,
+    )
+    .expect("redis options");
+    let broker = herald_broker_redis::RedisBroker::start(
+        options,
+        std::sync::Arc::new(herald_broker::Discard),
+    );
+    for _ in 0..250 {
+        if broker.is_ready() {
+            return broker;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the broker did not connect");
+}

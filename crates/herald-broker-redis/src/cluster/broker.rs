@@ -79,12 +79,7 @@ impl Broker for RedisClusterBroker {
         let inner = self.inner.clone();
         let (channel, command) = (channel.clone(), inner.layout.last_command(channel));
         Box::pin(async move {
-            let Some((_, publisher, _)) = inner.link(&channel) else {
-                inner.refresh.notify_one();
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            };
-            let sent = publisher.send(command);
-            let reply = crate::publisher::reply_within(sent, inner.options.timeout).await?;
+            let reply = inner.ask(&channel, command).await?;
             crate::envelope::last_of(&channel, reply)
         })
     }
@@ -100,12 +95,7 @@ impl Broker for RedisClusterBroker {
             inner.layout.history_command(channel, &query),
         );
         Box::pin(async move {
-            let Some((_, publisher, _)) = inner.link(&channel) else {
-                inner.refresh.notify_one();
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            };
-            let sent = publisher.send(command);
-            let reply = crate::publisher::reply_within(sent, inner.options.timeout).await?;
+            let reply = inner.ask(&channel, command).await?;
             crate::envelope::history_of(&channel, reply)
         })
     }
@@ -121,11 +111,7 @@ impl Broker for RedisClusterBroker {
             inner.layout.new_epoch_command(channel, seen),
         );
         Box::pin(async move {
-            let Some((_, publisher, _)) = inner.link(&channel) else {
-                return Err(BrokerError::Unavailable("cluster topology not known yet"));
-            };
-            let sent = publisher.send(command);
-            match crate::publisher::reply_within(sent, inner.options.timeout).await? {
+            match inner.ask(&channel, command).await? {
                 Value::Error(message) => Err(BrokerError::Refused(message)),
                 _ => Ok(()),
             }

@@ -23,6 +23,7 @@ use crate::{
 };
 
 /// A channel to recover: from where, and how its history is read.
+#[derive(Clone)]
 pub(super) struct Recovering {
     pub(super) channel: ChannelName,
     pub(super) since: Position,
@@ -60,7 +61,7 @@ impl Answer for Reply {
             .filter(|r| settled.subscribed.iter().any(|s| s == r.channel.as_str()))
             .filter_map(|r| {
                 let hold = settled.recovering.iter().find(|(c, _)| *c == r.channel)?;
-                Some((r.copy(), hold.1.clone()))
+                Some((r.clone(), hold.1.clone()))
             })
             .collect();
         let task = Task {
@@ -79,16 +80,6 @@ impl Answer for Reply {
                 .collect(),
         };
         tokio::spawn(task.run(work));
-    }
-}
-
-impl Recovering {
-    fn copy(&self) -> Self {
-        Self {
-            channel: self.channel.clone(),
-            since: self.since.clone(),
-            query: self.query,
-        }
     }
 }
 

@@ -9,14 +9,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use herald_broker::{
-    BoxFuture, BrokerError, History, HistoryQuery, Inbox, MemoryBus, Publication, PublishMeta,
-    Published,
-};
+use herald_broker::{BrokerError, History, HistoryQuery, MemoryBus, PublishMeta, Published};
 use herald_presence_core::UserId;
 use herald_protocol::{
-    presence::{Member, PresenceNotice},
-    ChannelName, ConnId, EventName, MessageId, NodeId, WireFormat,
+    presence::Member, ChannelName, ConnId, EventName, MessageId, NodeId, WireFormat,
 };
 use herald_pusher::webhook;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -50,21 +46,6 @@ pub(crate) enum Call {
     },
 }
 
-/// Delivers nothing: the fake has no hub for the presence table's notices.
-struct Nowhere;
-
-impl Inbox for Nowhere {
-    fn deliver(&self, _: Publication) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn gap(&self, _: ChannelName, _: &'static str) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-    fn presence(&self, _: ChannelName, _: PresenceNotice) -> BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
-}
-
 pub(crate) struct FakeEnv {
     config: GatewayConfig,
     pub(crate) metrics: Metrics,
@@ -85,7 +66,7 @@ impl FakeEnv {
     pub(crate) fn new(config: GatewayConfig) -> Self {
         let stop = CancellationToken::new();
         let lease = Duration::from_secs(30);
-        let store = Store::embedded(lease, Arc::new(Nowhere), None);
+        let store = Store::embedded(lease, Arc::new(herald_broker::Discard), None);
         let presence = Presence::start(
             NodeId::random(),
             store,
@@ -95,7 +76,7 @@ impl FakeEnv {
             stop.clone(),
             &TaskTracker::new(),
         );
-        let broker = Arc::new(MemoryBus::new().join(Arc::new(Nowhere)));
+        let broker = Arc::new(MemoryBus::new().join(Arc::new(herald_broker::Discard)));
         Self {
             auth: Auth::new(&config.auth, config.presence.max_info_size).expect("auth"),
             default_event: EventName::parse(&config.pusher.default_event).expect("event"),
