@@ -8,6 +8,8 @@
 #   loadtest/run.sh churn      [herald-loadtest churn options]    e.g. --rate 2000 --seconds 10
 #   loadtest/run.sh slow       [herald-loadtest fanout options]   fanout without, then with 1%
 #                                                                 of subscribers not reading
+#   loadtest/run.sh storm      [herald-loadtest storm options]    e.g. --clients 5000 --missed 100
+#                                                                 one gateway + redis-server
 #
 # The servers are pinned to core 0 and the generator to core 1 when there are two cores.
 # The JSON report goes to loadtest/reports/<scenario>-<UTC time>.json.
@@ -81,6 +83,17 @@ start_gateway() {
   wait_ready "$api"
 }
 
+# start_redis: a redis-server on a free port (redis_port), its gateway settings in `redis`.
+start_redis() {
+  command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
+  port redis_port
+  "${server_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    >/dev/null &
+  pids+=($!)
+  sleep 0.3
+  redis=(HERALD__BROKER__KIND=redis "HERALD__BROKER__REDIS__URL=redis://127.0.0.1:$redis_port")
+}
+
 ulimit -n 20000 2>/dev/null || true
 case "$scenario" in
   idle)
@@ -120,13 +133,7 @@ case "$scenario" in
     done
     ;;
   cross-node)
-    command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
-    port redis_port
-    "${server_pin[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-      >/dev/null &
-    pids+=($!)
-    sleep 0.3
-    redis=(HERALD__BROKER__KIND=redis "HERALD__BROKER__REDIS__URL=redis://127.0.0.1:$redis_port")
+    start_redis
     port ws_b; port api_b; port ws_a; port api_a
     start_gateway "$ws_b" "$api_b" "${redis[@]}"
     start_gateway "$ws_a" "$api_a" "${redis[@]}"
@@ -134,8 +141,16 @@ case "$scenario" in
     "${generator_pin[@]}" "$bin/herald-loadtest" fanout --ws "127.0.0.1:$ws_b" --api "127.0.0.1:$api_a" \
       --server-pid "${pids[1]},${pids[2]},${pids[0]}" --report "$report" "$@"
     ;;
+  storm)
+    # Clients that come back at once and recover what they missed, from one gateway on Redis.
+    start_redis
+    port ws; port api
+    start_gateway "$ws" "$api" "${redis[@]}"
+    "${generator_pin[@]}" "$bin/herald-loadtest" storm --ws "127.0.0.1:$ws" --api "127.0.0.1:$api" \
+      --redis "127.0.0.1:$redis_port" --server-pid "${pids[1]},${pids[0]}" --report "$report" "$@"
+    ;;
   *)
-    echo "unknown scenario $scenario (idle, fanout, cross-node, slow, churn)" >&2
+    echo "unknown scenario $scenario (idle, fanout, cross-node, slow, churn, storm)" >&2
     exit 2
     ;;
 esac

@@ -23,6 +23,7 @@ run cross-node cross-node --subscribers 50 --rates 20 --step-seconds 1
 run idle idle --connections 300
 run churn churn --rate 100 --seconds 1
 run slow slow --subscribers 50 --rates 20 --step-seconds 1
+run storm storm --clients 50 --missed 20
 
 python3 - "$dir" <<'PY'
 import json, pathlib, sys
@@ -41,10 +42,14 @@ for path in sorted(dir.glob("*.json")):
         problems.append(f"{path.name}: {report['connections']} connections")
     if report["scenario"] == "churn" and (report["failed"] or not report["cycles"]):
         problems.append(f"{path.name}: {report['cycles']} cycles, {report['failed']} failed")
+    if report["scenario"] == "storm" and (report["failed"] or report["recovered"] != 50):
+        problems.append(f"{path.name}: {report['recovered']} recovered, {report['failed']} failed")
+    if report["scenario"] == "storm" and not 1 <= report["redis_function_calls"] < 50:
+        problems.append(f"{path.name}: {report['redis_function_calls']} Redis function calls")
 names = sorted(p.name for p in dir.glob("*.json"))
 print("load smoke reports:", ", ".join(names))
-if len(names) < 7:
-    problems.append(f"expected 7 reports, found {len(names)}")
+if len(names) < 8:
+    problems.append(f"expected 8 reports, found {len(names)}")
 if problems:
     sys.exit("load smoke failed:\n  " + "\n  ".join(problems))
 PY

@@ -42,6 +42,9 @@ enum Scenario {
     /// Connect, subscribe and disconnect at a fixed rate; report the server's cost per cycle
     /// and whether its memory comes back.
     Churn(scenario::churn::ChurnArgs),
+    /// N clients that missed M publications of one channel come back at once and recover
+    /// them; report how long it took and the history reads Redis served.
+    Storm(scenario::storm::StormArgs),
 }
 
 /// Options every scenario takes.
@@ -80,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Idle(args) => scenario::idle::run(args).await,
             Scenario::Fanout(args) => scenario::fanout::run(args).await,
             Scenario::Churn(args) => scenario::churn::run(args).await,
+            Scenario::Storm(args) => scenario::storm::run(args).await,
         }
     })?;
     if let Some(fields) = report.json.as_object_mut() {

@@ -3,3 +3,4 @@
 pub(crate) mod churn;
 pub(crate) mod fanout;
 pub(crate) mod idle;
+pub(crate) mod storm;

@@ -150,6 +150,25 @@ async fn reads_follow_the_position(gw: &TestGateway) {
     );
     assert_eq!(gw.get("/v1/history?channel=quiet:1").await.status, 403);
     assert_eq!(gw.post("/v1/history", &[], b"").await.status, 405);
+
+    // A subscribe reply gives the position of each channel that keeps history; the pushes
+    // continue from it.
+    let reply = c
+        .request(
+            "subscribe",
+            json!({"channels": ["chat:1", "quiet:1", "chat:new"]}),
+        )
+        .await;
+    assert_eq!(
+        reply["ok"]["positions"],
+        json!([
+            {"channel": "chat:1", "offset": 5, "epoch": epoch},
+            {"channel": "chat:new", "offset": 0}
+        ]),
+        "{reply}"
+    );
+    gw.publish("chat:1", json!(6)).await;
+    assert_eq!(c.next_push().await["offset"], 6);
 }
 
 #[tokio::test]

@@ -216,7 +216,7 @@ async fn a_recovery_storm_shares_its_history_reads() {
     let redis = RedisServer::start().await;
     let mut config = redis_config(&redis.url());
     config.limits.max_connections = CLIENTS + 10;
-    config.broker.redis.timeout = Duration::from_secs(2);
+    config.broker.redis.timeout = Duration::from_secs(10);
     let gw = TestGateway::start_with(config).await;
     gw.wait_ready(Duration::from_secs(5)).await;
     publish(&gw, "storm", 1..=1).await;

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use herald_broker::{Broker, HistoryKeep, PublishMeta};
+use herald_protocol::ChannelName;
 use herald_testkit::{redis_config, Incoming, RedisServer, TestGateway};
 use serde_json::{json, Value};
 
@@ -229,5 +232,49 @@ async fn a_sequence_that_goes_back_gets_a_new_epoch_and_recovers_nobody_over_it(
         outcome["reason"].as_str().unwrap().contains("epoch"),
         "{reply}"
     );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_gap_notice_names_the_offsets_the_history_no_longer_held_and_the_epoch() {
+    let redis = RedisServer::start().await;
+    let mut config = redis_config(&redis.url());
+    config.channels.history_size = 5;
+    let gw = TestGateway::start_with(config).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let epoch = gw.publish("news", json!(1)).await.json()["epoch"].clone();
+    assert_eq!(c.next_push().await["offset"], 1);
+    // While the node's subscriber connection is down (it comes back after a backoff of at
+    // least 25 ms), 30 are published straight into Redis: the history keeps the last 5.
+    let broker = herald_testkit::redis_broker(&redis).await;
+    let meta = PublishMeta {
+        history: HistoryKeep {
+            size: 5,
+            ttl: Duration::from_secs(60),
+        },
+        ..PublishMeta::default()
+    };
+    let news = ChannelName::parse("news").unwrap();
+    assert_eq!(redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]), "1");
+    for n in 2..=31u64 {
+        let data = Bytes::from(n.to_string());
+        broker
+            .publish(news.clone(), data, meta.clone())
+            .await
+            .unwrap();
+    }
+    let Incoming::Frame(gap) = c.next().await.unwrap() else {
+        panic!("a gap notice")
+    };
+    assert_eq!(
+        (&gap["gap"]["missing"], &gap["gap"]["epoch"]),
+        (&json!({"from": 2, "to": 26}), &epoch),
+        "{gap}"
+    );
+    for offset in 27..=31u64 {
+        assert_eq!(c.next_push().await["offset"], offset);
+    }
     gw.stop().await;
 }

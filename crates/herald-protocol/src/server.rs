@@ -32,6 +32,10 @@ pub enum ReplyOk<'a> {
         /// How the recovery of each channel asked to recover went.
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         recovery: &'a [Recovered],
+        /// Where each other subscribed channel that keeps history stands: the pushes that
+        /// follow the reply continue from there.
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        positions: &'a [ChannelPosition],
     },
     /// Reply to `unsubscribe`.
     Unsubscribe {
@@ -114,6 +118,18 @@ impl Serialize for HistoryItem<'_> {
         }
         .serialize(s)
     }
+}
+
+/// Where a channel stands: the offset of its latest publication and the epoch it counts in.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ChannelPosition {
+    /// The channel.
+    pub channel: String,
+    /// The offset of its latest publication when the subscription began (0: none yet).
+    pub offset: u64,
+    /// The epoch of its sequence (none before its first publication).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 /// How one channel's recovery went: `recovered`, and where the channel stands now.
@@ -316,6 +332,8 @@ struct GapBody<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<Missing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a str>,
 }
 
 /// The offsets a gap notice knows to be missing, `from` to `to`, both included.
@@ -332,14 +350,16 @@ struct GapFrame<'a> {
     gap: GapBody<'a>,
 }
 
-/// `{"gap":{"channel":..,"reason":..,"missing":{"from":..,"to":..}}}`: publications of
+/// `{"gap":{"channel":..,"reason":..,"missing":{"from":..,"to":..},"epoch":..}}`: publications of
 /// `channel` may have been missed (the node lost its broker subscription for a while); the
-/// subscription is live again. `missing`, when known, names the offsets that were.
+/// subscription is live again. `missing`, when known, names the offsets that were; `epoch`,
+/// when known, the epoch the publications after the notice count in.
 pub fn gap(
     format: WireFormat,
     channel: &ChannelName,
     reason: &str,
     missing: Option<Missing>,
+    epoch: Option<&str>,
 ) -> Bytes {
     encode(
         format,
@@ -348,6 +368,7 @@ pub fn gap(
                 channel: channel.as_str(),
                 reason,
                 missing,
+                epoch,
             },
         },
     )

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_broker::Publication;
-use herald_protocol::{presence::PresenceNotice, ChannelName, WireFormat};
+use herald_protocol::{presence::PresenceNotice, ChannelName, Epoch, WireFormat};
 
 /// One protocol's encoders. Each is called at most once per fan-out and format: the bytes are
 /// shared by every subscriber of that format. `None`: the protocol sends nothing for it.
@@ -22,6 +22,7 @@ pub(crate) trait Framing: Send + Sync {
         channel: &ChannelName,
         reason: &str,
         missing: Option<(u64, u64)>,
+        epoch: Option<&Epoch>,
     ) -> Option<Bytes>;
 
     /// A member's own connections hear of its joins too (otherwise they are left out, as in

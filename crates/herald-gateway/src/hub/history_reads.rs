@@ -103,10 +103,16 @@ impl HistoryReads {
 
 /// One query that reads what every query of `batch` needs: from the lowest position, far
 /// enough for the one that starts highest to get as many as it asked.
+///
+/// A query for the position alone (limit 0) needs nothing more than any read returns.
 fn widest(batch: &[(HistoryQuery, Answer)]) -> HistoryQuery {
-    let mut widest = batch[0].0;
+    let mut reads = batch.iter().map(|(q, _)| q).filter(|q| q.limit > 0);
+    let Some(first) = reads.next() else {
+        return batch[0].0;
+    };
+    let mut widest = *first;
     let mut highest = widest.since.unwrap_or(0);
-    for (q, _) in &batch[1..] {
+    for q in reads {
         widest.since = match (widest.since, q.since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             _ => None,
@@ -179,6 +185,14 @@ mod tests {
         );
         let w = widest(&[ask(query(Some(90), 10)), ask(query(None, 10))]);
         assert_eq!((w.since, w.limit), (None, 100));
+        let w = widest(&[ask(query(None, 0)), ask(query(Some(40), 10))]);
+        assert_eq!(
+            (w.since, w.limit),
+            (Some(40), 10),
+            "a position asks for nothing more"
+        );
+        let w = widest(&[ask(query(None, 0)), ask(query(None, 0))]);
+        assert_eq!(w.limit, 0);
     }
 
     #[test]

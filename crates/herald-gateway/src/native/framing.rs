@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use herald_broker::Publication;
-use herald_protocol::{presence::PresenceNotice, server, ChannelName, WireFormat};
+use herald_protocol::{presence::PresenceNotice, server, ChannelName, Epoch, WireFormat};
 
 use crate::hub::Framing;
 
@@ -27,8 +27,15 @@ impl Framing for NativeFraming {
         channel: &ChannelName,
         reason: &str,
         missing: Option<(u64, u64)>,
+        epoch: Option<&Epoch>,
     ) -> Option<Bytes> {
         let missing = missing.map(|(from, to)| server::Missing { from, to });
-        Some(server::gap(self.0, channel, reason, missing))
+        Some(server::gap(
+            self.0,
+            channel,
+            reason,
+            missing,
+            epoch.map(Epoch::as_str),
+        ))
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use herald_broker::{History, HistoryQuery};
 use herald_protocol::{
-    server::{self, ChannelFailure, Recovered, ReplyOk},
+    server::{self, ChannelFailure, ChannelPosition, Recovered, ReplyOk},
     ChannelName, Position, WireFormat,
 };
 
@@ -36,33 +36,42 @@ pub(super) struct Reply {
     pub(super) id: u64,
     pub(super) format: WireFormat,
     pub(super) recover: Vec<Recovering>,
+    /// Channels whose position the reply gives, each with the read that finds it.
+    pub(super) position: Vec<(ChannelName, HistoryQuery)>,
     /// Channels that asked to recover where nothing can be (history off): their outcome.
     pub(super) refused: Vec<Recovered>,
 }
 
 impl Answer for Reply {
     fn answer(&self, settled: Settled<'_>) {
-        if self.recover.is_empty() {
+        if self.recover.is_empty() && self.position.is_empty() {
             let frame = reply(
                 self.format,
                 self.id,
                 settled.subscribed,
                 settled.failed,
                 &self.refused,
+                &[],
             );
             // The connection reads no further request until this reply is queued.
             settled.sink.push_reply(&frame);
             return;
         }
         // Channels the request subscribed, with their holds; the others' holds take nothing.
+        let hold_of = |channel: &ChannelName| {
+            let subscribed = settled.subscribed.iter().any(|s| s == channel.as_str());
+            let hold = settled.recovering.iter().find(|(c, _)| c == channel);
+            hold.filter(|_| subscribed).map(|(_, h)| h.clone())
+        };
         let work: Vec<(Recovering, Arc<Hold>)> = self
             .recover
             .iter()
-            .filter(|r| settled.subscribed.iter().any(|s| s == r.channel.as_str()))
-            .filter_map(|r| {
-                let hold = settled.recovering.iter().find(|(c, _)| *c == r.channel)?;
-                Some((r.clone(), hold.1.clone()))
-            })
+            .filter_map(|r| Some((r.clone(), hold_of(&r.channel)?)))
+            .collect();
+        let position: Vec<(ChannelName, HistoryQuery, Arc<Hold>)> = self
+            .position
+            .iter()
+            .filter_map(|(c, q)| Some((c.clone(), *q, hold_of(c)?)))
             .collect();
         let task = Task {
             id: self.id,
@@ -76,10 +85,11 @@ impl Answer for Reply {
                 .recovering
                 .iter()
                 .filter(|(c, _)| !work.iter().any(|(r, _)| r.channel == *c))
+                .filter(|(c, _)| !position.iter().any(|(p, _, _)| p == c))
                 .map(|(_, h)| h.clone())
                 .collect(),
         };
-        tokio::spawn(task.run(work));
+        tokio::spawn(task.run(work, position));
     }
 }
 
@@ -97,12 +107,31 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, work: Vec<(Recovering, Arc<Hold>)>) {
-        let mut holds = Vec::with_capacity(work.len());
+    async fn run(
+        mut self,
+        work: Vec<(Recovering, Arc<Hold>)>,
+        position: Vec<(ChannelName, HistoryQuery, Arc<Hold>)>,
+    ) {
+        let mut holds = Vec::with_capacity(work.len() + position.len());
         for (r, hold) in work {
             let read = self.reads.read(&r.channel, r.query).await;
             let outcome = outcome(&r, read, &hold, self.format);
             self.outcomes.push(outcome);
+            holds.push(hold);
+        }
+        let mut positions = Vec::with_capacity(position.len());
+        for (channel, query, hold) in position {
+            // A channel whose position cannot be read is subscribed all the same, without one.
+            if let Ok(read) = self.reads.read(&channel, query).await {
+                // What the hold took at or below the position is in it: the pushes after the
+                // reply continue from there.
+                hold.recover(read.offset, Vec::new());
+                positions.push(ChannelPosition {
+                    channel: channel.to_string(),
+                    offset: read.offset,
+                    epoch: read.epoch.as_ref().map(ToString::to_string),
+                });
+            }
             holds.push(hold);
         }
         let frame = reply(
@@ -111,6 +140,7 @@ impl Task {
             &self.subscribed,
             &self.failed,
             &self.outcomes,
+            &positions,
         );
         self.sink.push_reply(&frame);
         for hold in holds.iter().chain(&self.idle) {
@@ -178,11 +208,13 @@ fn reply(
     subscribed: &[String],
     failed: &[ChannelFailure],
     recovery: &[Recovered],
+    positions: &[ChannelPosition],
 ) -> Bytes {
     let ok = ReplyOk::Subscribe {
         subscribed,
         failed,
         recovery,
+        positions,
     };
     server::reply_ok(format, id, &ok)
 }

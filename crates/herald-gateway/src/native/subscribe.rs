@@ -1,5 +1,6 @@
 //! `subscribe` and `unsubscribe`.
 
+use herald_broker::HistoryQuery;
 use herald_protocol::{
     server::{self, Recovered, ReplyOk},
     ErrorCode, Position,
@@ -74,6 +75,7 @@ impl Session {
                 subscribed: &[],
                 failed: &failed,
                 recovery: &refused,
+                positions: &[],
             };
             return self.reply(peer, &server::reply_ok(self.format, id, &ok));
         }
@@ -90,11 +92,17 @@ impl Session {
         // Replies (and what requests do, such as presence joins and leaves) follow the order
         // of the requests: the next one waits until this reply is queued.
         peer.outbound.await_reply();
-        let holds = recovering.iter().map(|r| r.channel.clone()).collect();
+        let position = positioned(&valid, &recovering);
+        let holds = recovering
+            .iter()
+            .map(|r| r.channel.clone())
+            .chain(position.iter().map(|(c, _)| c.clone()))
+            .collect();
         let answer = Box::new(Reply {
             id,
             format: self.format,
             recover: recovering,
+            position,
             refused,
         });
         let request = SubscribeRequest::new(
@@ -140,6 +148,19 @@ impl Session {
         };
         self.reply(peer, &server::reply_ok(self.format, id, &ok));
     }
+}
+
+/// The channels whose position the reply gives: those that keep history and do not recover
+/// (a recovery outcome carries the position), each with the read that finds it.
+fn positioned(
+    valid: &[(herald_protocol::ChannelName, NamespaceConfig)],
+    recovering: &[Recovering],
+) -> Vec<(herald_protocol::ChannelName, HistoryQuery)> {
+    valid
+        .iter()
+        .filter(|(c, _)| !recovering.iter().any(|r| r.channel == *c))
+        .filter_map(|(c, ns)| Some((c.clone(), history::query(ns, Some(0), None, false).ok()?)))
+        .collect()
 }
 
 /// Splits the positions a subscribe asked to recover from into the channels that will recover

@@ -10,7 +10,7 @@ use crate::{
     config::{GatewayConfig, NamespaceConfig},
     peer::Env,
     peer::{
-        fake::{peer, sent, sent_json, Call, FakeEnv},
+        fake::{peer, replied, sent, sent_json, Call, FakeEnv},
         Peer,
     },
 };
@@ -39,6 +39,7 @@ async fn request(session: &mut Session, env: &FakeEnv, peer: &mut Peer, request:
     session
         .on_request(env, peer, WireFormat::Json, payload)
         .await;
+    replied(peer).await;
 }
 
 fn code(e: ErrorCode) -> u32 {
@@ -235,6 +236,7 @@ async fn a_messagepack_session_replies_in_messagepack() {
     let payload = Bytes::from(rmp_serde::to_vec_named(&request).unwrap());
     s.on_request(&env, &mut p, WireFormat::MsgPack, payload)
         .await;
+    replied(&p).await;
     let reply: Value = rmp_serde::from_slice(&sent(&p)[0]).unwrap();
     assert_eq!(reply["ok"]["subscribed"], json!(["news"]));
 }
@@ -290,4 +292,35 @@ async fn history_reads_what_the_namespace_keeps_from_a_position() {
         code(ErrorCode::PositionLost)
     );
     assert!(env.calls().is_empty(), "a read sends nothing to the hub");
+}
+
+#[tokio::test]
+async fn a_subscribe_reply_gives_the_position_of_each_channel_that_keeps_history() {
+    let mut config = config();
+    config.namespaces.get_mut("chat").unwrap().history_size = 0;
+    let env = FakeEnv::new(config);
+    let (mut s, mut p) = (session(None), peer(WireFormat::Json));
+    let channel = herald_protocol::ChannelName::parse("news").unwrap();
+    let meta = herald_broker::PublishMeta {
+        history: env.config().channels.history(),
+        ..Default::default()
+    };
+    let mut epoch = None;
+    for i in 1..=2 {
+        let data = Bytes::from(format!("{i}"));
+        let published = env.broker().publish(channel.clone(), data, meta.clone());
+        epoch = published.await.unwrap().epoch;
+    }
+    let r = json!({"id": 1, "subscribe": {"channels": ["news", "chat:1", "fresh"]}});
+    request(&mut s, &env, &mut p, r).await;
+    let ok = &sent_json(&p)[0]["ok"];
+    assert_eq!(ok["subscribed"], json!(["news", "chat:1", "fresh"]));
+    // chat keeps no history: it has no position; "fresh" has had no publication.
+    assert_eq!(
+        ok["positions"],
+        json!([
+            {"channel": "news", "offset": 2, "epoch": epoch.unwrap().to_string()},
+            {"channel": "fresh", "offset": 0}
+        ])
+    );
 }

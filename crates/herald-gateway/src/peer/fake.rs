@@ -198,6 +198,18 @@ pub(crate) fn peer(format: WireFormat) -> Peer {
     Peer::new(ConnId(1), Outbound::new(format, 1 << 20))
 }
 
+/// Waits (at most a second) until `peer`'s last request is answered: a subscribe with
+/// channels that keep history replies from a task, once their positions are read.
+pub(crate) async fn replied(peer: &Peer) {
+    for _ in 0..1000 {
+        if !peer.outbound.awaiting_reply() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("no reply within a second");
+}
+
 /// The payloads of the frames queued for `peer` since the last call (server frames are
 /// unmasked: a header of 2, 4 or 10 bytes).
 pub(crate) fn sent(peer: &Peer) -> Vec<Bytes> {

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use herald_broker::Publication;
 use herald_protocol::{
     presence::{Change, PresenceNotice},
-    ChannelName, EventName,
+    ChannelName, Epoch, EventName,
 };
 use herald_pusher::message;
 
@@ -47,6 +47,7 @@ impl crate::hub::Framing for PusherFraming {
         _channel: &ChannelName,
         _reason: &str,
         _missing: Option<(u64, u64)>,
+        _epoch: Option<&Epoch>,
     ) -> Option<Bytes> {
         None
     }

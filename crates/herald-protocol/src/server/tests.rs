@@ -75,12 +75,17 @@ fn replies_have_the_documented_shape() {
             subscribed: &["news".into()],
             failed: &[ChannelFailure::new("a b", ErrorCode::InvalidChannel, "bad")],
             recovery: &[],
+            positions: &[ChannelPosition {
+                channel: "news".into(),
+                offset: 7,
+                epoch: Some("e1".into()),
+            }],
         },
     );
     let v: serde_json::Value = serde_json::from_slice(payload(&ok)).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"id":1,"ok":{"subscribed":["news"],"failed":[{"channel":"a b","code":102,"message":"bad"}]}})
+        serde_json::json!({"id":1,"ok":{"subscribed":["news"],"failed":[{"channel":"a b","code":102,"message":"bad"}],"positions":[{"channel":"news","offset":7,"epoch":"e1"}]}})
     );
     let err = reply_error(WireFormat::MsgPack, None, ErrorCode::BadRequest, "nope");
     let v: serde_json::Value = rmp_serde::from_slice(payload(&err)).unwrap();
@@ -153,17 +158,17 @@ fn history_replies_carry_the_position_and_the_publications() {
 }
 
 #[test]
-fn gap_notices_name_the_missing_offsets_when_known() {
+fn gap_notices_name_the_missing_offsets_and_the_epoch_when_known() {
     let channel = ChannelName::parse("news").unwrap();
     let missing = Some(Missing { from: 41, to: 44 });
-    let v: serde_json::Value =
-        serde_json::from_slice(payload(&gap(WireFormat::Json, &channel, "lost", missing))).unwrap();
+    let notice = gap(WireFormat::Json, &channel, "lost", missing, Some("e2"));
+    let v: serde_json::Value = serde_json::from_slice(payload(&notice)).unwrap();
     assert_eq!(
         v,
-        serde_json::json!({"gap":{"channel":"news","reason":"lost","missing":{"from":41,"to":44}}})
+        serde_json::json!({"gap":{"channel":"news","reason":"lost","missing":{"from":41,"to":44},"epoch":"e2"}})
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(payload(&gap(WireFormat::Json, &channel, "lost", None))).unwrap();
+    let notice = gap(WireFormat::Json, &channel, "lost", None, None);
+    let v: serde_json::Value = serde_json::from_slice(payload(&notice)).unwrap();
     assert_eq!(
         v,
         serde_json::json!({"gap":{"channel":"news","reason":"lost"}})

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use herald_hub::Action;
-use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId, WireFormat};
+use herald_protocol::{presence::PresenceNotice, ChannelName, ConnId, Epoch, WireFormat};
 use herald_runtime::metrics::Counter;
 
 use super::{ShardTask, SubscribeRequest};
@@ -57,18 +57,20 @@ impl ShardTask {
         channel: &ChannelName,
         reason: &str,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
-        self.gap_of(channel, reason, None)
+        self.gap_of(channel, reason, None, None)
     }
 
-    /// A gap notice naming the offsets missing, `from` to `to`, when known.
+    /// A gap notice naming the offsets missing, `from` to `to`, and the epoch the channel
+    /// counts in, when known.
     pub(super) fn gap_of(
         &mut self,
         channel: &ChannelName,
         reason: &str,
         missing: Option<(u64, u64)>,
+        epoch: Option<&Epoch>,
     ) -> Vec<Action<Arc<SubscribeRequest>>> {
         let framings = self.framings.clone();
-        let encode = |format| framings[format].gap(channel, reason, missing);
+        let encode = |format| framings[format].gap(channel, reason, missing, epoch);
         self.notify(channel, &[], encode, |m| &m.gap_notices)
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use herald_broker::{BrokerError, History, HistoryKeep, HistoryQuery, Publication};
 use herald_hub::{recovery::merge, Action};
-use herald_protocol::{ChannelName, Position};
+use herald_protocol::{ChannelName, Epoch, Position};
 
 use super::{ShardCommand, ShardTask, SubscribeRequest};
 
@@ -59,7 +59,7 @@ impl ShardTask {
         // Too much waits: give up on this repair; the read's answer will find nothing.
         let channel = p.channel.clone();
         let waited = self.repairs.repairing.remove(&channel).unwrap_or_default();
-        self.pending_gap(&channel, "repair fell too far behind", waited);
+        self.pending_gap(&channel, "repair fell too far behind", waited, None);
         Some(p)
     }
 
@@ -192,10 +192,10 @@ impl ShardTask {
             Ok(h) if h.epoch.as_ref() == Some(&r.since.epoch) && h.offset >= r.since.offset => {
                 h.publications
             }
-            Ok(_) => return self.pending_gap(&r.channel, r.reason, waited),
+            Ok(h) => return self.pending_gap(&r.channel, r.reason, waited, h.epoch.as_ref()),
             Err(e) => {
                 tracing::debug!(channel = %r.channel, error = %e, "repair read failed");
-                return self.pending_gap(&r.channel, r.reason, waited);
+                return self.pending_gap(&r.channel, r.reason, waited, None);
             }
         };
         let history = history
@@ -206,7 +206,8 @@ impl ShardTask {
         let merged = merge(r.since.offset, history, live);
         let mut actions = Vec::new();
         if merged.gap {
-            actions.extend(self.gap_of(&r.channel, r.reason, merged.hole));
+            let epoch = Some(&r.since.epoch);
+            actions.extend(self.gap_of(&r.channel, r.reason, merged.hole, epoch));
         } else {
             self.metrics.repaired.inc();
         }
@@ -228,8 +229,9 @@ impl ShardTask {
         channel: &ChannelName,
         reason: &str,
         waited: Vec<Box<Publication>>,
+        epoch: Option<&Epoch>,
     ) -> Actions {
-        let mut actions = self.gap(channel, reason);
+        let mut actions = self.gap_of(channel, reason, None, epoch);
         for p in waited {
             actions.extend(self.deliver(p));
         }
