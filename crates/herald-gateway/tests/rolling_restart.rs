@@ -179,7 +179,10 @@ async fn a_rolling_restart_of_three_gateways_loses_and_repeats_nothing() {
             .copied()
             .filter(|p| expected.contains(p))
             .collect();
-        assert_eq!(ours, expected, "every acknowledged publication, once, in order");
+        assert_eq!(
+            ours, expected,
+            "every acknowledged publication, once, in order"
+        );
     }
     // Each client was on one of the restarted nodes at least once.
     assert!(reconnects >= CLIENTS, "{reconnects} reconnects");

@@ -133,6 +133,52 @@ impl RedisCluster {
         }
     }
 
+    /// The index of a live replica of server `master`.
+    ///
+    /// # Panics
+    /// When it has none.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let port = self.servers[master].port().to_string();
+        self.servers
+            .iter()
+            .position(|s| {
+                let role = s.cli(&["ROLE"]);
+                let mut lines = role.lines();
+                s.is_running()
+                    && lines.next() == Some("slave")
+                    && lines.nth(1) == Some(port.as_str())
+            })
+            .unwrap_or_else(|| panic!("no replica of server {master}"))
+    }
+
+    /// Waits until the replica `replica` has applied everything its master wrote.
+    ///
+    /// # Panics
+    /// After 10 s.
+    pub async fn wait_replicated(&self, replica: usize) {
+        let offset_of =
+            |role: String, at: usize| -> Option<u64> { role.lines().nth(at)?.parse().ok() };
+        let started = Instant::now();
+        loop {
+            let role = self.servers[replica].cli(&["ROLE"]);
+            let master_port: u16 = role
+                .lines()
+                .nth(2)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let master = self.servers.iter().find(|s| s.port() == master_port);
+            let theirs = master.and_then(|m| offset_of(m.cli(&["ROLE"]), 1));
+            if theirs.is_some() && theirs == offset_of(role, 4) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "replica behind"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn try_master_of(&self, key: &str) -> Option<usize> {
         let any = self.servers.iter().find(|s| s.is_running())?;
         let slot: u16 = any.cli(&["CLUSTER", "KEYSLOT", key]).parse().ok()?;

@@ -6,6 +6,7 @@
 //! [`RawClient`] sends hand-made frames for the cases a well-behaved client never produces.
 
 mod cluster;
+mod counted;
 mod eventually;
 mod gateway;
 mod http;
@@ -18,6 +19,7 @@ mod webhook;
 mod ws_client;
 
 pub use cluster::RedisCluster;
+pub use counted::{publish_counted, Acked, Received};
 pub use eventually::eventually;
 pub use gateway::{redis_cluster_config, redis_config, test_config, TestGateway};
 pub use http::{http_request, HttpResponse};

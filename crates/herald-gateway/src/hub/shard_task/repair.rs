@@ -92,15 +92,20 @@ impl ShardTask {
         let back = p.offset.is_some_and(|o| o <= position.offset)
             && p.epoch.as_ref() == Some(&position.epoch);
         if back {
-            let asked = self.reads.broker.new_epoch(&p.channel, &position.epoch);
-            let channel = p.channel.clone();
-            tokio::spawn(async move {
-                if let Err(e) = asked.await {
-                    tracing::warn!(%channel, error = %e, "could not start a new epoch");
-                }
-            });
+            self.renew_epoch(&p.channel, &position.epoch);
         }
         back
+    }
+
+    /// Asks the broker for a new epoch of `channel` if it still counts in `epoch`.
+    fn renew_epoch(&self, channel: &ChannelName, epoch: &Epoch) {
+        let asked = self.reads.broker.new_epoch(channel, epoch);
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = asked.await {
+                tracing::warn!(%channel, error = %e, "could not start a new epoch");
+            }
+        });
     }
 
     /// Remembers what was just delivered on `p`'s channel, when its history is kept.
@@ -191,6 +196,12 @@ impl ShardTask {
         let history = match r.read {
             Ok(h) if h.epoch.as_ref() == Some(&r.since.epoch) && h.offset >= r.since.offset => {
                 h.publications
+            }
+            Ok(h) if h.epoch.as_ref() == Some(&r.since.epoch) => {
+                // The sequence is behind what was delivered, in the same epoch: a failover
+                // lost publications, and the offsets after it would name other ones.
+                self.renew_epoch(&r.channel, &r.since.epoch);
+                return self.pending_gap(&r.channel, r.reason, waited, None);
             }
             Ok(h) => return self.pending_gap(&r.channel, r.reason, waited, h.epoch.as_ref()),
             Err(e) => {
