@@ -12,7 +12,7 @@ use std::{
 };
 
 use herald_testkit::{redis_config, Incoming, RedisServer, TestGateway, WsClient};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CLIENTS: usize = 15;
 const PUBLICATIONS: u64 = 500;
