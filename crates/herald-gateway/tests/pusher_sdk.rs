@@ -3,6 +3,7 @@
 //! publishing through node A, and a native Herald client on the same channel. The nodes'
 //! webhooks go to the script, which checks them with the server SDK.
 //! `tests/pusher-sdk/sdk.mjs` runs the steps; `scripts/test` installs its packages (`npm ci`).
+//! `tests/pusher-sdk/blip.mjs` keeps a pusher-js client connected while Redis restarts.
 
 use std::{path::Path, process::Command};
 
@@ -112,4 +113,87 @@ async fn pusher_js_and_the_pusher_server_sdk_work_unchanged_across_nodes() {
         1.0,
         "the one client event"
     );
+}
+
+#[tokio::test]
+async fn pusher_js_receives_every_event_once_across_a_redis_restart() {
+    use std::io::{BufRead, Write};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pusher-sdk");
+    assert!(
+        dir.join("node_modules/pusher-js").exists(),
+        "pusher-js is not installed: run `npm ci --prefix {}` (scripts/test does)",
+        dir.display()
+    );
+    // With persistence: what Redis acknowledged survives the restart, history included.
+    let mut redis =
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]).await;
+    let app = |mut config: GatewayConfig| {
+        config.pusher.apps = vec![PusherApp::new("1", "sdk-key", "sdk-secret")];
+        config
+    };
+    let a = TestGateway::start_with(app(redis_config(&redis.url()))).await;
+    let b = TestGateway::start_with(app(redis_config(&redis.url()))).await;
+    for gw in [&a, &b] {
+        gw.wait_ready(WAIT).await;
+    }
+    let mut node = Command::new("node")
+        .arg("blip.mjs")
+        .current_dir(&dir)
+        .env("HERALD_WS_PORT", b.ws_addr.port().to_string())
+        .env("PUSHER_KEY", "sdk-key")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let stdout = node.stdout.take().expect("stdout");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(next_line(&mut lines).await, "subscribed");
+    let publishing = herald_testkit::publish_counted(
+        a.api_addr,
+        "ticks",
+        300,
+        std::time::Duration::from_millis(3),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    redis.restart().await;
+    let acked = publishing.await.unwrap();
+    let mut stdin = node.stdin.take().expect("stdin");
+    writeln!(stdin, "{}", acked.last().unwrap().n).expect("write to node");
+    let line = next_line(&mut lines).await;
+    let received: Vec<u64> = serde_json::from_str(
+        line.strip_prefix("received ")
+            .unwrap_or_else(|| panic!("{line}")),
+    )
+    .expect("a JSON array");
+    let _ = node.wait();
+    let mut unique = received.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), received.len(), "an event received twice");
+    let wanted: Vec<u64> = acked.iter().map(|p| p.n).collect();
+    let ours: Vec<u64> = received
+        .iter()
+        .copied()
+        .filter(|n| wanted.contains(n))
+        .collect();
+    assert_eq!(ours, wanted, "every acknowledged event, once, in order");
+    assert!(b.metric("herald_broker_reconnects_total").await >= 1.0);
+}
+
+/// The next line the script printed, within 70 s.
+async fn next_line(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(70), lines.recv());
+    wait.await
+        .expect("a line from node")
+        .expect("node's output")
 }

@@ -69,28 +69,52 @@ async fn a_dropped_subscriber_connection_is_repaired_from_history_for_native_cli
 }
 
 #[tokio::test]
-async fn what_history_cannot_cover_still_gets_the_gap_notice() {
+async fn a_redis_restart_without_persistence_is_told_and_the_new_epoch_delivered_whole() {
     let mut redis = RedisServer::start().await;
     let gw = TestGateway::start_with(redis_config(&redis.url())).await;
     gw.wait_ready(Duration::from_secs(5)).await;
     let mut c = gw.client(None).await;
     c.subscribe_ok(&["news"]).await;
-    gw.publish("news", json!(1)).await;
-    assert_eq!(c.next_push().await["data"], 1);
+    let publishing =
+        herald_testkit::publish_counted(gw.api_addr, "news", COUNT, Duration::from_millis(3));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // Redis restarts without persistence: a new epoch, no history of the old one.
     redis.kill();
     redis.restart().await;
-    let Incoming::Frame(gap) = c.next().await.unwrap() else {
-        panic!("a gap notice")
-    };
-    assert_eq!(gap["gap"]["channel"], "news", "{gap}");
-    gw.wait_ready(Duration::from_secs(5)).await;
-    gw.publish("news", json!(2)).await;
-    let push: Value = c.next_push().await;
-    assert_eq!(
-        (push["data"].as_u64(), push["offset"].as_u64()),
-        (Some(2), Some(1))
+    let acked = publishing.await.unwrap();
+    let received = herald_testkit::Received::until(&mut c, &acked).await;
+    let old = &acked[0].epoch;
+    let (before, after): (Vec<_>, Vec<_>) = acked.iter().cloned().partition(|a| a.epoch == *old);
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "published in both epochs"
     );
+    // The subscriber is told, once the new epoch's publications arrive: the notice comes
+    // before the first of them, and carries no missing range it cannot know.
+    let first_new = received
+        .pushes
+        .iter()
+        .position(|p| (p.0, p.1) == (after[0].offset, after[0].n))
+        .expect("the new epoch's first publication");
+    let (at, gap) = received.gaps.first().expect("a gap notice");
+    assert!(*at <= first_new, "told before the new epoch: {gap}");
+    assert_eq!(gap["gap"]["channel"], "news", "{gap}");
+    // What the new epoch acknowledged arrives whole, once each, in order; what arrived of
+    // the old one was in order.
+    let split = herald_testkit::Received {
+        pushes: received.pushes[first_new..].to_vec(),
+        gaps: Vec::new(),
+    };
+    split.assert_each_once_in_order(&after);
+    let old_part = herald_testkit::Received {
+        pushes: received.pushes[..first_new].to_vec(),
+        gaps: Vec::new(),
+    };
+    let delivered: Vec<_> = before
+        .into_iter()
+        .filter(|a| old_part.pushes.contains(&(a.offset, a.n)))
+        .collect();
+    old_part.assert_each_once_in_order(&delivered);
     gw.stop().await;
 }
 
@@ -276,5 +300,37 @@ async fn a_gap_notice_names_the_offsets_the_history_no_longer_held_and_the_epoch
     for offset in 27..=31u64 {
         assert_eq!(c.next_push().await["offset"], offset);
     }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_pubsub_output_buffer_limit_kill_is_repaired_under_a_publisher() {
+    let redis = RedisServer::start().await;
+    // Redis drops a subscriber connection whose output buffer passes 8 KiB at once: one
+    // large publication on any channel the node subscribes does it.
+    let limit = "pubsub 8192 0 0";
+    assert_eq!(
+        redis.cli(&["CONFIG", "SET", "client-output-buffer-limit", limit]),
+        "OK"
+    );
+    let gw = TestGateway::start_with(redis_config(&redis.url())).await;
+    gw.wait_ready(Duration::from_secs(5)).await;
+    let mut c = gw.client(None).await;
+    c.subscribe_ok(&["news"]).await;
+    let mut bulk = gw.client(None).await;
+    bulk.subscribe_ok(&["bulk"]).await;
+    let publishing =
+        herald_testkit::publish_counted(gw.api_addr, "news", COUNT, Duration::from_millis(3));
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let large = "x".repeat(32 * 1024);
+        assert_eq!(gw.publish("bulk", json!(large)).await.status, 200);
+    }
+    let acked = publishing.await.unwrap();
+    let received = herald_testkit::Received::until(&mut c, &acked).await;
+    received.assert_each_once_in_order(&acked);
+    assert!(received.gaps.is_empty(), "{:?}", received.gaps);
+    assert!(gw.metric("herald_broker_reconnects_total").await >= 1.0);
+    assert!(gw.metric("herald_repairs_completed_total").await >= 1.0);
     gw.stop().await;
 }

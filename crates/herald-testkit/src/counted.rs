@@ -18,14 +18,16 @@ pub struct Acked {
     pub offset: u64,
     /// The epoch the offset counts in.
     pub epoch: String,
-    /// Its number.
+    /// Its number, the data: `n * 10000 + attempt` for the attempt acknowledged of the
+    /// `n`th publication, so that an attempt that failed but was published all the same is
+    /// told from the one acknowledged.
     pub n: u64,
 }
 
-/// Publishes `1..=count` (the data is the number) into `channel` through the API at `api`,
-/// `every` apart, and returns the acknowledged ones. A publish that is refused or fails is
-/// tried again (for at most 10 s): a failed one may still have been published, so a number
-/// can appear twice, at two offsets; only the acknowledged one counts.
+/// Publishes `count` publications into `channel` through the API at `api`, `every` apart, and
+/// returns the acknowledged ones. A publish that is refused or fails is tried again (for at
+/// most 10 s) with the next number ([`Acked::n`]): a failed one may still have been
+/// published, and is then received too; only the acknowledged ones must be.
 ///
 /// # Panics
 /// When a publication is refused for 10 s.
@@ -39,9 +41,10 @@ pub fn publish_counted(
     tokio::spawn(async move {
         let mut acked = Vec::new();
         for n in 1..=count {
-            let body = json!({"channel": channel, "data": n}).to_string();
             let started = Instant::now();
-            loop {
+            for attempt in 0.. {
+                let data = n * 10_000 + attempt;
+                let body = json!({"channel": channel, "data": data}).to_string();
                 let sent = crate::http_request(api, "POST", "/v1/publish", &[], body.as_bytes());
                 match sent.await {
                     Ok(r) if r.status == 200 => {
@@ -49,7 +52,7 @@ pub fn publish_counted(
                         acked.push(Acked {
                             offset: v["offset"].as_u64().expect("an offset"),
                             epoch: v["epoch"].as_str().expect("an epoch").to_owned(),
-                            n,
+                            n: data,
                         });
                         break;
                     }
@@ -71,16 +74,17 @@ pub fn publish_counted(
 pub struct Received {
     /// `(offset, number)` of each push, as received.
     pub pushes: Vec<(u64, u64)>,
-    /// The gap notices.
-    pub gaps: Vec<Value>,
+    /// The gap notices, each with the number of pushes received before it.
+    pub gaps: Vec<(usize, Value)>,
 }
 
 impl Received {
-    /// Reads `client`'s pushes and gap notices until the push numbered `last`.
+    /// Reads `client`'s pushes and gap notices until the last publication of `acked`.
     ///
     /// # Panics
     /// When anything else arrives, or nothing for 5 s.
-    pub async fn until(client: &mut WsClient, last: u64) -> Self {
+    pub async fn until(client: &mut WsClient, acked: &[Acked]) -> Self {
+        let last = acked.last().expect("a publication acknowledged").n;
         let mut received = Self::default();
         while received.pushes.last().map(|p| p.1) != Some(last) {
             match client.next().await.expect("the next publication") {
@@ -91,7 +95,9 @@ impl Received {
                         .pushes
                         .push((offset, push["data"].as_u64().expect("a number")));
                 }
-                Incoming::Frame(v) if v.get("gap").is_some() => received.gaps.push(v),
+                Incoming::Frame(v) if v.get("gap").is_some() => {
+                    received.gaps.push((received.pushes.len(), v));
+                }
                 other => panic!("a push or a gap notice, not {other:?}"),
             }
         }
