@@ -6,6 +6,7 @@
 #   loadtest/run.sh fanout     [herald-loadtest fanout options]   e.g. --rates 300,500,1000
 #   loadtest/run.sh cross-node [herald-loadtest fanout options]   two gateways + redis-server
 #   loadtest/run.sh churn      [herald-loadtest churn options]    e.g. --rate 2000 --seconds 10
+#       HERALD_LOADTEST_BROKER=redis loadtest/run.sh churn ...     the gateway on a redis-server
 #   loadtest/run.sh slow       [herald-loadtest fanout options]   fanout without, then with 1%
 #                                                                 of subscribers not reading
 #   loadtest/run.sh storm      [herald-loadtest storm options]    e.g. --clients 5000 --missed 100
@@ -115,10 +116,16 @@ case "$scenario" in
       --server-pid "${pids[0]}" --report "$report" "$@"
     ;;
   churn)
+    # HERALD_LOADTEST_BROKER=redis runs the gateway on a redis-server (its CPU counted too).
+    broker=()
+    if [ "${HERALD_LOADTEST_BROKER:-embedded}" = redis ]; then
+      start_redis
+      broker=("${redis[@]}")
+    fi
     port ws; port api
-    start_gateway "$ws" "$api"
+    start_gateway "$ws" "$api" "${broker[@]}"
     "${generator_pin[@]}" "$bin/herald-loadtest" churn --ws "127.0.0.1:$ws" \
-      --server-pid "${pids[0]}" --report "$report" "$@"
+      --server-pid "$(IFS=,; echo "${pids[*]}")" --report "$report" "$@"
     ;;
   slow)
     # A 64 KiB outbound queue so that stalled clients are evicted within a short run (it must

@@ -99,16 +99,8 @@ async fn a_failover_that_loses_acknowledged_writes_recovers_nobody_over_them() {
     })
     .await;
     // A client that saw 10 is not told it recovered.
-    let mut back = b.client(None).await;
-    let since = json!({"offset": 10, "epoch": epoch});
-    let reply = back
-        .request(
-            "subscribe",
-            json!({"channels": ["news"], "recover": {"news": since}}),
-        )
-        .await;
-    let outcome = &reply["ok"]["recovery"][0];
-    assert_eq!(outcome["recovered"], false, "{reply}");
+    let outcome = b.client(None).await.recover("news", 10, &epoch).await;
+    assert_eq!(outcome["recovered"], false, "{outcome}");
     eprintln!("a client that saw 10 is told: {outcome}");
     // The node that delivered 10 sees the sequence behind it: its subscribers get a gap
     // notice, and the channel a new epoch. Publications from then on carry it.
@@ -137,17 +129,8 @@ async fn a_failover_that_loses_acknowledged_writes_recovers_nobody_over_them() {
             .as_u64()
             .unwrap();
     }
-    let mut late = b.client(None).await;
-    let reply = late
-        .request(
-            "subscribe",
-            json!({"channels": ["news"], "recover": {"news": since}}),
-        )
-        .await;
-    let outcome = &reply["ok"]["recovery"][0];
-    assert_eq!(outcome["recovered"], false, "{reply}");
-    assert!(
-        outcome["reason"].as_str().unwrap().contains("epoch"),
-        "{reply}"
-    );
+    let outcome = b.client(None).await.recover("news", 10, &epoch).await;
+    assert_eq!(outcome["recovered"], false, "{outcome}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(reason.contains("epoch"), "{outcome}");
 }

@@ -242,20 +242,10 @@ async fn a_sequence_that_goes_back_gets_a_new_epoch_and_recovers_nobody_over_it(
             .unwrap();
     }
     assert!(offset > 6, "the sequence passed 5 again");
-    let mut back = gw.client(None).await;
-    let since = json!({"offset": 5, "epoch": epoch});
-    let reply = back
-        .request(
-            "subscribe",
-            json!({"channels": ["news"], "recover": {"news": since}}),
-        )
-        .await;
-    let outcome = &reply["ok"]["recovery"][0];
-    assert_eq!(outcome["recovered"], false, "{reply}");
-    assert!(
-        outcome["reason"].as_str().unwrap().contains("epoch"),
-        "{reply}"
-    );
+    let outcome = gw.client(None).await.recover("news", 5, &epoch).await;
+    assert_eq!(outcome["recovered"], false, "{outcome}");
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(reason.contains("epoch"), "{outcome}");
     gw.stop().await;
 }
 

@@ -168,6 +168,15 @@ impl WsClient {
         );
     }
 
+    /// Subscribes to `channel` recovering from `offset` of `epoch`; returns the channel's
+    /// recovery outcome (`{"channel":..,"recovered":..,"reason":..,"offset":..,"epoch":..}`).
+    pub async fn recover(&mut self, channel: &str, offset: u64, epoch: &str) -> Value {
+        let since = json!({"offset": offset, "epoch": epoch});
+        let body = json!({"channels": [channel], "recover": {channel: since}});
+        let reply = self.request("subscribe", body).await;
+        reply["ok"]["recovery"][0].clone()
+    }
+
     /// The next push's body (`{"channel":..,"data":..,"offset":..}`).
     ///
     /// # Panics
