@@ -12,6 +12,10 @@
 #   loadtest/run.sh storm      [herald-loadtest storm options]    e.g. --clients 5000 --missed 100
 #                                                                 one gateway + redis-server
 #
+# HERALD_LOADTEST_TLS=1 runs any scenario over wss: the gateways get a self-signed P-256
+# certificate made here with openssl, and the generator connects with `--tls --insecure`
+# (add `--no-resume` to make every connection a full handshake).
+#
 # The servers are pinned to core 0 and the generator to core 1 when there are two cores.
 # The JSON report goes to loadtest/reports/<scenario>-<UTC time>.json.
 set -euo pipefail
@@ -42,11 +46,24 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 fi
 
 pids=()
+tls_dir=""
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "$tls_dir" ] || rm -rf "$tls_dir"
 }
 trap cleanup EXIT
+
+tls_env=()
+if [ "${HERALD_LOADTEST_TLS:-0}" = 1 ]; then
+  tls_dir=$(mktemp -d)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+  tls_env=("HERALD__WEBSOCKET__TLS_CERT_FILE=$tls_dir/cert.pem"
+    "HERALD__WEBSOCKET__TLS_KEY_FILE=$tls_dir/key.pem")
+  set -- "$@" --tls --insecure
+fi
 
 # Distinct free ports: all sockets stay bound until every port is chosen.
 ports=()
@@ -79,7 +96,7 @@ start_gateway() {
   local ws=$1 api=$2
   shift 2
   env HERALD__LISTEN__WEBSOCKET="127.0.0.1:$ws" HERALD__LISTEN__API="127.0.0.1:$api" \
-    HERALD__LOG__LEVEL=warn "$@" "${server_pin[@]}" "$gateway" &
+    HERALD__LOG__LEVEL=warn "${tls_env[@]}" "$@" "${server_pin[@]}" "$gateway" &
   pids+=($!)
   wait_ready "$api"
 }

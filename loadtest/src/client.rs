@@ -17,8 +17,11 @@ pub(crate) fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Opens a WebSocket connection; returns the socket and bytes read past the handshake.
-pub(crate) async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+pub(crate) use crate::tls::Conn;
+
+/// Opens a WebSocket connection (over TLS with `--tls`); returns it and the bytes read past
+/// the handshake.
+pub(crate) async fn connect(addr: SocketAddr, path: &str) -> anyhow::Result<(Conn, Vec<u8>)> {
     connect_with(addr, path, None, None).await
 }
 
@@ -32,7 +35,7 @@ pub(crate) async fn connect_with(
     path: &str,
     recv_buffer: Option<u32>,
     source: Option<std::net::IpAddr>,
-) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+) -> anyhow::Result<(Conn, Vec<u8>)> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -44,8 +47,9 @@ pub(crate) async fn connect_with(
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
-    let mut stream = socket.connect(addr).await?;
-    stream.set_nodelay(true)?;
+    let tcp = socket.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = Conn::over(tcp).await.context("TLS handshake")?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -96,7 +100,7 @@ pub(crate) fn next_frame(buf: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
 
 /// Reads until one whole frame is buffered and returns its payload.
 pub(crate) async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     pending: &mut Vec<u8>,
 ) -> anyhow::Result<Vec<u8>> {
     read_any_frame(stream, pending)
@@ -106,7 +110,7 @@ pub(crate) async fn read_frame(
 
 /// Reads until one whole frame is buffered and returns its opcode and payload.
 pub(crate) async fn read_any_frame(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     pending: &mut Vec<u8>,
 ) -> anyhow::Result<(u8, Vec<u8>)> {
     loop {

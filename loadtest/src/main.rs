@@ -10,6 +10,7 @@ mod procfs;
 mod report;
 mod scenario;
 mod stats;
+mod tls;
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -28,6 +29,8 @@ struct Cli {
     /// 0 waits at once.
     #[arg(long, global = true, default_value_t = 50)]
     settle_us: u64,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -67,6 +70,7 @@ pub(crate) struct Common {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    tls::init(&cli.tls);
     // One thread: the generator's cost stays on one core, where it can be measured.
     let settle = std::time::Duration::from_micros(cli.settle_us);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -88,6 +92,11 @@ fn main() -> anyhow::Result<()> {
     })?;
     if let Some(fields) = report.json.as_object_mut() {
         fields.insert("settle_us".into(), cli.settle_us.into());
+        fields.insert("tls".into(), cli.tls.tls.into());
+        fields.insert(
+            "tls_resumption".into(),
+            (cli.tls.tls && !cli.tls.no_resume).into(),
+        );
     }
     print!("{}", report.table());
     if let Some(path) = report.path() {

@@ -14,7 +14,6 @@ use std::{
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
-use tokio::net::TcpStream;
 
 use crate::{client, procfs, report::Report, stats::Percentiles, Common};
 
@@ -46,7 +45,7 @@ pub(crate) struct IdleArgs {
     worker: Option<usize>,
 }
 
-async fn open_one(args: &IdleArgs, i: usize) -> anyhow::Result<(TcpStream, u32)> {
+async fn open_one(args: &IdleArgs, i: usize) -> anyhow::Result<(client::Conn, u32)> {
     let addr = args.common.ws[i % args.common.ws.len()];
     let source = (args.source_ips > 1).then(|| {
         IpAddr::V4(Ipv4Addr::new(
@@ -76,7 +75,7 @@ async fn open_share(
     args: &IdleArgs,
     worker: usize,
     workers: usize,
-) -> anyhow::Result<(Vec<TcpStream>, Vec<u32>)> {
+) -> anyhow::Result<(Vec<client::Conn>, Vec<u32>)> {
     let mine = (worker..args.connections).step_by(workers);
     let mut held = Vec::with_capacity(mine.len());
     let mut handshakes = Vec::with_capacity(mine.len());

@@ -42,7 +42,7 @@ pub(crate) struct StormArgs {
 
 /// One client: connected, subscribing with `since`, then reading its reply and pushes.
 struct Client {
-    stream: TcpStream,
+    stream: client::Conn,
     pending: Vec<u8>,
 }
 
