@@ -54,7 +54,7 @@ pub(crate) async fn connect_with(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await?;
+    send(&mut stream, request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(256);
     let end = loop {
         let mut chunk = [0u8; 512];
@@ -73,6 +73,13 @@ pub(crate) async fn connect_with(
         bail!("no upgrade: {}", String::from_utf8_lossy(&buf[..end]));
     }
     Ok((stream, buf.split_off(end)))
+}
+
+/// Writes `bytes` and flushes: over TLS a write may leave its record in the session until
+/// flushed.
+pub(crate) async fn send(stream: &mut Conn, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// A masked subscribe request for `channel`.
@@ -98,14 +105,22 @@ pub(crate) fn next_frame(buf: &[u8]) -> Option<(u8, std::ops::Range<usize>)> {
     (buf.len() >= header + len).then(|| (buf[0] & 0x0f, header..header + len))
 }
 
-/// Reads until one whole frame is buffered and returns its payload.
+/// Reads until one whole data frame is buffered and returns its payload (pings and pongs,
+/// which a busy node may send first, are skipped; a close frame is an error).
 pub(crate) async fn read_frame(
     stream: &mut Conn,
     pending: &mut Vec<u8>,
 ) -> anyhow::Result<Vec<u8>> {
-    read_any_frame(stream, pending)
-        .await
-        .map(|(_, payload)| payload)
+    loop {
+        match read_any_frame(stream, pending).await? {
+            (9 | 10, _) => {}
+            (8, payload) => {
+                let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                bail!("closed by the server (code {code:?})")
+            }
+            (_, payload) => return Ok(payload),
+        }
+    }
 }
 
 /// Reads until one whole frame is buffered and returns its opcode and payload.

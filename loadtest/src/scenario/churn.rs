@@ -10,7 +10,6 @@ use std::{
 };
 
 use clap::Args;
-use tokio::io::AsyncWriteExt;
 
 use crate::{client, procfs, report::Report, stats::Percentiles, Common};
 
@@ -35,9 +34,7 @@ async fn cycle(args: &ChurnArgs, i: u64) -> anyhow::Result<u32> {
     let started = Instant::now();
     let (mut stream, mut pending) = client::connect(addr, &args.common.path).await?;
     let channel = format!("churn-{}", i % args.channels.max(1) as u64);
-    stream
-        .write_all(&client::subscribe_frame(1, &channel))
-        .await?;
+    client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
     let reply = client::read_frame(&mut stream, &mut pending).await?;
     anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
     let took = started.elapsed().as_micros() as u32;

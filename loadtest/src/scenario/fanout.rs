@@ -13,7 +13,6 @@ use std::{
 };
 
 use clap::Args;
-use tokio::io::AsyncWriteExt;
 
 use crate::{client, procfs, report::Report, stats::Percentiles, Common};
 
@@ -87,9 +86,7 @@ async fn stalled(
     release: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<u16> {
     let (mut stream, mut pending) = client::connect_with(addr, &path, Some(4096), None).await?;
-    stream
-        .write_all(&client::subscribe_frame(1, "load"))
-        .await?;
+    client::send(&mut stream, &client::subscribe_frame(1, "load")).await?;
     client::read_frame(&mut stream, &mut pending).await?;
     release.notified().await;
     loop {

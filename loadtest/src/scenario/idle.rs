@@ -60,7 +60,7 @@ async fn open_one(args: &IdleArgs, i: usize) -> anyhow::Result<(client::Conn, u3
         client::connect_with(addr, &args.common.path, None, source).await?;
     let handshake = started.elapsed();
     let channel = format!("idle-{}", i % args.channels.max(1));
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &client::subscribe_frame(1, &channel)).await?;
+    client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
     let reply = client::read_frame(&mut stream, &mut pending).await?;
     anyhow::ensure!(
         reply.starts_with(br#"{"id":1,"ok""#),

@@ -55,9 +55,7 @@ pub(crate) async fn run(args: StormArgs) -> anyhow::Result<Report> {
     // One client stays throughout (the channel stays subscribed on the node, as when the others
     // come back from a drain or a blip); its subscribe reply gives the position they saw.
     let (mut anchor, mut anchor_pending) = client::connect(ws, &args.common.path).await?;
-    anchor
-        .write_all(&client::subscribe_frame(1, &args.channel))
-        .await?;
+    client::send(&mut anchor, &client::subscribe_frame(1, &args.channel)).await?;
     let reply = client::read_frame(&mut anchor, &mut anchor_pending).await?;
     let reply: serde_json::Value = serde_json::from_slice(&reply)?;
     let position = &reply["ok"]["positions"][0];
@@ -88,7 +86,7 @@ pub(crate) async fn run(args: StormArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients.len());
     for mut c in clients {
-        c.stream.write_all(&frame).await?;
+        client::send(&mut c.stream, &frame).await?;
         let (missed, first) = (args.missed, since + 1);
         tasks.push(tokio::spawn(async move {
             let read = recover(&mut c, first, missed);

@@ -9,7 +9,7 @@ use std::{
     },
 };
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::client;
 
@@ -59,9 +59,7 @@ pub(super) async fn subscriber(
     seen: Arc<Seen>,
 ) -> anyhow::Result<()> {
     let (mut stream, mut pending) = client::connect(addr, &path).await?;
-    stream
-        .write_all(&client::subscribe_frame(1, &channel))
-        .await?;
+    client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
     let reply = client::read_frame(&mut stream, &mut pending).await?;
     anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
     let prefix = client::push_prefix(&channel);
