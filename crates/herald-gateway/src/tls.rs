@@ -55,5 +55,8 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // An upgraded TLS 1.3 connection leaves rustls and keeps only its keys
+    // (`ws/socket/sealed.rs`).
+    config.enable_secret_extraction = true;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

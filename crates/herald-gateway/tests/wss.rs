@@ -29,13 +29,22 @@ fn certs() -> Certs {
 }
 
 async fn wss_client(gw: &TestGateway, certs: &Certs) -> Wss {
+    wss_client_with(gw, certs, tokio_rustls::rustls::DEFAULT_VERSIONS).await
+}
+
+/// A client offering only `versions` of TLS.
+async fn wss_client_with(
+    gw: &TestGateway,
+    certs: &Certs,
+    versions: &[&'static tokio_rustls::rustls::SupportedProtocolVersion],
+) -> Wss {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(certs.0.join("ca.crt")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -73,13 +82,31 @@ async fn tls_gateway(certs: &Certs) -> TestGateway {
 }
 
 /// Subscribe, publish from a client and over HTTP, receive large pushes (many TLS records,
-/// partial writes) and send a fragmented message, all over TLS; then a clean close.
+/// partial writes) and send a fragmented message, all over TLS; then a clean close. TLS 1.3
+/// (the node's own record layer after the upgrade) and TLS 1.2 (rustls throughout).
 #[tokio::test]
-async fn clients_speak_the_protocol_over_tls() {
+async fn clients_speak_the_protocol_over_tls_1_3() {
     let certs = certs();
     let gw = tls_gateway(&certs).await;
-    let mut a = wss_client(&gw, &certs).await;
-    let mut b = wss_client(&gw, &certs).await;
+    let v13 = [&tokio_rustls::rustls::version::TLS13];
+    let a = wss_client_with(&gw, &certs, &v13).await;
+    let b = wss_client_with(&gw, &certs, &v13).await;
+    speak_the_protocol(&gw, a, b).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn clients_speak_the_protocol_over_tls_1_2() {
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let v12 = [&tokio_rustls::rustls::version::TLS12];
+    let a = wss_client_with(&gw, &certs, &v12).await;
+    let b = wss_client_with(&gw, &certs, &v12).await;
+    speak_the_protocol(&gw, a, b).await;
+    gw.stop().await;
+}
+
+async fn speak_the_protocol(gw: &TestGateway, mut a: Wss, mut b: Wss) {
     for ws in [&mut a, &mut b] {
         ws.send(Message::text(
             r#"{"id":1,"subscribe":{"channels":["news"]}}"#,
@@ -113,6 +140,17 @@ async fn clients_speak_the_protocol_over_tls() {
             Some(60_000)
         );
     }
+    // A large message from the client: several TLS records, cut anywhere by TCP.
+    let large = json!({"id": 4, "publish": {"channel": "elsewhere", "data": "y".repeat(40_000)}});
+    a.send(Message::text(large.to_string())).await.unwrap();
+    // (after the pushes of `news` it is subscribed to)
+    let reply = loop {
+        let v = next_json(&mut a).await;
+        if v.get("push").is_none() {
+            break v;
+        }
+    };
+    assert!(reply["ok"]["offset"].is_u64(), "{reply}");
     // A message in three fragments, reassembled from TLS records.
     let text = r#"{"id":3,"subscribe":{"channels":["more"]}}"#;
     let (x, rest) = text.split_at(10);
@@ -131,7 +169,13 @@ async fn clients_speak_the_protocol_over_tls() {
     raw.flush().await.unwrap();
     assert_eq!(next_json(&mut b).await["ok"]["subscribed"], json!(["more"]));
     b.close(None).await.unwrap();
-    gw.stop().await;
+    // The server answers the close and ends the connection.
+    while let Some(m) = b.next().await {
+        if m.is_err() {
+            break;
+        }
+    }
+    drop(a);
 }
 
 /// A client that does not speak TLS is dropped at the handshake; TLS clients go on.

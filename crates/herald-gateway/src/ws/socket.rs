@@ -5,6 +5,9 @@
 //! the handshake): ciphertext read from the socket is decrypted into the caller's buffer, and
 //! written plaintext is encrypted and sent as far as the socket takes it. What the socket does
 //! not take yet stays in rustls ([`Socket::wants_write`]) and goes out at the next write.
+//! A TLS 1.3 connection leaves rustls once upgraded: [`sealed`] keeps only its keys.
+
+mod sealed;
 
 use std::{
     io::{self, IoSlice, Read, Write},
@@ -20,7 +23,12 @@ const TLS_READ: usize = 16 * 1024 + 512;
 
 pub(super) enum Socket {
     Plain(TcpStream),
+    /// TLS through rustls (TLS 1.2).
     Tls(Box<TlsSocket>),
+    /// TLS 1.3 after the upgrade: the record layer alone.
+    Sealed(Box<sealed::SealedSocket>),
+    /// A TLS connection whose keys could not be taken over: it ends at once.
+    Broken,
 }
 
 pub(super) struct TlsSocket {
@@ -33,13 +41,38 @@ pub(super) struct TlsSocket {
 }
 
 impl Socket {
-    pub(super) fn tls(tcp: TcpStream, tls: ServerConnection) -> Self {
-        Self::Tls(Box::new(TlsSocket {
-            tcp,
-            tls,
-            plaintext_waiting: true,
-            closed: false,
-        }))
+    /// A TLS connection whose handshake is done: TLS 1.3 leaves rustls for [`sealed`] when
+    /// nothing is left in rustls' buffers; TLS 1.2 stays with it.
+    pub(super) fn tls(tcp: TcpStream, mut tls: ServerConnection) -> Self {
+        let v13 = tls.protocol_version() == Some(tokio_rustls::rustls::ProtocolVersion::TLSv1_3);
+        if !v13 || tls.wants_write() {
+            return Self::Tls(Box::new(TlsSocket {
+                tcp,
+                tls,
+                plaintext_waiting: true,
+                closed: false,
+            }));
+        }
+        // Plaintext rustls decrypted past the upgrade request comes first.
+        let mut early = Vec::new();
+        match std::io::copy(&mut tls.reader(), &mut early) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // The client closed already, or the connection failed.
+            _ => return Self::Broken,
+        }
+        match tls.dangerous_extract_secrets() {
+            Ok(secrets) => match sealed::SealedSocket::new(tcp, secrets, early) {
+                Ok(socket) => Self::Sealed(Box::new(socket)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS keys not usable: closing");
+                    Self::Broken
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS keys not extractable: closing");
+                Self::Broken
+            }
+        }
     }
 
     /// Resolves when a read may make progress. For the connection's one task: readiness is
@@ -49,6 +82,9 @@ impl Socket {
             Self::Plain(s) => s.poll_read_ready(cx),
             Self::Tls(t) if t.plaintext_waiting || t.closed => Poll::Ready(Ok(())),
             Self::Tls(t) => t.tcp.poll_read_ready(cx),
+            Self::Sealed(s) if s.ready() => Poll::Ready(Ok(())),
+            Self::Sealed(s) => s.tcp.poll_read_ready(cx),
+            Self::Broken => Poll::Ready(Ok(())),
         })
         .await
     }
@@ -58,6 +94,8 @@ impl Socket {
         std::future::poll_fn(|cx| match self {
             Self::Plain(s) => s.poll_write_ready(cx),
             Self::Tls(t) => t.tcp.poll_write_ready(cx),
+            Self::Sealed(s) => s.tcp.poll_write_ready(cx),
+            Self::Broken => Poll::Ready(Ok(())),
         })
         .await
     }
@@ -68,6 +106,8 @@ impl Socket {
         let tcp = match self {
             Self::Plain(s) => s,
             Self::Tls(t) => &t.tcp,
+            Self::Sealed(s) => &s.tcp,
+            Self::Broken => return,
         };
         if let Err(e) = tcp.set_zero_linger() {
             tracing::debug!(error = %e, "cannot set SO_LINGER");
@@ -80,6 +120,8 @@ impl Socket {
         match self {
             Self::Plain(s) => s.try_read_buf(buf),
             Self::Tls(t) => t.try_read_buf(buf),
+            Self::Sealed(s) => s.try_read_buf(buf),
+            Self::Broken => Ok(0),
         }
     }
 
@@ -88,22 +130,26 @@ impl Socket {
         match self {
             Self::Plain(s) => s.try_write_vectored(bufs),
             Self::Tls(t) => t.try_write_vectored(bufs),
+            Self::Sealed(s) => s.try_write_vectored(bufs),
+            Self::Broken => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
 
     /// Encrypted bytes are waiting for the socket.
     pub(super) fn wants_write(&self) -> bool {
         match self {
-            Self::Plain(_) => false,
+            Self::Plain(_) | Self::Broken => false,
             Self::Tls(t) => t.tls.wants_write(),
+            Self::Sealed(s) => s.wants_write(),
         }
     }
 
     /// Sends waiting encrypted bytes; `WouldBlock` when some are left.
     pub(super) fn flush_pending(&mut self) -> io::Result<()> {
         match self {
-            Self::Plain(_) => Ok(()),
+            Self::Plain(_) | Self::Broken => Ok(()),
             Self::Tls(t) => t.flush_tls(),
+            Self::Sealed(s) => s.flush(),
         }
     }
 }
