@@ -38,6 +38,25 @@ async fn wss_client_with(
     certs: &Certs,
     versions: &[&'static tokio_rustls::rustls::SupportedProtocolVersion],
 ) -> Wss {
+    let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
+    let tls = connector_with(certs, versions)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let url = format!("wss://localhost:{}/ws", gw.ws_addr.port());
+    let (ws, _) = client_async(url, tls).await.expect("upgrade over TLS");
+    ws
+}
+
+/// A TLS client trusting the test CA.
+fn tls_connector(certs: &Certs) -> TlsConnector {
+    connector_with(certs, tokio_rustls::rustls::DEFAULT_VERSIONS)
+}
+
+fn connector_with(
+    certs: &Certs,
+    versions: &[&'static tokio_rustls::rustls::SupportedProtocolVersion],
+) -> TlsConnector {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(certs.0.join("ca.crt")).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -48,14 +67,7 @@ async fn wss_client_with(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .expect("TLS handshake");
-    let url = format!("wss://localhost:{}/ws", gw.ws_addr.port());
-    let (ws, _) = client_async(url, tls).await.expect("upgrade over TLS");
-    ws
+    TlsConnector::from(Arc::new(config))
 }
 
 async fn next_json(ws: &mut Wss) -> Value {
@@ -192,6 +204,129 @@ async fn plain_clients_are_dropped_at_the_tls_handshake() {
     .await
     .unwrap();
     assert!(next_json(&mut tls).await.get("ok").is_some());
+    gw.stop().await;
+}
+
+/// A drain closes wss clients with 4000, as it does ws clients.
+#[tokio::test]
+async fn a_drain_closes_wss_clients_with_4000() {
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let mut ws = wss_client(&gw, &certs).await;
+    ws.send(Message::text(
+        r#"{"id":1,"subscribe":{"channels":["news"]}}"#,
+    ))
+    .await
+    .unwrap();
+    assert!(next_json(&mut ws).await.get("ok").is_some());
+    gw.begin_shutdown();
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("a close frame, not {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(4000));
+}
+
+/// Bad input over wss gets the same error reply as over ws, and the connection stays; the
+/// connection limit refuses the upgrade with 503.
+#[tokio::test]
+async fn bad_input_and_limits_over_wss_are_as_over_ws() {
+    let certs = certs();
+    let mut c = test_config();
+    c.websocket.tls_cert_file = Some(certs.0.join("server.crt"));
+    c.websocket.tls_key_file = Some(certs.0.join("server.key"));
+    c.limits.max_connections = 1;
+    let gw = TestGateway::start_with(c).await;
+    let mut ws = wss_client(&gw, &certs).await;
+    ws.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["error"]["code"], 101);
+    ws.send(Message::text(
+        r#"{"id":2,"subscribe":{"channels":["news"]}}"#,
+    ))
+    .await
+    .unwrap();
+    assert!(next_json(&mut ws).await.get("ok").is_some());
+    // A second connection is past `limits.max_connections`.
+    let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
+    let mut tls = tls_connector(&certs)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    let mut head = vec![0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut tls, &mut head)
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 503");
+    gw.stop().await;
+}
+
+/// A wss client that stops reading is evicted and its connection closed on the server, as a
+/// ws client is.
+#[tokio::test]
+async fn a_wss_client_that_never_reads_is_evicted_and_closed() {
+    let certs = certs();
+    let mut c = test_config();
+    c.websocket.tls_cert_file = Some(certs.0.join("server.crt"));
+    c.websocket.tls_key_file = Some(certs.0.join("server.key"));
+    c.websocket.outbound_queue_bytes = 64 * 1024;
+    c.api.max_data_size = 32 * 1024;
+    c.websocket.max_message_size = 32 * 1024;
+    let gw = TestGateway::start_with(c).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(gw.ws_addr).await.unwrap();
+    let tls = tls_connector(&certs)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws", gw.ws_addr.port());
+    let (mut stalled, _) = client_async(url, tls).await.unwrap();
+    stalled
+        .send(Message::text(
+            r#"{"id":1,"subscribe":{"channels":["news"]}}"#,
+        ))
+        .await
+        .unwrap();
+    assert!(next_json(&mut stalled).await.get("ok").is_some());
+    let body = json!({"channel": "news", "data": "x".repeat(16_000)}).to_string();
+    let mut evicted = false;
+    for _ in 0..400 {
+        assert_eq!(
+            gw.post("/v1/publish", &[], body.as_bytes()).await.status,
+            200
+        );
+        if gw.metric("herald_slow_consumer_evictions_total").await == 1.0 {
+            evicted = true;
+            break;
+        }
+    }
+    assert!(
+        evicted,
+        "400 publications of 16 KB did not evict the client"
+    );
+    herald_testkit::eventually(
+        Duration::from_secs(5),
+        "the connection is closed",
+        || async { gw.metric("herald_connections").await == 0.0 },
+    )
+    .await;
+    let closed = "herald_connections_closed_total{reason=\"slow_consumer\"}";
+    assert_eq!(gw.metric(closed).await, 1.0);
+    let port = gw.ws_addr.port();
+    herald_testkit::eventually(Duration::from_secs(2), "no server socket left", || async {
+        herald_testkit::tcp_states_on_port(port).is_empty()
+    })
+    .await;
     gw.stop().await;
 }
 
