@@ -3,7 +3,10 @@
 use std::{path::Path, sync::Arc};
 
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tokio_rustls::{rustls::ServerConfig, TlsAcceptor};
+use tokio_rustls::{
+    rustls::{CipherSuite, ServerConfig},
+    TlsAcceptor,
+};
 
 /// Why the certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +50,14 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         path: key.display().to_string(),
         reason: e.to_string(),
     })?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    // TLS 1.3's AES-128-GCM with SHA-256 first (as browsers ask), chosen whatever the
+    // client's order: SHA-256 runs on the CPU's SHA instructions, the SHA-384 of the AES-256
+    // suite does not, and the key schedule hashes on every handshake (docs/benchmarks.md).
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let provider = Arc::new(provider);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -55,6 +65,7 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
     // An upgraded TLS 1.3 connection leaves rustls and keeps only its keys
     // (`ws/socket/sealed.rs`).
     config.enable_secret_extraction = true;
