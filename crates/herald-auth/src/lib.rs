@@ -5,12 +5,14 @@
 //!
 //! No I/O but reading key files when a [`Verifier`] is built.
 
+mod mint;
 mod token;
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use mint::{mint, Grant, MintError};
 pub use token::{Claims, KeyError, TokenError, Verifier};
 
 /// `[auth]`: connection tokens (JWT).

@@ -165,6 +165,26 @@ fn refusal(kind: ErrorKind) -> TokenError {
     }
 }
 
+/// The shared secret of an `HS256` key, from `secret` or `secret_file` (at least 32 bytes).
+pub(crate) fn hs256_secret(key: &KeyConfig) -> Result<Vec<u8>, String> {
+    let secret = match (&key.secret, &key.secret_file) {
+        (Some(s), None) => s.as_bytes().to_vec(),
+        (None, Some(path)) => {
+            let mut bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                bytes.pop();
+            }
+            bytes
+        }
+        _ => return Err("an HS256 key takes exactly one of secret, secret_file".into()),
+    };
+    if secret.len() < 32 {
+        return Err("an HS256 secret must be at least 32 bytes".into());
+    }
+    Ok(secret)
+}
+
 fn load(key: &KeyConfig, config: &AuthConfig) -> Result<Key, String> {
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -174,21 +194,10 @@ fn load(key: &KeyConfig, config: &AuthConfig) -> Result<Key, String> {
             if key.public_key.is_some() || key.public_key_file.is_some() {
                 return Err("an HS256 key takes secret or secret_file, not a public key".into());
             }
-            let secret = match (&key.secret, &key.secret_file) {
-                (Some(s), None) => s.as_bytes().to_vec(),
-                (None, Some(path)) => {
-                    let mut bytes = read(path)?;
-                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        bytes.pop();
-                    }
-                    bytes
-                }
-                _ => return Err("an HS256 key takes exactly one of secret, secret_file".into()),
-            };
-            if secret.len() < 32 {
-                return Err("an HS256 secret must be at least 32 bytes".into());
-            }
-            (Algorithm::HS256, DecodingKey::from_secret(&secret))
+            (
+                Algorithm::HS256,
+                DecodingKey::from_secret(&hs256_secret(key)?),
+            )
         }
         TokenAlgorithm::RS256 | TokenAlgorithm::ES256 => {
             if key.secret.is_some() || key.secret_file.is_some() {
