@@ -39,14 +39,16 @@ async fn route(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Response<Full<By
     if !ctx.config.pusher.apps.is_empty() && pusher::api::is_route(req.uri().path()) {
         return Ok(pusher::api::answer(req, ctx).await);
     }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/readyz") => Ok(if ctx.is_ready() {
+    // HEAD answers as GET, without the body (hyper leaves it out).
+    let probe = matches!(*req.method(), Method::GET | Method::HEAD);
+    match (probe, req.uri().path()) {
+        (true, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
+        (true, "/readyz") => Ok(if ctx.is_ready() {
             text(StatusCode::OK, "ready\n")
         } else {
             text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
         }),
-        (&Method::GET, "/metrics") => Ok(metrics(
+        (true, "/metrics") => Ok(metrics(
             ctx.metrics
                 .render(ctx.broker.stats(), ctx.broker.is_ready()),
         )),
