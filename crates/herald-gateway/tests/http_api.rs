@@ -183,21 +183,9 @@ async fn the_message_id_has_the_same_name_over_http_and_websocket() {
 /// expect; other methods get 405.
 #[tokio::test]
 async fn head_on_the_probes_answers_without_a_body() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gw = TestGateway::start().await;
     for path in ["/healthz", "/readyz", "/metrics"] {
-        let mut s = tokio::net::TcpStream::connect(gw.api_addr).await.unwrap();
-        let request = format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        s.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            s.read_to_end(&mut answer),
-        )
-        .await
-        .expect("the node closes after the answer")
-        .unwrap();
-        let text = String::from_utf8_lossy(&answer);
+        let text = herald_testkit::head_request(gw.api_addr, path).await;
         assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
         assert!(text.ends_with("\r\n\r\n"), "{path}: no body: {text}");
         assert_eq!(gw.post(path, &[], b"").await.status, 405, "{path}");

@@ -36,9 +36,11 @@ impl Handler for Api {
 
 impl Api {
     async fn route<B>(&self, req: &Request<B>) -> Result<Response<Full<Bytes>>, ApiError> {
-        match (req.method(), req.uri().path()) {
-            (&Method::GET, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
-            (&Method::GET, "/readyz") => Ok(if self.metrics.store_up.get() == 1 {
+        // HEAD answers as GET, without the body (hyper leaves it out).
+        let probe = matches!(*req.method(), Method::GET | Method::HEAD);
+        match (probe, req.uri().path()) {
+            (true, "/healthz") => Ok(text(StatusCode::OK, "ok\n")),
+            (true, "/readyz") => Ok(if self.metrics.store_up.get() == 1 {
                 text(StatusCode::OK, "ready\n")
             } else {
                 text(
@@ -46,10 +48,10 @@ impl Api {
                     "presence table unreachable\n",
                 )
             }),
-            (&Method::GET, "/metrics") => Ok(metrics(self.metrics.render())),
+            (true, "/metrics") => Ok(metrics(self.metrics.render())),
             (_, "/healthz" | "/readyz" | "/metrics") => Err(ApiError::method_not_allowed()),
-            (method, path) => match PresenceQuery::route(path) {
-                Some(query) if method == Method::GET => {
+            (_, path) => match PresenceQuery::route(path) {
+                Some(query) if req.method() == Method::GET => {
                     authorize(req, &self.config.api.keys)?;
                     self.answer(query).await
                 }

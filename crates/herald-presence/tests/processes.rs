@@ -410,6 +410,12 @@ async fn the_service_refuses_bad_requests_clearly() {
         .unwrap();
     assert_eq!(post.status, 405);
     assert_eq!(get("/healthz", None).await.status, 200);
+    // HEAD answers as GET, without the body.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let text = herald_testkit::head_request(api, path).await;
+        assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+        assert!(text.ends_with("\r\n\r\n"), "{path}: no body: {text}");
+    }
 
     // Redis gone: not ready, and queries fail with 503 instead of hanging.
     drop(redis);

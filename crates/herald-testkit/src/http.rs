@@ -130,3 +130,25 @@ pub(crate) async fn serve_on_loopback<H: herald_http::Handler>(
     ));
     (addr, stop.drop_guard())
 }
+
+/// Sends `HEAD path` to `addr` with `Connection: close` and returns everything the server
+/// sent until it closed (a `HEAD` answer has a `Content-Length` but no body, which
+/// [`http_request`] would wait for).
+///
+/// # Panics
+/// When the connection fails or the server does not close within 5 s.
+pub async fn head_request(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes after the answer")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}

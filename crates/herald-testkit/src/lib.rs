@@ -22,7 +22,7 @@ pub use cluster::RedisCluster;
 pub use counted::{publish_counted, Acked, Received};
 pub use eventually::eventually;
 pub use gateway::{redis_cluster_config, redis_config, test_config, TestGateway};
-pub use http::{http_request, HttpResponse};
+pub use http::{head_request, http_request, HttpResponse};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
