@@ -3,9 +3,9 @@
 //!
 //! The channel's frames wait in a hold of their own from the subscription on. Once every
 //! channel of the request has settled, one task reads each recovering channel's history from
-//! its position, merges it with what the hold took meanwhile (`Hold::recover`), queues the
-//! reply (which says, per channel, whether it recovered and where the channel stands), and
-//! then releases the holds.
+//! its position (all of the request's reads at once), merges it with what the hold took
+//! meanwhile (`Hold::recover`), queues the reply (which says, per channel, whether it recovered
+//! and where the channel stands), and then releases the holds.
 
 use std::sync::Arc;
 
@@ -112,17 +112,29 @@ impl Task {
         work: Vec<(Recovering, Arc<Hold>)>,
         position: Vec<(ChannelName, HistoryQuery, Arc<Hold>)>,
     ) {
+        // Every channel's read at once: a request of many channels waits for the slowest
+        // read, not for the sum of them.
+        let start = |channel: &ChannelName, query: HistoryQuery| {
+            let (reads, channel) = (self.reads.clone(), channel.clone());
+            tokio::spawn(async move { reads.read(&channel, query).await })
+        };
+        let recovered: Vec<_> = work
+            .iter()
+            .map(|(r, _)| start(&r.channel, r.query))
+            .collect();
+        let positioned: Vec<_> = position.iter().map(|(c, q, _)| start(c, *q)).collect();
         let mut holds = Vec::with_capacity(work.len() + position.len());
-        for (r, hold) in work {
-            let read = self.reads.read(&r.channel, r.query).await;
-            let outcome = outcome(&r, read, &hold, self.format);
-            self.outcomes.push(outcome);
+        for ((r, hold), read) in work.into_iter().zip(recovered) {
+            let read = read
+                .await
+                .unwrap_or(Err(herald_broker::BrokerError::Closed));
+            self.outcomes.push(outcome(&r, read, &hold, self.format));
             holds.push(hold);
         }
         let mut positions = Vec::with_capacity(position.len());
-        for (channel, query, hold) in position {
+        for ((channel, _, hold), read) in position.into_iter().zip(positioned) {
             // A channel whose position cannot be read is subscribed all the same, without one.
-            if let Ok(read) = self.reads.read(&channel, query).await {
+            if let Ok(Ok(read)) = read.await {
                 // What the hold took at or below the position is in it: the pushes after the
                 // reply continue from there.
                 hold.recover(read.offset, Vec::new());

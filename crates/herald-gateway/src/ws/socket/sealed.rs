@@ -9,7 +9,8 @@
 //! they are complete or sent.
 //!
 //! What a client sends besides application data and `close_notify` (a TLS 1.3 `KeyUpdate`,
-//! which browsers do not send) closes the connection: the keys cannot follow it.
+//! which browsers do not send) closes the connection: the keys cannot follow it. For the same
+//! reason a connection ends after [`SEAL_LIMIT`] records sent, where TLS would update its key.
 
 use std::io::{self, IoSlice};
 
@@ -28,6 +29,10 @@ const MAX_PLAINTEXT: usize = 1 << 14;
 const MAX_CIPHERTEXT: usize = MAX_PLAINTEXT + 256;
 /// Plaintext sealed per write at most: four full records.
 const WRITE_PLAINTEXT: usize = 4 * MAX_PLAINTEXT;
+/// Records sealed with one key at most. TLS 1.3 would update the keys before AES-GCM's
+/// usage limit (2^24.5 records, RFC 8446 section 5.5); this layer cannot, so the connection
+/// ends there and the client reconnects.
+const SEAL_LIMIT: u64 = 1 << 24;
 
 const APPLICATION_DATA: u8 = 23;
 const ALERT: u8 = 21;
@@ -66,6 +71,63 @@ impl Direction {
         }
         self.seq += 1;
         Nonce::assume_unique_for_key(nonce)
+    }
+
+    /// Seals the first `take` bytes of `bufs` into records of at most 16 KiB.
+    fn seal(&mut self, bufs: &[IoSlice<'_>], take: usize) -> io::Result<Vec<u8>> {
+        let records = take.div_ceil(MAX_PLAINTEXT);
+        if self.seq.saturating_add(records as u64) > SEAL_LIMIT {
+            return Err(invalid("the key's usage limit is reached"));
+        }
+        let mut out = Vec::with_capacity(take + records * (HEADER + 1 + TAG));
+        let mut slices = bufs.iter().map(|b| &b[..]).filter(|b| !b.is_empty());
+        let mut current: &[u8] = &[];
+        let mut left = take;
+        while left > 0 {
+            let size = left.min(MAX_PLAINTEXT);
+            let start = out.len();
+            let len = u16::try_from(size + 1 + TAG).expect("a record's length");
+            let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
+            out.extend_from_slice(&header);
+            let mut need = size;
+            while need > 0 {
+                if current.is_empty() {
+                    current = slices.next().expect("`take` bytes in `bufs`");
+                }
+                let n = need.min(current.len());
+                out.extend_from_slice(&current[..n]);
+                current = &current[n..];
+                need -= n;
+            }
+            out.push(APPLICATION_DATA);
+            let nonce = self.nonce();
+            let tag = self
+                .key
+                .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start + HEADER..])
+                .map_err(|_| invalid("sealing failed"))?;
+            out.extend_from_slice(tag.as_ref());
+            left -= size;
+        }
+        Ok(out)
+    }
+
+    /// Opens one record in place: its content type and its content.
+    fn open<'a>(
+        &mut self,
+        header: [u8; HEADER],
+        record: &'a mut [u8],
+    ) -> io::Result<(u8, &'a [u8])> {
+        let nonce = self.nonce();
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(header), record)
+            .map_err(|_| invalid("a record that does not decrypt"))?;
+        // The content type is the last byte that is not padding.
+        let end = plain
+            .iter()
+            .rposition(|&b| b != 0)
+            .ok_or_else(|| invalid("a record without a content type"))?;
+        Ok((plain[end], &plain[..end]))
     }
 }
 
@@ -170,25 +232,14 @@ impl SealedSocket {
                 break;
             }
             let record = &mut data[at + HEADER..at + HEADER + len];
-            let nonce = self.open.nonce();
-            let plain = self
-                .open
-                .key
-                .open_in_place(nonce, Aad::from(header), record)
-                .map_err(|_| invalid("a record that does not decrypt"))?;
-            // The content type is the last byte that is not padding.
-            let end = plain
-                .iter()
-                .rposition(|&b| b != 0)
-                .ok_or_else(|| invalid("a record without a content type"))?;
-            match plain[end] {
-                APPLICATION_DATA => {
-                    buf.extend_from_slice(&plain[..end]);
-                    *got += end;
+            match self.open.open(header, record)? {
+                (APPLICATION_DATA, content) => {
+                    buf.extend_from_slice(content);
+                    *got += content.len();
                 }
                 // close_notify (warning, 0): the client is done; any other alert is fatal.
-                ALERT if plain[..end] == [1, 0] => self.closed = true,
-                ALERT => return Err(invalid("the client sent an alert")),
+                (ALERT, [1, 0]) => self.closed = true,
+                (ALERT, _) => return Err(invalid("the client sent an alert")),
                 _ => return Err(invalid("a TLS handshake message after the handshake")),
             }
             at += HEADER + len;
@@ -205,37 +256,7 @@ impl SealedSocket {
         if take == 0 {
             return Ok(0);
         }
-        let records = take.div_ceil(MAX_PLAINTEXT);
-        let mut out = Vec::with_capacity(take + records * (HEADER + 1 + TAG));
-        let mut slices = bufs.iter().map(|b| &b[..]).filter(|b| !b.is_empty());
-        let mut current: &[u8] = &[];
-        let mut left = take;
-        while left > 0 {
-            let size = left.min(MAX_PLAINTEXT);
-            let start = out.len();
-            let len = u16::try_from(size + 1 + TAG).expect("a record's length");
-            let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
-            out.extend_from_slice(&header);
-            let mut need = size;
-            while need > 0 {
-                if current.is_empty() {
-                    current = slices.next().expect("bytes counted in `total`");
-                }
-                let n = need.min(current.len());
-                out.extend_from_slice(&current[..n]);
-                current = &current[n..];
-                need -= n;
-            }
-            out.push(APPLICATION_DATA);
-            let nonce = self.seal.nonce();
-            let tag = self
-                .seal
-                .key
-                .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start + HEADER..])
-                .map_err(|_| invalid("sealing failed"))?;
-            out.extend_from_slice(tag.as_ref());
-            left -= size;
-        }
+        let out = self.seal.seal(bufs, take)?;
         self.unsent = out;
         match self.flush() {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
@@ -256,5 +277,91 @@ impl SealedSocket {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_rustls::rustls::crypto::cipher::{AeadKey, Iv};
+
+    use super::*;
+
+    /// The two ends of one direction: what the node seals, its peer opens.
+    fn pair(seq: u64) -> (Direction, Direction) {
+        let secrets = || {
+            let key = AeadKey::from([7u8; 32]);
+            (
+                seq,
+                ConnectionTrafficSecrets::Aes256Gcm {
+                    key,
+                    iv: Iv::new([3u8; 12]),
+                },
+            )
+        };
+        (
+            Direction::new(secrets()).unwrap(),
+            Direction::new(secrets()).unwrap(),
+        )
+    }
+
+    /// Opens every record of `sealed` with `open`; the application data, in order.
+    fn open_all(open: &mut Direction, sealed: &mut [u8]) -> Vec<u8> {
+        let (mut at, mut plain) = (0, Vec::new());
+        while at < sealed.len() {
+            let header: [u8; HEADER] = sealed[at..at + HEADER].try_into().unwrap();
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            assert_eq!(header[..3], [APPLICATION_DATA, 3, 3]);
+            let record = &mut sealed[at + HEADER..at + HEADER + len];
+            let (kind, content) = open.open(header, record).unwrap();
+            assert_eq!(kind, APPLICATION_DATA);
+            plain.extend_from_slice(content);
+            at += HEADER + len;
+        }
+        plain
+    }
+
+    #[test]
+    fn many_frames_seal_into_few_records_that_open_in_order() {
+        let (mut seal, mut open) = pair(5);
+        let frames: Vec<Vec<u8>> = (0..300u16)
+            .map(|i| vec![i as u8; 100 + usize::from(i)])
+            .collect();
+        let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+        let total: usize = frames.iter().map(Vec::len).sum();
+        let take = total.min(WRITE_PLAINTEXT);
+        let mut sealed = seal.seal(&slices, take).unwrap();
+        // Four full records at most per write, whatever the number of frames.
+        assert_eq!(seal.seq, 5 + take.div_ceil(MAX_PLAINTEXT) as u64);
+        let plain = open_all(&mut open, &mut sealed);
+        assert_eq!(plain, frames.concat()[..take]);
+        // The next write continues the sequence: the peer opens it too.
+        let mut more = seal.seal(&[IoSlice::new(b"next")], 4).unwrap();
+        assert_eq!(open_all(&mut open, &mut more), b"next");
+    }
+
+    #[test]
+    fn a_changed_byte_or_a_skipped_record_does_not_open() {
+        let (mut seal, mut open) = pair(0);
+        // `one` is sealed first, never opened.
+        let _one = seal.seal(&[IoSlice::new(b"one")], 3).unwrap();
+        let mut two = seal.seal(&[IoSlice::new(b"two")], 3).unwrap();
+        let header: [u8; HEADER] = two[..HEADER].try_into().unwrap();
+        // Out of order: `two` under the nonce of `one`.
+        assert!(open.open(header, &mut two[HEADER..]).is_err());
+        let (mut seal, mut open) = pair(0);
+        let mut again = seal.seal(&[IoSlice::new(b"one")], 3).unwrap();
+        let last = again.len() - 1;
+        again[last] ^= 1;
+        let header: [u8; HEADER] = again[..HEADER].try_into().unwrap();
+        assert!(open.open(header, &mut again[HEADER..]).is_err());
+    }
+
+    #[test]
+    fn sealing_stops_at_the_key_usage_limit() {
+        let (mut seal, mut open) = pair(SEAL_LIMIT - 1);
+        let mut last = seal.seal(&[IoSlice::new(b"last")], 4).unwrap();
+        assert_eq!(open_all(&mut open, &mut last), b"last");
+        let refused = seal.seal(&[IoSlice::new(b"over")], 4).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
     }
 }
