@@ -7,6 +7,7 @@ mod checks;
 mod namespace;
 mod node;
 mod pusher;
+mod sse;
 mod validate;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
@@ -18,6 +19,7 @@ pub use namespace::{NamespaceConfig, SubscribePolicy};
 pub use node::{BrokerConfig, BrokerKind, NodeConfig, NodeName, RedisConfig, RedisMode};
 pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
+pub use sse::SseConfig;
 
 /// The whole gateway configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -31,6 +33,8 @@ pub struct GatewayConfig {
     pub broker: BrokerConfig,
     /// WebSocket connections.
     pub websocket: WebSocketConfig,
+    /// Server-Sent Events streams.
+    pub sse: SseConfig,
     /// The HTTP API.
     pub api: ApiConfig,
     /// The hub.

@@ -26,6 +26,7 @@ mod presence;
 mod pusher;
 mod refusal;
 mod session;
+mod sse;
 mod telemetry;
 mod tls;
 mod webhooks;

@@ -220,6 +220,7 @@ async fn run_with(
             Arc::new(PusherFraming {
                 default_event: pusher_event.clone(),
             }),
+            Arc::new(crate::sse::SseFraming),
         ),
         history_of: {
             let config = config.clone();

@@ -2,8 +2,11 @@
 
 mod connection;
 mod handshake;
+mod sniff;
 mod socket;
 mod stop;
+mod stream;
+mod waits;
 
 use std::sync::Arc;
 

@@ -114,7 +114,7 @@ impl ClientRequest {
     /// least a map with a numeric `id`, so that the error reply can name the request.
     pub fn decode(format: WireFormat, frame: &[u8]) -> Result<Self, RequestError> {
         let result = match format {
-            WireFormat::Json | WireFormat::Pusher => {
+            WireFormat::Json | WireFormat::Pusher | WireFormat::Sse => {
                 let mut de = serde_json::Deserializer::from_slice(frame);
                 de.deserialize_map(RequestVisitor::<JsonPayload>(PhantomData))
                     .and_then(|r| de.end().map(|()| r))
@@ -139,7 +139,7 @@ fn recover_id(format: WireFormat, frame: &[u8]) -> Option<u64> {
         id: u64,
     }
     match format {
-        WireFormat::Json | WireFormat::Pusher => {
+        WireFormat::Json | WireFormat::Pusher | WireFormat::Sse => {
             serde_json::from_slice::<IdOnly>(frame).ok().map(|r| r.id)
         }
         WireFormat::MsgPack => rmp_serde::from_slice::<IdOnly>(frame).ok().map(|r| r.id),

@@ -11,21 +11,31 @@ pub enum WireFormat {
     /// Herald's own frames are never written to these connections; this crate's encoders
     /// and decoders treat it as JSON.
     Pusher,
+    /// Server-Sent Events (`GET /v1/sse`): publications as `text/event-stream` events, framed
+    /// by the gateway. Nothing is read from these streams; this crate's encoders treat it as
+    /// JSON.
+    Sse,
 }
 
 impl WireFormat {
     /// Every format, in the order of [`WireFormat::index`].
-    pub const ALL: [WireFormat; 3] = [WireFormat::Json, WireFormat::MsgPack, WireFormat::Pusher];
+    pub const ALL: [WireFormat; 4] = [
+        WireFormat::Json,
+        WireFormat::MsgPack,
+        WireFormat::Pusher,
+        WireFormat::Sse,
+    ];
 
     /// Herald's own protocol's formats, negotiated by subprotocol.
     pub const NATIVE: [WireFormat; 2] = [WireFormat::Json, WireFormat::MsgPack];
 
-    /// The WebSocket subprotocol name (Pusher's is never negotiated).
+    /// The WebSocket subprotocol name (Pusher's and SSE's are never negotiated).
     pub fn subprotocol(self) -> &'static str {
         match self {
             WireFormat::Json => "herald.v1.json",
             WireFormat::MsgPack => "herald.v1.msgpack",
             WireFormat::Pusher => "pusher",
+            WireFormat::Sse => "sse",
         }
     }
 

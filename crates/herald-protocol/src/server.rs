@@ -212,7 +212,7 @@ pub fn reply_error(format: WireFormat, id: Option<u64>, code: ErrorCode, message
 fn encode<T: Serialize>(format: WireFormat, value: &T) -> Bytes {
     let mut b = FrameBuilder::with_capacity(64);
     match format {
-        WireFormat::Json | WireFormat::Pusher => {
+        WireFormat::Json | WireFormat::Pusher | WireFormat::Sse => {
             serde_json::to_writer(&mut b, value).expect("reply frames always serialise");
             b.finish(OpCode::Text)
         }
@@ -238,7 +238,9 @@ pub fn push(
     event: Option<&EventName>,
 ) -> Result<Bytes, EncodeError> {
     match format {
-        WireFormat::Json | WireFormat::Pusher => Ok(push_json(channel, json, offset, event)),
+        WireFormat::Json | WireFormat::Pusher | WireFormat::Sse => {
+            Ok(push_json(channel, json, offset, event))
+        }
         WireFormat::MsgPack => push_msgpack(channel, json, offset, event),
     }
 }

@@ -15,6 +15,7 @@ mod process;
 mod raw;
 mod redis;
 mod sockets;
+mod sse_client;
 mod webhook;
 mod ws_client;
 
@@ -28,6 +29,7 @@ pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};
 pub use redis::{free_port, make_certificates, redis_broker, RedisServer};
 pub use sockets::tcp_states_on_port;
+pub use sse_client::{SseClient, SseEvent, SseOpen};
 pub use webhook::{ReceivedWebhook, WebhookReceiver};
 pub use ws_client::{Incoming, WsClient};
 

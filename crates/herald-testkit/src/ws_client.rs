@@ -116,7 +116,9 @@ impl WsClient {
     /// When the send fails.
     pub async fn send(&mut self, value: &Value) {
         let message = match self.format {
-            WireFormat::Json | WireFormat::Pusher => Message::text(value.to_string()),
+            WireFormat::Json | WireFormat::Pusher | WireFormat::Sse => {
+                Message::text(value.to_string())
+            }
             WireFormat::MsgPack => Message::binary(rmp_serde::to_vec_named(value).expect("encode")),
         };
         self.stream.send(message).await.expect("send");

@@ -48,6 +48,9 @@ impl GatewayConfig {
                 ),
             ));
         }
+        if self.sse.keepalive_interval.is_zero() {
+            return Err(invalid("sse.keepalive_interval", "must be more than zero"));
+        }
         if ws.ping_interval.is_zero() {
             return Err(invalid("websocket.ping_interval", "must be more than zero"));
         }

@@ -48,13 +48,14 @@ impl Framings {
         json: Arc<dyn Framing>,
         msgpack: Arc<dyn Framing>,
         pusher: Arc<dyn Framing>,
+        sse: Arc<dyn Framing>,
     ) -> Self {
         debug_assert_eq!(
             WireFormat::ALL.map(WireFormat::index),
-            [0, 1, 2],
+            [0, 1, 2, 3],
             "the table is in WireFormat::index order"
         );
-        Self([json, msgpack, pusher])
+        Self([json, msgpack, pusher, sse])
     }
 }
 

@@ -15,11 +15,12 @@ use herald_protocol::{
 use tokio::time::{Instant, Sleep};
 
 mod output;
-mod waits;
 
-use waits::{close_wait, expiry_wait, jitter};
-
-use super::{socket::Socket, stop::Stops};
+use super::{
+    socket::Socket,
+    stop::Stops,
+    waits::{close_wait, expiry_wait, jitter},
+};
 use crate::{
     ctx::{ConnectionSlot, NodeCtx},
     peer::{Close, Peer},

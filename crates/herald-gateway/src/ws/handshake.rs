@@ -16,7 +16,12 @@ use tokio::{
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{connection::Connection, socket::Socket, stop::Stops};
+use super::{
+    connection::Connection,
+    sniff::{sniff, Rewind, Sniffed},
+    socket::Socket,
+    stop::Stops,
+};
 use crate::{
     auth::UpgradeRefusal,
     ctx::NodeCtx,
@@ -53,15 +58,25 @@ impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
-/// Serves HTTP on one accepted socket until it is upgraded (or closed).
+/// Serves one accepted socket: an event stream (`GET /v1/sse`), or HTTP until it is upgraded
+/// (or closed).
 pub(super) async fn serve<S: Transport>(
-    stream: S,
+    mut stream: S,
     remote: SocketAddr,
     ctx: Arc<NodeCtx>,
     connections: TaskTracker,
     stops: Stops,
 ) {
     let timeout = ctx.config.websocket.handshake_timeout;
+    let sniffed = tokio::time::timeout(timeout, sniff(&mut stream, ctx.config.sse.enabled)).await;
+    let prefix = match sniffed {
+        Ok(Ok(Sniffed::Http(prefix))) => prefix,
+        Ok(Ok(Sniffed::Stream(head))) => {
+            return super::stream::start(stream, head, remote, ctx, connections, stops).await;
+        }
+        Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "handshake failed"),
+        Err(_) => return,
+    };
     let env = Env {
         ctx,
         connections,
@@ -72,10 +87,13 @@ pub(super) async fn serve<S: Transport>(
         let env = env.clone();
         async move { Ok::<_, Infallible>(upgrade::<S>(req, env)) }
     });
+    // One request per connection: a connection that was not upgraded closes after its
+    // answer, so that an event stream's request is always the first on its connection.
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
-        .serve_connection(TokioIo::new(stream), service)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service)
         .with_upgrades();
     if let Err(e) = tokio::time::timeout(timeout, served)
         .await
@@ -213,17 +231,23 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
                     return;
                 }
             };
-            let parts = match stream.downcast::<TokioIo<S>>() {
+            let parts = match stream.downcast::<TokioIo<Rewind<S>>>() {
                 Ok(parts) => parts,
                 Err(_) => {
                     tracing::error!("upgraded connection is not the accepted stream");
                     return;
                 }
             };
-            let io = parts.io.into_inner().into_socket();
+            let (unread, io) = parts.io.into_inner().into_parts();
+            let io = io.into_socket();
+            // What the client sent after its request: unread by hyper, or still in `unread`.
+            let early = match unread.is_empty() {
+                true => parts.read_buf,
+                false => [unread, parts.read_buf].concat().into(),
+            };
             let outbound = Outbound::new(format, ctx.config.websocket.outbound_queue_bytes);
             let peer = Peer::new(conn_id, outbound);
-            let mut conn = Connection::new(io, parts.read_buf, peer, session, ctx);
+            let mut conn = Connection::new(io, early, peer, session, ctx);
             if let Some((frame, close)) = greeting {
                 conn = conn.greet(frame, close);
             }
