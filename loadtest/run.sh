@@ -12,6 +12,9 @@
 #   loadtest/run.sh storm      [herald-loadtest storm options]    e.g. --clients 5000 --missed 100
 #                                                                 one gateway + redis-server
 #
+# `idle --sse` and `fanout --sse` hold Server-Sent Events streams (GET /v1/sse) instead of
+# WebSocket connections.
+#
 # HERALD_LOADTEST_TLS=1 runs any scenario over wss: the gateways get a self-signed P-256
 # certificate made here with openssl, and the generator connects with `--tls --insecure`
 # (add `--no-resume` to make every connection a full handshake).

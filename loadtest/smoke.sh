@@ -24,6 +24,9 @@ run idle idle --connections 300
 run churn churn --rate 100 --seconds 1
 run slow slow --subscribers 50 --rates 20 --step-seconds 1
 run storm storm --clients 50 --missed 20
+# Subscribers as Server-Sent Events streams.
+run fanout-sse fanout --sse --subscribers 50 --rates 20,50 --step-seconds 1
+run idle-sse idle --sse --connections 300
 # The same over wss.
 export HERALD_LOADTEST_TLS=1
 run fanout-tls fanout --subscribers 50 --rates 20,50 --step-seconds 1
@@ -54,8 +57,11 @@ for path in sorted(dir.glob("*.json")):
         problems.append(f"{path.name}: {report['redis_function_calls']} Redis function calls")
 names = sorted(p.name for p in dir.glob("*.json"))
 print("load smoke reports:", ", ".join(names))
-if len(names) < 11:
-    problems.append(f"expected 11 reports, found {len(names)}")
+if len(names) < 13:
+    problems.append(f"expected 13 reports, found {len(names)}")
+sse = [n for n in names if json.loads((dir / n).read_text()).get("transport") == "sse"]
+if len(sse) != 2:
+    problems.append(f"expected 2 reports over event streams, found {sse}")
 tls = [n for n in names if json.loads((dir / n).read_text()).get("tls")]
 if len(tls) != 3:
     problems.append(f"expected 3 reports over TLS, found {tls}")

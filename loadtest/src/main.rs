@@ -9,6 +9,7 @@ mod client;
 mod procfs;
 mod report;
 mod scenario;
+mod sse;
 mod stats;
 mod tls;
 

@@ -5,11 +5,13 @@
 //! the binary, [`WsClient`] is an independent WebSocket implementation (tokio-tungstenite), and
 //! [`RawClient`] sends hand-made frames for the cases a well-behaved client never produces.
 
+mod browser;
 mod cluster;
 mod counted;
 mod eventually;
 mod gateway;
 mod http;
+mod nginx;
 mod otlp;
 mod process;
 mod raw;
@@ -19,11 +21,13 @@ mod sse_client;
 mod webhook;
 mod ws_client;
 
+pub use browser::{Chromium, PageServer};
 pub use cluster::RedisCluster;
 pub use counted::{publish_counted, Acked, Received};
 pub use eventually::eventually;
 pub use gateway::{redis_cluster_config, redis_config, test_config, TestGateway};
 pub use http::{head_request, http_request, HttpResponse};
+pub use nginx::{compose_nginx_conf, Nginx};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use process::{workspace_binary, ServiceProcess};
 pub use raw::{RawClient, RawFrame};

@@ -57,6 +57,9 @@ pub(crate) struct FanoutArgs {
     /// report whether the server closed them as slow consumers (4001).
     #[arg(long, default_value_t = 0.0)]
     stalled_fraction: f64,
+    /// Subscribe over Server-Sent Events (`GET /v1/sse`) instead of WebSocket.
+    #[arg(long)]
+    sse: bool,
 }
 
 impl FanoutArgs {
@@ -170,6 +173,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
             args.common.path.clone(),
             channel,
             s.clone(),
+            args.sse,
         ));
         if i % 100 == 99 {
             tokio::task::yield_now().await;
@@ -364,7 +368,7 @@ pub(crate) async fn run(args: FanoutArgs) -> anyhow::Result<Report> {
         rows,
         summary,
         json: serde_json::json!({
-            "scenario": "fanout", "subscribers": args.subscribers, "channels": args.channels.max(1),
+            "scenario": "fanout", "transport": if args.sse { "sse" } else { "websocket" }, "subscribers": args.subscribers, "channels": args.channels.max(1),
             "payload": args.payload,
             "ws": args.common.ws, "api": args.api, "steps": steps,
             "stalled": stalled_count, "stalled_evicted": evicted,

@@ -40,6 +40,9 @@ pub(crate) struct IdleArgs {
     /// Source addresses 127.0.0.1 .. 127.0.0.N to spread the connections over.
     #[arg(long, default_value_t = 1)]
     source_ips: u8,
+    /// Hold Server-Sent Events streams (`GET /v1/sse`) instead of WebSocket connections.
+    #[arg(long)]
+    sse: bool,
     /// Internal: run as worker number I of `--workers`, opening connections I, I+W, I+2W...
     #[arg(long, hide = true)]
     worker: Option<usize>,
@@ -56,10 +59,15 @@ async fn open_one(args: &IdleArgs, i: usize) -> anyhow::Result<(client::Conn, u3
         ))
     });
     let started = Instant::now();
+    let channel = format!("idle-{}", i % args.channels.max(1));
+    if args.sse {
+        // A stream is subscribed once it has started.
+        let (stream, _) = crate::sse::open(addr, &channel, source).await?;
+        return Ok((stream, started.elapsed().as_micros() as u32));
+    }
     let (mut stream, mut pending) =
         client::connect_with(addr, &args.common.path, None, source).await?;
     let handshake = started.elapsed();
-    let channel = format!("idle-{}", i % args.channels.max(1));
     client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
     let reply = client::read_frame(&mut stream, &mut pending).await?;
     anyhow::ensure!(
@@ -158,6 +166,7 @@ pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<Report> {
     let latency = Percentiles::of(&mut handshakes);
     let json = serde_json::json!({
         "scenario": "idle",
+        "transport": if args.sse { "sse" } else { "websocket" },
         "connections": n,
         "channels": args.channels,
         "workers": args.workers,
@@ -171,10 +180,24 @@ pub(crate) async fn run(args: IdleArgs) -> anyhow::Result<Report> {
     });
     Ok(Report {
         title: format!(
-            "idle: {n} subscribed connections over {} channels ({} process(es), {} source address(es))",
-            args.channels, args.workers, args.source_ips
+            "idle: {n} subscribed {} over {} channels ({} process(es), {} source address(es))",
+            if args.sse {
+                "event streams"
+            } else {
+                "connections"
+            },
+            args.channels,
+            args.workers,
+            args.source_ips
         ),
-        header: vec!["connects/s", "handshake p50 ms", "p99 ms", "server RSS before MiB", "after MiB", "KiB/conn"],
+        header: vec![
+            "connects/s",
+            "handshake p50 ms",
+            "p99 ms",
+            "server RSS before MiB",
+            "after MiB",
+            "KiB/conn",
+        ],
         rows: vec![vec![
             format!("{rate:.0}"),
             format!("{:.2}", latency.p50_ms),

@@ -87,12 +87,9 @@ pub(super) async fn serve<S: Transport>(
         let env = env.clone();
         async move { Ok::<_, Infallible>(upgrade::<S>(req, env)) }
     });
-    // One request per connection: a connection that was not upgraded closes after its
-    // answer, so that an event stream's request is always the first on its connection.
     let served = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
-        .keep_alive(false)
         .serve_connection(TokioIo::new(Rewind::new(prefix, stream)), service)
         .with_upgrades();
     if let Err(e) = tokio::time::timeout(timeout, served)
@@ -110,6 +107,10 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // A connection that was not upgraded closes after its answer: an event stream's request
+    // is always the first on its connection (`sniff`).
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
 
@@ -138,6 +139,13 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         true => None,
         false => pusher::app_key(req.uri().path()).map(str::to_owned),
     };
+    if req.uri().path() == crate::sse::request::PATH && env.ctx.config.sse.enabled {
+        // Anything but a GET (which `sniff` took).
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "event streams are opened with GET\n",
+        );
+    }
     if req.uri().path() != env.ctx.config.websocket.path && pusher_key.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }

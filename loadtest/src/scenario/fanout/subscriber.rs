@@ -22,15 +22,32 @@ pub(super) struct Seen {
     pub(super) latencies: Mutex<Vec<u32>>,
 }
 
-/// Checks every push in `frames` (complete frames only); returns the bytes used.
+/// Counts one publication received.
+fn count(stamp: client::Stamp, now: u64, last: &mut u64, seen: &Seen, latencies: &mut Vec<u32>) {
+    seen.received.fetch_add(1, Ordering::Relaxed);
+    if stamp.offset == *last {
+        seen.duplicates.fetch_add(1, Ordering::Relaxed);
+    } else if stamp.offset < *last {
+        seen.reordered.fetch_add(1, Ordering::Relaxed);
+    }
+    *last = (*last).max(stamp.offset);
+    latencies.push(now.saturating_sub(stamp.sent_us).min(u64::from(u32::MAX)) as u32);
+}
+
+/// Checks every push in `frames` (complete frames, or chunks of an event stream, only);
+/// returns the bytes used.
 fn scan(
     frames: &[u8],
-    prefix: &[u8],
+    prefix: Option<&[u8]>,
     last: &mut u64,
     seen: &Seen,
     latencies: &mut Vec<u32>,
-) -> usize {
+) -> anyhow::Result<usize> {
     let now = client::now_us();
+    let Some(prefix) = prefix else {
+        return crate::sse::scan(frames, |s| count(s, now, last, seen, latencies))
+            .ok_or_else(|| anyhow::anyhow!("the server ended the stream"));
+    };
     let mut at = 0;
     while let Some((opcode, range)) = client::next_frame(&frames[at..]) {
         let payload = &frames[at + range.start..at + range.end];
@@ -39,17 +56,10 @@ fn scan(
             continue;
         }
         if let Some(stamp) = client::stamp(payload, prefix) {
-            seen.received.fetch_add(1, Ordering::Relaxed);
-            if stamp.offset == *last {
-                seen.duplicates.fetch_add(1, Ordering::Relaxed);
-            } else if stamp.offset < *last {
-                seen.reordered.fetch_add(1, Ordering::Relaxed);
-            }
-            *last = (*last).max(stamp.offset);
-            latencies.push(now.saturating_sub(stamp.sent_us).min(u64::from(u32::MAX)) as u32);
+            count(stamp, now, last, seen, latencies);
         }
     }
-    at
+    Ok(at)
 }
 
 pub(super) async fn subscriber(
@@ -57,12 +67,19 @@ pub(super) async fn subscriber(
     path: String,
     channel: String,
     seen: Arc<Seen>,
+    sse: bool,
 ) -> anyhow::Result<()> {
-    let (mut stream, mut pending) = client::connect(addr, &path).await?;
-    client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
-    let reply = client::read_frame(&mut stream, &mut pending).await?;
-    anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
+    let (mut stream, mut pending) = if sse {
+        crate::sse::open(addr, &channel, None).await?
+    } else {
+        let (mut stream, mut pending) = client::connect(addr, &path).await?;
+        client::send(&mut stream, &client::subscribe_frame(1, &channel)).await?;
+        let reply = client::read_frame(&mut stream, &mut pending).await?;
+        anyhow::ensure!(reply.starts_with(br#"{"id":1,"ok""#), "subscribe failed");
+        (stream, pending)
+    };
     let prefix = client::push_prefix(&channel);
+    let prefix = (!sse).then_some(&prefix[..]);
     let mut last = 0u64;
     let mut buf = vec![0u8; 64 * 1024];
     let mut latencies = Vec::new();
@@ -73,11 +90,11 @@ pub(super) async fn subscriber(
         }
         // Frames are scanned where they were read; only a partial frame is copied aside.
         if pending.is_empty() {
-            let used = scan(&buf[..n], &prefix, &mut last, &seen, &mut latencies);
+            let used = scan(&buf[..n], prefix, &mut last, &seen, &mut latencies)?;
             pending.extend_from_slice(&buf[used..n]);
         } else {
             pending.extend_from_slice(&buf[..n]);
-            let used = scan(&pending, &prefix, &mut last, &seen, &mut latencies);
+            let used = scan(&pending, prefix, &mut last, &seen, &mut latencies)?;
             pending.drain(..used);
         }
         if !latencies.is_empty() {

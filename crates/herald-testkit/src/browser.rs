@@ -1,0 +1,148 @@
+//! A real browser: Debian's Chromium, headless (installed by `scripts/test`), on a page that
+//! a small HTTP server of the test serves; the page reports what it saw by POSTing JSON to
+//! `/report` on that server.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+/// Serves one page at `/` and keeps the last report the page posted.
+pub struct PageServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    last: Arc<Mutex<Option<serde_json::Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PageServer {
+    /// Serves `html` at `/`.
+    pub async fn start(html: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let last = Arc::new(Mutex::new(None));
+        let html = Arc::new(html);
+        let keep = last.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (html, keep) = (html.clone(), keep.clone());
+                tokio::spawn(async move {
+                    let Some((head, body)) = read_request(&mut socket).await else {
+                        return;
+                    };
+                    let response = if head.starts_with("POST /report") {
+                        if let Ok(report) = serde_json::from_slice(&body) {
+                            *keep.lock().unwrap() = Some(report);
+                        }
+                        "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_owned()
+                    } else {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                            html.len()
+                        )
+                    };
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self { addr, last, task }
+    }
+
+    /// The page's last report.
+    pub fn report(&self) -> Option<serde_json::Value> {
+        self.last.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buf[end + 4..].to_vec();
+    while body.len() < length {
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, body))
+}
+
+/// Headless Chromium on a page; killed when dropped.
+pub struct Chromium {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Chromium {
+    /// Opens `url`.
+    ///
+    /// # Panics
+    /// When Chromium is missing.
+    pub fn open(url: &str) -> Self {
+        let profile = std::env::temp_dir().join(format!(
+            "herald-chromium-{}-{}",
+            std::process::id(),
+            crate::free_port()
+        ));
+        let child = Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium (installed by scripts/test)");
+        Self { child, profile }
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
