@@ -36,20 +36,7 @@ pub(crate) async fn connect_with(
     recv_buffer: Option<u32>,
     source: Option<std::net::IpAddr>,
 ) -> anyhow::Result<(Conn, Vec<u8>)> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    if let Some(size) = recv_buffer {
-        socket.set_recv_buffer_size(size)?;
-    }
-    if let Some(ip) = source {
-        socket.bind(SocketAddr::new(ip, 0))?;
-    }
-    let tcp = socket.connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut stream = Conn::over(tcp).await.context("TLS handshake")?;
+    let mut stream = dial(addr, recv_buffer, source).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -73,6 +60,29 @@ pub(crate) async fn connect_with(
         bail!("no upgrade: {}", String::from_utf8_lossy(&buf[..end]));
     }
     Ok((stream, buf.split_off(end)))
+}
+
+/// Connects to `addr` (from `source`, with a receive buffer of `recv_buffer` bytes, when
+/// given), over TLS with `--tls`.
+pub(crate) async fn dial(
+    addr: SocketAddr,
+    recv_buffer: Option<u32>,
+    source: Option<std::net::IpAddr>,
+) -> anyhow::Result<Conn> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let tcp = socket.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Conn::over(tcp).await.context("TLS handshake")
 }
 
 /// Writes `bytes` and flushes: over TLS a write may leave its record in the session until

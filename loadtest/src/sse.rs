@@ -16,17 +16,7 @@ pub(crate) async fn open(
     channel: &str,
     source: Option<std::net::IpAddr>,
 ) -> anyhow::Result<(Conn, Vec<u8>)> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    if let Some(ip) = source {
-        socket.bind(SocketAddr::new(ip, 0))?;
-    }
-    let tcp = socket.connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut stream = Conn::over(tcp).await.context("TLS handshake")?;
+    let mut stream = client::dial(addr, None, source).await?;
     let request = format!("GET /v1/sse?channel={channel} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     client::send(&mut stream, request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(512);

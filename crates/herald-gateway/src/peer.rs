@@ -146,6 +146,16 @@ impl Peer {
         true
     }
 
+    /// Ends the connection's place in the hub: its queue takes no more, and every shard it
+    /// subscribed in forgets it (with `presence`, making it leave the presence channels it is
+    /// in there: after the joins that shard made for it, whatever their timing).
+    pub(crate) async fn leave(&self, hub: &crate::hub::Hub, presence: bool) {
+        self.outbound.close();
+        for shard in hub.shards_in(self.shards) {
+            hub.disconnect(self.id, shard, presence).await;
+        }
+    }
+
     /// Subscribes to `channel` in its shard for `request`, and remembers the shard.
     pub(crate) async fn subscribe(
         &mut self,

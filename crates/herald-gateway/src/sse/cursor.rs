@@ -84,6 +84,13 @@ impl Cursor {
         else {
             return;
         };
+        // The same epoch as before (nearly always): the offset moves, nothing is allocated.
+        if let (Mark::At(p), Some(epoch)) = (&mut *mark, epoch) {
+            if p.epoch.as_str().as_bytes() == epoch {
+                p.offset = offset;
+                return;
+            }
+        }
         let epoch = epoch
             .and_then(|e| std::str::from_utf8(e).ok())
             .and_then(|e| Epoch::parse(e).ok());
@@ -104,8 +111,9 @@ impl Cursor {
                 Mark::Unknown => {}
                 Mark::Start => out.put_u8(b'0'),
                 Mark::At(p) => {
-                    use std::fmt::Write;
-                    let _ = write!(out, "{}:{}", p.epoch, p.offset);
+                    out.put_slice(p.epoch.as_str().as_bytes());
+                    out.put_u8(b':');
+                    super::framing::put_number(out, p.offset, 10);
                 }
             }
         }

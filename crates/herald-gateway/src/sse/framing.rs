@@ -188,8 +188,25 @@ pub(crate) fn chunk(text: &[u8]) -> Bytes {
 
 /// A chunk's size line.
 pub(crate) fn put_chunk_size(out: &mut BytesMut, len: usize) {
-    use std::fmt::Write;
-    let _ = write!(out, "{len:x}\r\n");
+    put_number(out, len as u64, 16);
+    out.put_slice(CRLF);
+}
+
+/// `n` in `radix` (10 or 16, lower case), without the formatting machinery: a stream writes
+/// one or two of these per event.
+pub(crate) fn put_number(out: &mut BytesMut, mut n: u64, radix: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = DIGITS[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&buf[at..]);
 }
 
 /// An event of Herald's own (`gap`, `close`): its name and a JSON object, in a chunk.

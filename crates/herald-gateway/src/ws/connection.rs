@@ -135,14 +135,8 @@ impl Connection {
             End::Io(e) => tracing::debug!(error = %e, "connection ended by a socket error"),
             end => tracing::debug!(?end, reason, "connection ended"),
         }
-        self.peer.outbound.close();
-        // Each shard it subscribed in makes it leave the presence channels it is in: after
-        // the joins that shard made for it, whatever their timing.
         let presence = self.session.may_be_member();
-        let hub = &self.ctx.hub;
-        for shard in hub.shards_in(self.peer.shards) {
-            hub.disconnect(self.peer.id, shard, presence).await;
-        }
+        self.peer.leave(&self.ctx.hub, presence).await;
         metrics.connections.add(-1);
     }
 

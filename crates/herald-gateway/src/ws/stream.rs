@@ -92,11 +92,7 @@ impl EventStream {
             }
             end => tracing::debug!(?end, reason, "event stream ended"),
         }
-        self.peer.outbound.close();
-        let hub = &self.ctx.hub;
-        for shard in hub.shards_in(self.peer.shards) {
-            hub.disconnect(self.peer.id, shard, false).await;
-        }
+        self.peer.leave(&self.ctx.hub, false).await;
         metrics.connections.add(-1);
     }
 
