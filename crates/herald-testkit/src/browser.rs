@@ -14,7 +14,7 @@ use tokio::{
     net::TcpListener,
 };
 
-/// Serves one page at `/` and keeps the last report the page posted.
+/// Serves a page at `/` (and files beside it) and keeps the last report the page posted.
 pub struct PageServer {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -25,29 +25,45 @@ pub struct PageServer {
 impl PageServer {
     /// Serves `html` at `/`.
     pub async fn start(html: String) -> Self {
+        Self::with_files(html, Vec::new()).await
+    }
+
+    /// Serves `html` at `/`, and each of `files` (path, content type, body) at its path.
+    pub async fn with_files(
+        html: String,
+        files: Vec<(&'static str, &'static str, String)>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let last = Arc::new(Mutex::new(None));
-        let html = Arc::new(html);
+        let mut served = vec![("/", "text/html; charset=utf-8", html)];
+        served.extend(files);
+        let served = Arc::new(served);
         let keep = last.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (html, keep) = (html.clone(), keep.clone());
+                let (served, keep) = (served.clone(), keep.clone());
                 tokio::spawn(async move {
                     let Some((head, body)) = read_request(&mut socket).await else {
                         return;
                     };
+                    let path = head.split(' ').nth(1).unwrap_or("/");
+                    let path = path.split('?').next().unwrap_or("/");
+                    let file = served.iter().find(|(p, _, _)| *p == path);
                     let response = if head.starts_with("POST /report") {
                         if let Ok(report) = serde_json::from_slice(&body) {
                             *keep.lock().unwrap() = Some(report);
                         }
                         "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".to_owned()
-                    } else {
+                    } else if let Some((_, kind, text)) = file {
                         format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
-                             Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
-                            html.len()
+                            "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
                         )
+                    } else {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_owned()
                     };
                     let _ = socket.write_all(response.as_bytes()).await;
                 });

@@ -31,6 +31,19 @@ impl Nginx {
     /// # Panics
     /// When nginx is missing or does not start.
     pub async fn start(gateways: &[SocketAddr], apis: &[SocketAddr]) -> Self {
+        Self::serving(gateways, apis, &[]).await
+    }
+
+    /// [`Nginx::start`], serving the demo page (`deploy/demo`, as compose does) and `extra`
+    /// files (name, content) beside it.
+    ///
+    /// # Panics
+    /// As [`Nginx::start`].
+    pub async fn serving(
+        gateways: &[SocketAddr],
+        apis: &[SocketAddr],
+        extra: &[(&str, &str)],
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "herald-nginx-{}-{}",
             std::process::id(),
@@ -102,6 +115,14 @@ impl Nginx {
                 .replace("/usr/share/nginx/html", &format!("{}", dir.display()));
             conf.push_str(&line);
             conf.push('\n');
+        }
+        let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/demo");
+        for entry in std::fs::read_dir(&demo).expect("deploy/demo") {
+            let entry = entry.expect("a demo file");
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy the demo");
+        }
+        for (name, content) in extra {
+            std::fs::write(dir.join(name), content).expect("write a served file");
         }
         let path = dir.join("nginx.conf");
         std::fs::write(&path, conf).expect("write nginx.conf");

@@ -1,0 +1,153 @@
+// herald-client against real gateways relaying through a real redis-server.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { Herald, HeraldError } from "../src/herald.js";
+import { sleep, startGateway, startRedis, token, until } from "./cluster.mjs";
+
+let redis;
+before(async () => {
+  redis = await startRedis();
+});
+after(() => redis.stop());
+
+/** A connected client; disconnected when the test ends. */
+async function connected(t, url, options) {
+  const client = new Herald(url, options);
+  t.after(() => client.disconnect());
+  client.connect();
+  await until("connected", () => client.state === "connected");
+  return client;
+}
+
+test("subscribe, publish, history and presence", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  const alice = await connected(t, gw.ws, { token: token("alice") });
+  const got = [];
+  const joins = [];
+  const sub = alice.subscribe("room:1", { onPublication: (p) => got.push(p), onJoin: (j) => joins.push(j.user) });
+  await sub.ready;
+  assert.equal(sub.state, "subscribed");
+  const reply = await alice.publish("room:1", { text: "hi" });
+  assert.equal(typeof reply.offset, "number");
+  assert.equal(typeof reply.epoch, "string");
+  assert.equal(await gw.publish("room:1", { text: "from the API" }), 200);
+  await until("two publications", () => got.length === 2);
+  assert.deepEqual(got.map((p) => p.data.text), ["hi", "from the API"]);
+  assert.equal(got[1].offset, got[0].offset + 1);
+  // The channel had no publication when subscribed: the client reads its epoch once.
+  await until("the epoch known", () => sub.position.epoch === reply.epoch);
+  assert.deepEqual(sub.position, { offset: got[1].offset, epoch: reply.epoch });
+
+  const history = await alice.history("room:1", { limit: 10 });
+  assert.deepEqual(history.publications.map((p) => p.data.text), ["hi", "from the API"]);
+  const members = await alice.presence("room:1");
+  assert.deepEqual(members.members.map((m) => m.user), ["alice"]);
+  const stats = await alice.presenceStats("room:1");
+  assert.equal(stats.count, 1);
+  assert.deepEqual(joins, ["alice"]);
+  await sub.unsubscribe();
+  assert.equal(await gw.publish("room:1", "after"), 200);
+  await sleep(200);
+  assert.equal(got.length, 2, "nothing after unsubscribe");
+});
+
+test("a refused subscription reaches the app as an error", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  const client = await connected(t, gw.ws);
+  const errors = [];
+  const sub = client.subscribe("nope:1", { onError: (e) => errors.push(e) });
+  await assert.rejects(sub.ready, (e) => e instanceof HeraldError && e.code === 103);
+  assert.equal(sub.state, "failed");
+  assert.equal(errors[0].code, 103);
+  await assert.rejects(client.publish("news", 1), (e) => e.code === 104);
+});
+
+test("a drained and killed gateway: the client goes on on another, every publication once", async (t) => {
+  const a = await startGateway(redis);
+  const b = await startGateway(redis);
+  t.after(() => {
+    a.kill();
+    b.kill();
+  });
+  const client = await connected(t, [a.ws, b.ws], { minReconnectDelay: 100 });
+  const states = [];
+  client.on("disconnected", (d) => states.push(d.code));
+  const got = [];
+  const sub = client.subscribe("feed", { onPublication: (p) => got.push(p.data) });
+  await sub.ready;
+  const total = 120;
+  const publisher = (async () => {
+    for (let n = 1; n <= total; n++) {
+      assert.equal(await b.publish("feed", n), 200);
+      await sleep(10);
+    }
+  })();
+  await until("the first publications", () => got.length >= 30);
+  a.drain();
+  await until("drained", () => states.includes(4000));
+  await sleep(100);
+  a.kill();
+  await publisher;
+  await until("every publication", () => got.length >= total, 20000);
+  await sleep(200);
+  assert.deepEqual(got, Array.from({ length: total }, (_, i) => i + 1), "each once, in order");
+  assert.equal(client.state, "connected");
+  assert.ok(sub.stats.recovered >= 1, "recovered on the other gateway");
+});
+
+test("a token is refreshed before it expires", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  let issued = 0;
+  const getToken = async () => {
+    issued += 1;
+    return token("carol", 4);
+  };
+  const closes = [];
+  const client = await connected(t, gw.ws, { getToken });
+  client.on("disconnected", (d) => closes.push(d.code));
+  await sleep(5000);
+  assert.equal(client.state, "connected");
+  assert.deepEqual(closes, [], "never closed");
+  assert.ok(client.refreshes >= 1, `refreshed ${client.refreshes} times`);
+  assert.ok(issued >= 2);
+});
+
+test("4500 without getToken stops reconnecting", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  const client = new Herald(gw.ws, { token: token("dave", 2), minReconnectDelay: 50 });
+  t.after(() => client.disconnect());
+  const closes = [];
+  client.on("disconnected", (d) => closes.push(d));
+  client.connect();
+  await until("the token expired", () => closes.length > 0, 8000);
+  assert.equal(closes[0].code, 4500);
+  assert.equal(closes[0].reconnect, false);
+  await sleep(1000);
+  assert.equal(client.state, "disconnected");
+  assert.equal(closes.length, 1, "no reconnection");
+  assert.equal(await gw.metric("herald_connections_total"), 1);
+});
+
+test("4500 with getToken comes back with a new token", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  let issued = 0;
+  // The refresh is refused (its token already expired): the first token runs out, and the
+  // client comes back with the next one.
+  const tokens = [token("erin", 2), token("erin", -10)];
+  const getToken = async () => tokens[issued++] ?? token("erin", 600);
+  const client = await connected(t, gw.ws, { getToken, minReconnectDelay: 50 });
+  const closes = [];
+  client.on("disconnected", (d) => closes.push(d.code));
+  const sub = client.subscribe("news");
+  await sub.ready;
+  await until("reconnected after 4500", () => closes.includes(4500) && client.state === "connected", 8000);
+  await until("resubscribed", () => sub.state === "subscribed");
+  assert.equal(issued, 3);
+});
