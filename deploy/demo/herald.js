@@ -1,5 +1,9 @@
-// herald-client: a client for Herald's own WebSocket protocol (JSON), for browsers and
-// Node 20+. No runtime dependencies. See README.md and docs/protocol.md of Herald.
+// herald-client: a client for Herald's own WebSocket protocol (JSON or MessagePack), for
+// browsers and Node 20+. No runtime dependencies. See README.md and docs/protocol.md of Herald.
+
+import { decode, encode } from "./msgpack.js";
+
+const SUBPROTOCOL = { json: "herald.v1.json", msgpack: "herald.v1.msgpack" };
 
 const DEFAULTS = {
   format: "json",
@@ -125,12 +129,14 @@ export class Subscription {
   _learnEpoch() {
     if (this._learning || this._noEpoch) return;
     this._learning = true;
+    let again = false;
     this.client
       .history(this.channel, { limit: 0 })
       .then((at) => {
-        if (at.epoch && this.position && !this.position.epoch && at.offset >= this.position.offset) {
-          this.position.epoch = at.epoch;
-        }
+        if (!at.epoch || !this.position || this.position.epoch) return;
+        // A read older than the last push (another one arrived meanwhile) reads again.
+        if (at.offset >= this.position.offset) this.position.epoch = at.epoch;
+        else again = true;
       })
       .catch((error) => {
         // No history in the namespace (104): nothing could be recovered anyway.
@@ -138,6 +144,7 @@ export class Subscription {
       })
       .finally(() => {
         this._learning = false;
+        if (again) this._learnEpoch();
       });
   }
 
@@ -158,8 +165,8 @@ export class Herald {
   constructor(url, options = {}) {
     this.urls = Array.isArray(url) ? url : [url];
     this.options = { ...DEFAULTS, ...options };
-    if (this.options.format !== "json") {
-      throw new Error("herald-client speaks the JSON format (herald.v1.json)");
+    if (!SUBPROTOCOL[this.options.format]) {
+      throw new Error('format is "json" or "msgpack"');
     }
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (!this.WebSocket) throw new Error("no WebSocket: pass one as options.WebSocket");
@@ -241,7 +248,8 @@ export class Herald {
     if (this.token) url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(this.token);
     let ws;
     try {
-      ws = new this.WebSocket(url);
+      ws = new this.WebSocket(url, SUBPROTOCOL[this.options.format]);
+      ws.binaryType = "arraybuffer";
     } catch (error) {
       this._emit("error", error);
       return this._retry({ code: 0, reason: String(error) });
@@ -341,12 +349,12 @@ export class Herald {
     });
   }
 
-  _message(ws, text) {
+  _message(ws, data) {
     if (ws !== this._ws) return;
     this._heard();
     let frame;
     try {
-      frame = JSON.parse(text);
+      frame = typeof data === "string" ? JSON.parse(data) : decode(data);
     } catch {
       return this._emit("error", new Error("undecodable frame"));
     }
@@ -374,7 +382,8 @@ export class Herald {
         reject(new Error("request timed out"));
       }, timeout);
       this._pending.set(id, { resolve, reject, timer });
-      ws.send(JSON.stringify({ id, ...command }));
+      const request = { id, ...command };
+      ws.send(this.options.format === "msgpack" ? encode(request) : JSON.stringify(request));
     });
   }
 

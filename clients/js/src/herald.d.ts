@@ -82,8 +82,8 @@ export interface HeraldOptions {
   /** Returns a new token: before the current one expires (the `refresh` request), and for
    * each connection after 4500. */
   getToken?(): Promise<string>;
-  /** Only "json" (herald.v1.json). */
-  format?: "json";
+  /** The wire format: "json" (herald.v1.json, the default) or "msgpack" (herald.v1.msgpack). */
+  format?: "json" | "msgpack";
   /** A WebSocket class, where there is no global one. */
   WebSocket?: unknown;
   /** Backoff between reconnections: from this (ms)... */

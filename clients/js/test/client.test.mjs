@@ -21,19 +21,20 @@ async function connected(t, url, options) {
   return client;
 }
 
-test("subscribe, publish, history and presence", async (t) => {
+for (const format of ["json", "msgpack"]) test(`subscribe, publish, history and presence (${format})`, async (t) => {
+  const room = `room:${format}`;
   const gw = await startGateway(redis);
   t.after(() => gw.kill());
-  const alice = await connected(t, gw.ws, { token: token("alice") });
+  const alice = await connected(t, gw.ws, { token: token("alice"), format });
   const got = [];
   const joins = [];
-  const sub = alice.subscribe("room:1", { onPublication: (p) => got.push(p), onJoin: (j) => joins.push(j.user) });
+  const sub = alice.subscribe(room, { onPublication: (p) => got.push(p), onJoin: (j) => joins.push(j.user) });
   await sub.ready;
   assert.equal(sub.state, "subscribed");
-  const reply = await alice.publish("room:1", { text: "hi" });
+  const reply = await alice.publish(room, { text: "hi" });
   assert.equal(typeof reply.offset, "number");
   assert.equal(typeof reply.epoch, "string");
-  assert.equal(await gw.publish("room:1", { text: "from the API" }), 200);
+  assert.equal(await gw.publish(room, { text: "from the API" }), 200);
   await until("two publications", () => got.length === 2);
   assert.deepEqual(got.map((p) => p.data.text), ["hi", "from the API"]);
   assert.equal(got[1].offset, got[0].offset + 1);
@@ -41,15 +42,15 @@ test("subscribe, publish, history and presence", async (t) => {
   await until("the epoch known", () => sub.position.epoch === reply.epoch);
   assert.deepEqual(sub.position, { offset: got[1].offset, epoch: reply.epoch });
 
-  const history = await alice.history("room:1", { limit: 10 });
+  const history = await alice.history(room, { limit: 10 });
   assert.deepEqual(history.publications.map((p) => p.data.text), ["hi", "from the API"]);
-  const members = await alice.presence("room:1");
+  const members = await alice.presence(room);
   assert.deepEqual(members.members.map((m) => m.user), ["alice"]);
-  const stats = await alice.presenceStats("room:1");
+  const stats = await alice.presenceStats(room);
   assert.equal(stats.count, 1);
   assert.deepEqual(joins, ["alice"]);
   await sub.unsubscribe();
-  assert.equal(await gw.publish("room:1", "after"), 200);
+  assert.equal(await gw.publish(room, "after"), 200);
   await sleep(200);
   assert.equal(got.length, 2, "nothing after unsubscribe");
 });

@@ -11,6 +11,7 @@ use herald_testkit::{
 use serde_json::{json, Value};
 
 const CLIENT: &str = include_str!("../../../clients/js/src/herald.js");
+const MSGPACK: &str = include_str!("../../../clients/js/src/msgpack.js");
 
 fn config(redis: &RedisServer, ws: u16, api: u16) -> GatewayConfig {
     let mut c = redis_config(&redis.url());
@@ -28,7 +29,10 @@ async fn the_client_receives_in_a_browser_and_comes_through_a_gateway_restart() 
     gw.wait_ready(Duration::from_secs(10)).await;
     let page = PageServer::with_files(
         include_str!("browser/client.html").to_owned(),
-        vec![("/herald.js", "text/javascript", CLIENT.to_owned())],
+        vec![
+            ("/herald.js", "text/javascript", CLIENT.to_owned()),
+            ("/msgpack.js", "text/javascript", MSGPACK.to_owned()),
+        ],
     )
     .await;
     let _browser = Chromium::open(&format!("http://{}/?ws=ws://127.0.0.1:{ws}/ws", page.addr));
@@ -104,6 +108,11 @@ async fn the_demo_page_shows_its_connection_and_what_it_recovered() {
         include_str!("../../../deploy/demo/herald.js"),
         CLIENT,
         "deploy/demo/herald.js is a copy of clients/js/src/herald.js"
+    );
+    assert_eq!(
+        include_str!("../../../deploy/demo/msgpack.js"),
+        MSGPACK,
+        "deploy/demo/msgpack.js is a copy of clients/js/src/msgpack.js"
     );
     let redis = RedisServer::start().await;
     let a = TestGateway::start_with(demo_config(&redis)).await;
