@@ -415,7 +415,14 @@ export class Herald {
     for (const f of ok.failed ?? []) this._subs.get(f.channel)?._failed(f.code, f.message);
     for (const name of ok.subscribed ?? []) {
       const sub = this._subs.get(name);
-      if (sub && sub.state !== "unsubscribed") sub._subscribed(positions.get(name), recovery.get(name));
+      if (!sub || sub.state === "unsubscribed") continue;
+      if (sub.stats.publications > 0 && !recover[name]) {
+        // Back without a position to recover from (the namespace keeps no history): what
+        // was published meanwhile is lost to it.
+        sub.stats.missed += 1;
+        sub.handlers.onGap?.({ channel: name, recovered: false, reason: "no position to recover from: the channel keeps no history" });
+      }
+      sub._subscribed(positions.get(name), recovery.get(name));
     }
   }
 

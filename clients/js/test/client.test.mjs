@@ -152,3 +152,56 @@ test("4500 with getToken comes back with a new token", async (t) => {
   await until("resubscribed", () => sub.state === "subscribed");
   assert.equal(issued, 3);
 });
+
+test("what cannot be recovered reaches onGap", async (t) => {
+  const a = await startGateway(redis);
+  const b = await startGateway(redis);
+  t.after(() => {
+    a.kill();
+    b.kill();
+  });
+  const client = await connected(t, [a.ws, b.ws], { drainDelay: 1500 });
+  const closes = [];
+  client.on("disconnected", (d) => closes.push(d.code));
+  const gaps = [];
+  const onGap = (g) => gaps.push(g);
+  const short = client.subscribe("short:1", { onGap });
+  const quiet = client.subscribe("quiet:1", { onGap });
+  await Promise.all([short.ready, quiet.ready]);
+  assert.equal(await b.publish("short:1", 1), 200);
+  assert.equal(await b.publish("quiet:1", 1), 200);
+  await until("one each", () => short.stats.publications === 1 && quiet.stats.publications === 1);
+  a.drain();
+  await until("drained", () => closes.includes(4000));
+  // While away: more than `short:` keeps, and anything at all on `quiet:`.
+  for (let n = 2; n <= 6; n++) assert.equal(await b.publish("short:1", n), 200);
+  assert.equal(await b.publish("quiet:1", 2), 200);
+  await until("both told", () => gaps.length === 2, 10000);
+  const by = Object.fromEntries(gaps.map((g) => [g.channel, g]));
+  assert.equal(by["short:1"].recovered, false);
+  assert.match(by["short:1"].reason, /no longer kept/);
+  assert.equal(by["quiet:1"].recovered, false);
+  assert.deepEqual([short.stats.missed, quiet.stats.missed], [1, 1]);
+  assert.equal(short.state, "subscribed");
+});
+
+test("a connection that stops answering is given up for another", async (t) => {
+  const a = await startGateway(redis);
+  const b = await startGateway(redis);
+  t.after(() => {
+    a.child.kill("SIGCONT");
+    a.kill();
+    b.kill();
+  });
+  const client = await connected(t, [a.ws, b.ws], { pingInterval: 300, livenessTimeout: 300, minReconnectDelay: 50 });
+  const sub = client.subscribe("news");
+  await sub.ready;
+  const closes = [];
+  client.on("disconnected", (d) => closes.push(d.code));
+  // The node freezes: its socket stays open, nothing comes back.
+  a.child.kill("SIGSTOP");
+  await until("given up and back on the other node", () => closes.length > 0 && client.state === "connected", 10000);
+  await until("resubscribed", () => sub.state === "subscribed");
+  assert.equal(closes[0], 4002);
+  assert.equal(await b.metric("herald_connections"), 1);
+});

@@ -98,6 +98,8 @@ publish = true
 presence = true
 [namespaces.quiet]
 history_size = 0
+[namespaces.short]
+history_size = 2
 `,
   );
   const child = run(join(bin, "herald-gateway"), ["--config", config]);
