@@ -3,7 +3,7 @@
 # three masters), N gateways relaying through it, and the presence service.
 #
 #   deploy/local-cluster.sh [--gateways N] [--redis standalone|cluster] [--release]
-#                           [--pin CPUS] [-- COMMAND...]
+#                           [--pin CPUS] [--base-port PORT] [-- COMMAND...]
 #
 # It prints every address, then waits for Ctrl-C (or SIGTERM) and stops everything it started,
 # gateways first so that they drain. With a COMMAND, it runs it instead of waiting, with the
@@ -17,9 +17,12 @@
 #   HERALD_REDIS_URL                the Redis URL (the seeds, in cluster mode)
 #   HERALD_SERVER_PIDS              every server process, comma-separated (--server-pid)
 #
-# --pin CPUS runs the servers under `taskset -c CPUS`. Gateways allow client publishes and
-# presence in the `room` namespace. HERALD_BIN=DIR takes the binaries from DIR instead of
-# building them.
+# --pin CPUS runs the servers under `taskset -c CPUS`. --base-port PORT takes the ports from
+# PORT on (Redis first, then each gateway's WebSocket and API ports, then the presence
+# service) instead of free ones. Gateways allow client publishes and presence in the `room`
+# and `demo` namespaces (the demo page's). HERALD_BIN=DIR takes the binaries from DIR instead
+# of building them. The servers' logs are in a temporary directory, removed when everything
+# went well and kept (and named) when something failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,24 +30,33 @@ gateways=3
 mode=standalone
 profile=debug
 pin=()
+base_port=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --gateways) gateways=$2; shift 2 ;;
     --redis) mode=$2; shift 2 ;;
     --release) profile=release; shift ;;
     --pin) pin=(taskset -c "$2"); shift 2 ;;
+    --base-port) base_port=$2; shift 2 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$mode" in standalone|cluster) ;; *) echo "--redis standalone|cluster" >&2; exit 2 ;; esac
 [ "$gateways" -ge 1 ] 2>/dev/null || { echo "--gateways takes a number of at least 1" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/test installs it)" >&2; exit 1; }
+if [ -n "$base_port" ] && ! { [ "$base_port" -ge 1024 ] && [ "$base_port" -le 55000 ]; } 2>/dev/null; then
+  echo "--base-port takes a port from 1024 to 55000" >&2
+  exit 2
+fi
 
 # HERALD_BIN=DIR uses binaries built elsewhere (tests set it) instead of building.
 if [ -n "${HERALD_BIN:-}" ]; then
   bin=$HERALD_BIN
+  for b in herald-gateway herald-presence; do
+    [ -x "$bin/$b" ] || { echo "binary not found: $bin/$b (HERALD_BIN=$HERALD_BIN)" >&2; exit 1; }
+  done
 elif [ "$profile" = release ]; then
   cargo build --release --quiet --locked -p herald-gateway -p herald-presence
   bin="target/release"
@@ -62,10 +74,16 @@ stop() {
   for pid in "${service_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   for pid in "${redis_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${redis_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
+  # Stopped by a signal (Ctrl-C) is a normal stop too.
+  if [ "$1" -eq 0 ] || [ -n "$signalled" ]; then
+    rm -rf "$work"
+  else
+    echo "local-cluster: exit status $1; the servers' logs are kept in $work" >&2
+  fi
 }
-trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'stop $?' EXIT
+signalled=""
+trap 'signalled=1; exit 130' INT TERM
 
 # free_ports N: N distinct free ports (each with its cluster bus port, +10000, free too).
 free_ports() {
@@ -100,7 +118,12 @@ wait_for() {
 
 masters=1
 [ "$mode" = cluster ] && masters=3
-read -r -a ports <<<"$(free_ports $((masters + 2 * gateways + 1)))"
+needed=$((masters + 2 * gateways + 1))
+if [ -n "$base_port" ]; then
+  read -r -a ports <<<"$(seq -s ' ' "$base_port" $((base_port + needed - 1)))"
+else
+  read -r -a ports <<<"$(free_ports "$needed")"
+fi
 next=0
 take() { port=${ports[$next]}; next=$((next + 1)); }
 
@@ -132,7 +155,8 @@ redis_url=$(IFS=,; echo "${redis_urls[*]}")
 
 common=(HERALD__BROKER__KIND=redis "HERALD__BROKER__REDIS__MODE=$mode"
   "HERALD__BROKER__REDIS__URL=$redis_url" HERALD__NAMESPACES__ROOM__PRESENCE=true
-  HERALD__NAMESPACES__ROOM__PUBLISH=true HERALD__SHUTDOWN__DRAIN_WINDOW=1s
+  HERALD__NAMESPACES__ROOM__PUBLISH=true HERALD__NAMESPACES__DEMO__PRESENCE=true
+  HERALD__NAMESPACES__DEMO__PUBLISH=true HERALD__SHUTDOWN__DRAIN_WINDOW=1s
   HERALD__SHUTDOWN__GRACE_PERIOD=3s HERALD__LOG__LEVEL=warn)
 ws_addrs=()
 api_addrs=()

@@ -102,3 +102,46 @@ fn waits_for_a_signal_then_stops_everything() {
     }
     assert!(all_gone(&pids), "everything stopped: {pids:?}");
 }
+
+#[test]
+fn a_bad_herald_bin_is_named() {
+    let out = script()
+        .env("HERALD_BIN", "/nonexistent/bin")
+        .args(["--", "true"])
+        .output()
+        .expect("run deploy/local-cluster.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("binary not found: /nonexistent/bin/herald-gateway"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_ports_start_at_a_base_port_and_a_failure_keeps_the_logs() {
+    let base = {
+        // A free run of ports: ten from one that was free.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let p = l.local_addr().expect("addr").port();
+        if p > 50_000 { 20_000 + p % 10_000 } else { p }
+    };
+    let out = script()
+        .args(["--gateways", "1", "--base-port", &base.to_string(), "--"])
+        .args(["sh", "-c", "echo \"ws=$HERALD_WS_URL\"; curl -fs -o /dev/null -d '{\"channel\":\"demo:chat\",\"data\":1}' \"$HERALD_API_URL/v1/publish\" && echo demo-ok; exit 3"])
+        .output()
+        .expect("run deploy/local-cluster.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the command's status: {stdout}\n{stderr}");
+    // Redis takes the base port; the gateway's WebSocket the next one.
+    assert!(stdout.contains(&format!("ws=ws://127.0.0.1:{}/ws", base + 1)), "{stdout}");
+    assert!(stdout.contains("demo-ok"), "the demo's namespace takes publications: {stdout}");
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.split("logs are kept in ").nth(1))
+        .unwrap_or_else(|| panic!("the logs' directory named: {stderr}"));
+    let dir = Path::new(kept.trim());
+    assert!(dir.join("gateway-1.log").exists(), "{}", dir.display());
+    std::fs::remove_dir_all(dir).expect("remove the kept logs");
+}
