@@ -124,7 +124,11 @@ fn the_ports_start_at_a_base_port_and_a_failure_keeps_the_logs() {
         // A free run of ports: ten from one that was free.
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         let p = l.local_addr().expect("addr").port();
-        if p > 50_000 { 20_000 + p % 10_000 } else { p }
+        if p > 50_000 {
+            20_000 + p % 10_000
+        } else {
+            p
+        }
     };
     let out = script()
         .args(["--gateways", "1", "--base-port", &base.to_string(), "--"])
@@ -133,10 +137,20 @@ fn the_ports_start_at_a_base_port_and_a_failure_keeps_the_logs() {
         .expect("run deploy/local-cluster.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "the command's status: {stdout}\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the command's status: {stdout}\n{stderr}"
+    );
     // Redis takes the base port; the gateway's WebSocket the next one.
-    assert!(stdout.contains(&format!("ws=ws://127.0.0.1:{}/ws", base + 1)), "{stdout}");
-    assert!(stdout.contains("demo-ok"), "the demo's namespace takes publications: {stdout}");
+    assert!(
+        stdout.contains(&format!("ws=ws://127.0.0.1:{}/ws", base + 1)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("demo-ok"),
+        "the demo's namespace takes publications: {stdout}"
+    );
     let kept = stderr
         .lines()
         .find_map(|l| l.split("logs are kept in ").nth(1))
