@@ -1,6 +1,8 @@
-//! The native HTTP routes: `POST /v1/publish`, `POST /v1/publish/batch`, `GET /v1/history`
-//! and `GET /v1/channels/{channel}/presence[/stats]`, behind the API keys.
+//! The native HTTP routes: `POST /v1/publish`, `POST /v1/publish/batch`, `POST /v1/broadcast`,
+//! `GET /v1/history`, `GET /v1/channels` and `GET /v1/channels/{channel}/presence[/stats]`,
+//! behind the API keys.
 
+mod channels;
 mod history;
 mod presence;
 mod publish;
@@ -21,10 +23,13 @@ pub(crate) async fn route(
     let answer = match (req.method(), req.uri().path()) {
         (&Method::POST, "/v1/publish") => publish::single(req, ctx).await,
         (&Method::POST, "/v1/publish/batch") => publish::batch(req, ctx).await,
+        (&Method::POST, "/v1/broadcast") => publish::broadcast(req, ctx).await,
         (&Method::GET, "/v1/history") => history::answer(&req, ctx).await,
-        (_, "/v1/publish" | "/v1/publish/batch" | "/v1/history") => {
-            Err(ApiError::method_not_allowed())
-        }
+        (&Method::GET, "/v1/channels") => channels::answer(&req, ctx).await,
+        (
+            _,
+            "/v1/publish" | "/v1/publish/batch" | "/v1/broadcast" | "/v1/history" | "/v1/channels",
+        ) => Err(ApiError::method_not_allowed()),
         (method, path) => match PresenceQuery::route(path) {
             Some(query) if method == Method::GET => presence::answer(&req, query, ctx).await,
             Some(_) => Err(ApiError::method_not_allowed()),

@@ -1,4 +1,4 @@
-//! `POST /v1/publish` and `POST /v1/publish/batch`.
+//! `POST /v1/publish`, `POST /v1/publish/batch` and `POST /v1/broadcast`.
 
 use bytes::Bytes;
 use herald_protocol::{ChannelName, ErrorCode, EventName, TraceParent};
@@ -29,6 +29,18 @@ struct PublishBody {
 struct BatchBody {
     messages: Vec<PublishBody>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BroadcastBody {
+    channels: Vec<String>,
+    data: Box<RawValue>,
+    #[serde(default)]
+    event: Option<String>,
+}
+
+/// The most channels one broadcast names.
+pub(crate) const MAX_BROADCAST: usize = 1000;
 
 /// One publish request, checked and ready for the broker.
 struct Checked {
@@ -75,6 +87,53 @@ pub(super) async fn batch(
             message: format!("{} after {i} of {total} messages were published", e.message),
             ..e
         })?;
+        results.push(result);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "results": results }),
+    ))
+}
+
+/// One publication to many channels: each channel gets its own offset in its own sequence.
+/// Every channel is checked before any is published.
+pub(super) async fn broadcast(
+    req: Request<Incoming>,
+    ctx: &NodeCtx,
+) -> Result<Response<Full<Bytes>>, ApiError> {
+    let parent = traceparent(&req);
+    let body = admit(req, ctx).await?;
+    let body: BroadcastBody = parse(&body)?;
+    if body.channels.is_empty() || body.channels.len() > MAX_BROADCAST {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("channels: 1 to {MAX_BROADCAST} channels"),
+        ));
+    }
+    let mut checked = Vec::with_capacity(body.channels.len());
+    for (i, channel) in body.channels.into_iter().enumerate() {
+        let one = PublishBody {
+            channel,
+            data: body.data.clone(),
+            event: body.event.clone(),
+        };
+        let m = check(one, ctx).map_err(|e| ApiError {
+            message: format!("channels[{i}]: {}", e.message),
+            ..e
+        })?;
+        if !checked.iter().any(|c: &Checked| c.channel == m.channel) {
+            checked.push(m);
+        }
+    }
+    let total = checked.len();
+    let mut results = Vec::with_capacity(total);
+    for (i, m) in checked.into_iter().enumerate() {
+        let channel = m.channel.to_string();
+        let mut result = send(m, ctx, parent.as_ref()).await.map_err(|e| ApiError {
+            message: format!("{} after {i} of {total} channels were published", e.message),
+            ..e
+        })?;
+        result["channel"] = channel.into();
         results.push(result);
     }
     Ok(json(
