@@ -236,7 +236,7 @@ async fn run_with(
         reports: presence.reports(),
         occupancy,
         // Pusher's `subscription_count`, cluster-wide.
-        counting: !config.pusher.apps.is_empty() && config.pusher.subscription_count,
+        counting: config.pusher.subscription_count,
         presence: presence.clone(),
     };
     spawn_shards(&hub, receivers, &shard_env, &background, &stop_background)

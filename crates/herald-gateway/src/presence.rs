@@ -175,6 +175,12 @@ impl Presence {
         self.store.members(channel).await
     }
 
+    /// Whether the counts of [`Presence::subscriptions`] are the cluster's: the table is in
+    /// Redis, or the node runs on the embedded broker (the nodes of a process share its table).
+    pub(crate) fn counts_cluster_wide(&self, broker: crate::config::BrokerKind) -> bool {
+        matches!(self.store, Store::Redis(_)) || broker == crate::config::BrokerKind::Memory
+    }
+
     /// How many connections are subscribed to each of `channels`, cluster-wide (as of the
     /// nodes' last reports, made every 0.1 s).
     pub(crate) async fn subscriptions(

@@ -28,10 +28,11 @@ pub struct PusherConfig {
     /// `pusher.client_event_rate`, default `10`: client events per second one connection may
     /// send (Pusher's limit); beyond it, `pusher:error` 4301.
     pub client_event_rate: u32,
-    /// `pusher.subscription_count`, default `true`: count subscriptions cluster-wide for the
-    /// HTTP API's `info=subscription_count` (each hub shard hands over the counts that changed
-    /// every 0.1 s: at most ten table writes a second per shard, however many connections come
-    /// and go). `false`: such queries get 400.
+    /// `pusher.subscription_count`, default `true`: count subscriptions cluster-wide for
+    /// `GET /v1/channels` and the Pusher HTTP API's `info=subscription_count` (each hub shard
+    /// hands over the counts that changed every 0.1 s: at most ten table writes a second per
+    /// shard, however many connections come and go). `false`: `/v1/channels` lists no counts,
+    /// and Pusher's queries for them get 400.
     #[serde(deserialize_with = "herald_config::values::boolean")]
     pub subscription_count: bool,
     /// `pusher.webhook_timeout`, default `5s`: how long a webhook request may take; longer

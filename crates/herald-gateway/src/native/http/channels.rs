@@ -1,6 +1,7 @@
 //! `GET /v1/channels?prefix=..&limit=..&cursor=..`: the channels with subscribers anywhere in
 //! the cluster, in name order, a page at a time, each with its subscription count when the
-//! node counts them (`pusher.subscription_count`, on by default).
+//! node counts them cluster-wide (`pusher.subscription_count`, on by default, and a table the
+//! cluster shares: see docs/http-api.md).
 
 use bytes::Bytes;
 use herald_http::{
@@ -69,10 +70,13 @@ pub(super) async fn answer<B>(
         .collect();
     let more = after.len() > p.limit;
     let page = &after[..after.len().min(p.limit)];
-    let counts = if ctx.config.pusher.subscription_count {
-        let counts = ctx.presence.subscriptions(page).await.map_err(|e| {
-            api_error(Refusal::new(ErrorCode::Unavailable, e.to_string()))
-        })?;
+    let cluster_wide = ctx.presence.counts_cluster_wide(ctx.config.broker.kind);
+    let counts = if ctx.config.pusher.subscription_count && cluster_wide {
+        let counts = ctx
+            .presence
+            .subscriptions(page)
+            .await
+            .map_err(|e| api_error(Refusal::new(ErrorCode::Unavailable, e.to_string())))?;
         Some(counts)
     } else {
         None
