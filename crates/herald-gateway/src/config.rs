@@ -4,6 +4,7 @@
 //! then `HERALD__SECTION__KEY` environment variables. docs/configuration.md lists every key.
 
 mod checks;
+mod demo;
 mod namespace;
 mod node;
 mod pusher;
@@ -19,6 +20,7 @@ pub use namespace::{NamespaceConfig, SubscribePolicy};
 pub use node::{BrokerConfig, BrokerKind, NodeConfig, NodeName, RedisConfig, RedisMode};
 pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
+pub use demo::{DemoConfig, Toggle};
 pub use sse::SseConfig;
 
 /// The whole gateway configuration.
@@ -35,6 +37,8 @@ pub struct GatewayConfig {
     pub websocket: WebSocketConfig,
     /// Server-Sent Events streams.
     pub sse: SseConfig,
+    /// The demo page.
+    pub demo: DemoConfig,
     /// The HTTP API.
     pub api: ApiConfig,
     /// The hub.

@@ -76,6 +76,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    let config = config.with_demo_namespace();
     match config.broker.kind {
         BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
         BrokerKind::Redis => {
@@ -129,7 +130,7 @@ pub async fn run_on_bus(
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
     run_with(
-        config,
+        config.with_demo_namespace(),
         listeners,
         shutdown,
         RedisTables::default(),

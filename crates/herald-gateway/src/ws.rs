@@ -1,6 +1,7 @@
 //! The WebSocket side: the accept loop, the upgrade handshake, and the connection task.
 
 mod connection;
+mod demo;
 mod handshake;
 mod sniff;
 mod socket;

@@ -200,3 +200,43 @@ async fn the_demo_page_shows_its_connection_and_what_it_recovered() {
     assert_eq!(shown("missed"), "0");
     drop(nginx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_serves_the_demo_on_the_embedded_default() {
+    let gw = TestGateway::start().await;
+    let get = |path: &'static str| herald_testkit::http_request(gw.ws_addr, "GET", path, &[], b"");
+    let r = get("/demo").await.expect("GET /demo");
+    assert_eq!((r.status, r.header("location")), (301, Some("/demo/")));
+    let r = get("/demo/").await.expect("GET /demo/");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Herald demo chat"));
+    let r = get("/demo/herald.js").await.expect("GET /demo/herald.js");
+    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(r.text(), CLIENT);
+
+    // The page itself, in a browser: connected, its user a member, a publication shown.
+    let browser = Chromium::debuggable(&format!("http://{}/demo/", gw.ws_addr));
+    let text = |id: &'static str| {
+        let browser = &browser;
+        async move {
+            let expression = format!("document.getElementById('{id}')?.innerText ?? ''");
+            browser.evaluate(&expression).await.unwrap_or(Value::Null)
+        }
+    };
+    eventually(Duration::from_secs(30), "the demo connected", || async {
+        text("state").await == "connected" && text("members").await.as_str().is_some_and(|m| m.starts_with("guest-"))
+    })
+    .await;
+    let say = json!({"channel": "demo:chat", "data": {"user": "curl", "text": "hello"}});
+    assert_eq!(gw.post("/v1/publish", &[], say.to_string().as_bytes()).await.status, 200);
+    eventually(Duration::from_secs(10), "the publication shown", || async {
+        text("log").await.as_str().is_some_and(|l| l.contains("curl: hello"))
+    })
+    .await;
+
+    // Through Redis the demo is off unless asked for.
+    let redis = RedisServer::start().await;
+    let relayed = TestGateway::start_with(redis_config(&redis.url())).await;
+    let r = herald_testkit::http_request(relayed.ws_addr, "GET", "/demo/", &[], b"").await;
+    assert_eq!(r.expect("GET /demo/").status, 404);
+}

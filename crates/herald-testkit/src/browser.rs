@@ -122,6 +122,7 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec
 pub struct Chromium {
     child: Child,
     profile: PathBuf,
+    debug_port: Option<u16>,
 }
 
 impl Chromium {
@@ -130,6 +131,47 @@ impl Chromium {
     /// # Panics
     /// When Chromium is missing.
     pub fn open(url: &str) -> Self {
+        Self::start(url, None)
+    }
+
+    /// Opens `url` with the DevTools protocol on a free port, so that the test can read the
+    /// page ([`Chromium::evaluate`]).
+    ///
+    /// # Panics
+    /// When Chromium is missing.
+    pub fn debuggable(url: &str) -> Self {
+        Self::start(url, Some(crate::free_port()))
+    }
+
+    /// Evaluates `expression` in the page and returns its value; `None` while the page or
+    /// the protocol is not there yet.
+    pub async fn evaluate(&self, expression: &str) -> Option<serde_json::Value> {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let port = self.debug_port?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let list = crate::http_request(addr, "GET", "/json/list", &[], b"").await.ok()?;
+        let targets: serde_json::Value = serde_json::from_slice(&list.body).ok()?;
+        let page = targets
+            .as_array()?
+            .iter()
+            .find(|t| t["type"] == "page")?;
+        let url = page["webSocketDebuggerUrl"].as_str()?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+        let call = serde_json::json!({"id": 1, "method": "Runtime.evaluate",
+            "params": {"expression": expression, "returnByValue": true}});
+        ws.send(Message::text(call.to_string())).await.ok()?;
+        while let Some(Ok(message)) = ws.next().await {
+            let Ok(text) = message.into_text() else { continue };
+            let reply: serde_json::Value = serde_json::from_str(&text).ok()?;
+            if reply["id"] == 1 {
+                return Some(reply["result"]["result"]["value"].clone());
+            }
+        }
+        None
+    }
+
+    fn start(url: &str, debug_port: Option<u16>) -> Self {
         let profile = std::env::temp_dir().join(format!(
             "herald-chromium-{}-{}",
             std::process::id(),
@@ -146,12 +188,18 @@ impl Chromium {
                 "--disable-background-networking",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(debug_port.map(|p| format!("--remote-debugging-port={p}")))
+            .args(debug_port.map(|_| "--remote-allow-origins=*"))
             .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromium (installed by scripts/test)");
-        Self { child, profile }
+        Self {
+            child,
+            profile,
+            debug_port,
+        }
     }
 }
 

@@ -139,6 +139,11 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         true => None,
         false => pusher::app_key(req.uri().path()).map(str::to_owned),
     };
+    if env.ctx.config.demo_on() {
+        if let Some(page) = super::demo::answer(req.method(), req.uri().path()) {
+            return page;
+        }
+    }
     if req.uri().path() == crate::sse::request::PATH && env.ctx.config.sse.enabled {
         // Anything but a GET (which `sniff` took).
         return plain(
