@@ -13,6 +13,7 @@ mod validate;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
+pub use demo::{DemoConfig, Toggle};
 pub use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm};
 use herald_protocol::{ChannelName, ErrorCode};
 use herald_runtime::config::ConfigError;
@@ -20,7 +21,6 @@ pub use namespace::{NamespaceConfig, SubscribePolicy};
 pub use node::{BrokerConfig, BrokerKind, NodeConfig, NodeName, RedisConfig, RedisMode};
 pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
-pub use demo::{DemoConfig, Toggle};
 pub use sse::SseConfig;
 
 /// The whole gateway configuration.

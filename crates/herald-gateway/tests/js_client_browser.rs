@@ -211,7 +211,10 @@ async fn the_gateway_serves_the_demo_on_the_embedded_default() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("Herald demo chat"));
     let r = get("/demo/herald.js").await.expect("GET /demo/herald.js");
-    assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(r.text(), CLIENT);
 
     // The page itself, in a browser: connected, its user a member, a publication shown.
@@ -224,13 +227,25 @@ async fn the_gateway_serves_the_demo_on_the_embedded_default() {
         }
     };
     eventually(Duration::from_secs(30), "the demo connected", || async {
-        text("state").await == "connected" && text("members").await.as_str().is_some_and(|m| m.starts_with("guest-"))
+        text("state").await == "connected"
+            && text("members")
+                .await
+                .as_str()
+                .is_some_and(|m| m.starts_with("guest-"))
     })
     .await;
     let say = json!({"channel": "demo:chat", "data": {"user": "curl", "text": "hello"}});
-    assert_eq!(gw.post("/v1/publish", &[], say.to_string().as_bytes()).await.status, 200);
+    assert_eq!(
+        gw.post("/v1/publish", &[], say.to_string().as_bytes())
+            .await
+            .status,
+        200
+    );
     eventually(Duration::from_secs(10), "the publication shown", || async {
-        text("log").await.as_str().is_some_and(|l| l.contains("curl: hello"))
+        text("log")
+            .await
+            .as_str()
+            .is_some_and(|l| l.contains("curl: hello"))
     })
     .await;
 

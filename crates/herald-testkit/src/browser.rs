@@ -150,25 +150,40 @@ impl Chromium {
         use tokio_tungstenite::tungstenite::Message;
         let port = self.debug_port?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let list = crate::http_request(addr, "GET", "/json/list", &[], b"").await.ok()?;
-        let targets: serde_json::Value = serde_json::from_slice(&list.body).ok()?;
-        let page = targets
-            .as_array()?
-            .iter()
-            .find(|t| t["type"] == "page")?;
-        let url = page["webSocketDebuggerUrl"].as_str()?;
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
-        let call = serde_json::json!({"id": 1, "method": "Runtime.evaluate",
-            "params": {"expression": expression, "returnByValue": true}});
-        ws.send(Message::text(call.to_string())).await.ok()?;
-        while let Some(Ok(message)) = ws.next().await {
-            let Ok(text) = message.into_text() else { continue };
-            let reply: serde_json::Value = serde_json::from_str(&text).ok()?;
-            if reply["id"] == 1 {
-                return Some(reply["result"]["result"]["value"].clone());
+        let within = std::time::Duration::from_secs(3);
+        // DevTools' HTTP server keeps the connection open: the answer is read by its length.
+        let (_, list) = tokio::time::timeout(within, async {
+            let mut socket = tokio::net::TcpStream::connect(addr).await.ok()?;
+            socket
+                .write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await
+                .ok()?;
+            read_request(&mut socket).await
+        })
+        .await
+        .ok()??;
+        let targets: serde_json::Value = serde_json::from_slice(&list).ok()?;
+        let page = targets.as_array()?.iter().find(|t| t["type"] == "page")?;
+        // By address: the URL it gives may name `localhost`, which can resolve elsewhere.
+        let url = format!("ws://{addr}/devtools/page/{}", page["id"].as_str()?);
+        tokio::time::timeout(within, async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+            let call = serde_json::json!({"id": 1, "method": "Runtime.evaluate",
+                "params": {"expression": expression, "returnByValue": true}});
+            ws.send(Message::text(call.to_string())).await.ok()?;
+            while let Some(Ok(message)) = ws.next().await {
+                let Ok(text) = message.into_text() else {
+                    continue;
+                };
+                let reply: serde_json::Value = serde_json::from_str(&text).ok()?;
+                if reply["id"] == 1 {
+                    return Some(reply["result"]["result"]["value"].clone());
+                }
             }
-        }
-        None
+            None
+        })
+        .await
+        .ok()?
     }
 
     fn start(url: &str, debug_port: Option<u16>) -> Self {
