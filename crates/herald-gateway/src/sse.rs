@@ -57,14 +57,13 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> ApiError {
 /// from the broker) once they have settled.
 ///
 /// # Errors
-/// [`Refused`]: the method, the node draining or full, the `Origin`, the token, a channel, the
+/// [`Refused`]: the node draining or full, the `Origin`, the token, a channel, the
 /// subscription limit, or the position to resume from.
 pub(crate) async fn open(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Opened, Refused> {
     let origin = req.origin().cloned();
     match admit(ctx, req) {
         Ok((channels, marks, standing, slot)) => {
-            let names = channels.iter().map(|(c, _)| c.clone()).collect();
-            let peer = subscribe(ctx, names, &marks, origin).await;
+            let peer = subscribe(ctx, &channels, &marks, origin).await;
             let cursor = channels
                 .into_iter()
                 .zip(marks)
@@ -98,11 +97,8 @@ type Admitted = (
 );
 
 fn admit(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Admitted, ApiError> {
-    if req.method != "GET" {
-        let mut e = ApiError::method_not_allowed();
-        e.message = "event streams are opened with GET".into();
-        return Err(e);
-    }
+    // Only a GET gets here (`ws/sniff.rs`); other methods are refused with 405 by the
+    // listener's HTTP side.
     if ctx.is_draining() {
         return Err(refused(
             ErrorCode::Unavailable,
@@ -172,17 +168,14 @@ fn admit(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Admitted, ApiError> {
 /// Subscribes a new stream's channels; every one waits in a hold until [`Start`] is done.
 async fn subscribe(
     ctx: &Arc<NodeCtx>,
-    channels: Vec<ChannelName>,
+    channels: &[(ChannelName, NamespaceConfig)],
     marks: &[Mark],
     origin: Option<HeaderValue>,
 ) -> Peer {
     let outbound = Outbound::new(WireFormat::Sse, ctx.config.websocket.outbound_queue_bytes);
     let mut peer = Peer::new(ctx.next_conn_id(), outbound);
     let mut resume = Vec::new();
-    for (channel, mark) in channels.iter().zip(marks) {
-        let Ok((_, ns)) = ctx.config.check_channel(channel.as_str()) else {
-            continue;
-        };
+    for ((channel, ns), mark) in channels.iter().zip(marks) {
         let query = match mark {
             Mark::Unknown => history::query(ns, Some(0), None, false),
             Mark::Start => history::query(ns, None, None, false),
@@ -211,9 +204,9 @@ async fn subscribe(
         start,
     )
     .recovering(holds);
-    for channel in channels {
+    for (channel, _) in channels {
         peer.subscribed.push(channel.clone());
-        peer.subscribe(&**ctx, channel, &request).await;
+        peer.subscribe(&**ctx, channel.clone(), &request).await;
     }
     peer
 }

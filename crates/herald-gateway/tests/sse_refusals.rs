@@ -75,6 +75,11 @@ async fn requests_are_refused_with_a_status_and_a_json_body() {
     )
     .await;
     assert_eq!(status, 403);
+    let r = herald_testkit::http_request(gw.ws_addr, "POST", "/v1/sse?channel=a", &auth, b"")
+        .await
+        .expect("POST /v1/sse");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["error"]["code"], 101, "{}", r.text());
 
     // The token in the query, a granted private channel, an allowed origin: a stream, with
     // CORS headers for the browser's origin.

@@ -18,7 +18,6 @@ const MAX_HEADERS: usize = 64;
 /// A request head.
 #[derive(Debug)]
 pub(crate) struct Request {
-    pub(crate) method: String,
     pub(crate) query: Option<String>,
     pub(crate) headers: HeaderMap,
 }
@@ -58,11 +57,7 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<Request>, ApiError> {
             headers.append(name, value);
         }
     }
-    Ok(Some(Request {
-        method: parsed.method.unwrap_or_default().to_owned(),
-        query,
-        headers,
-    }))
+    Ok(Some(Request { query, headers }))
 }
 
 impl Request {
@@ -147,7 +142,6 @@ mod tests {
                      Last-Event-ID: e:4\r\nOrigin: https://app\r\n\r\n";
         assert!(parse(&head[..20]).unwrap().is_none());
         let request = parse(head).unwrap().unwrap();
-        assert_eq!(request.method, "GET");
         assert_eq!(request.params("channel"), ["a", "b:c"]);
         assert_eq!(request.since().as_deref(), Some("e:4"), "the header wins");
         assert_eq!(request.origin().unwrap(), "https://app");

@@ -145,11 +145,13 @@ fn upgrade<S: Transport>(mut req: Request<Incoming>, env: Env) -> Response<Full<
         }
     }
     if req.uri().path() == crate::sse::request::PATH && env.ctx.config.sse.enabled {
-        // Anything but a GET (which `sniff` took).
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "event streams are opened with GET\n",
-        );
+        // Anything but a GET (which `sniff` took): the JSON refusal of the stream's others.
+        let mut e = herald_http::reply::ApiError::method_not_allowed();
+        e.message = "event streams are opened with GET".into();
+        let mut r = herald_http::reply::error(e);
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     if req.uri().path() != env.ctx.config.websocket.path && pusher_key.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
