@@ -148,6 +148,12 @@ export class Subscription {
       });
   }
 
+  // The server took the connection out of the channel (the server API's unsubscribe).
+  _removed() {
+    if (this.client._subs.get(this.channel) === this) this.client._subs.delete(this.channel);
+    this._setState("unsubscribed", { server: true });
+  }
+
   _gap(gap) {
     this.stats.missed += 1;
     if (gap.epoch && this.position) this.position = { offset: 0, epoch: gap.epoch };
@@ -360,6 +366,7 @@ export class Herald {
     }
     if (frame.push) return this._subs.get(frame.push.channel)?._push(frame.push);
     if (frame.gap) return this._subs.get(frame.gap.channel)?._gap(frame.gap);
+    if (frame.unsubscribed) return this._subs.get(frame.unsubscribed.channel)?._removed();
     if (frame.join) return this._subs.get(frame.join.channel)?.handlers.onJoin?.(frame.join);
     if (frame.leave) return this._subs.get(frame.leave.channel)?.handlers.onLeave?.(frame.leave);
     if (frame.id !== undefined) {

@@ -40,7 +40,8 @@ export interface SubscriptionHandlers {
   onPublication?(publication: Publication): void;
   /** Publications may have been missed: re-sync the channel's state. */
   onGap?(gap: Gap): void;
-  onState?(change: { state: SubscriptionState; error?: HeraldError }): void;
+  /** `server`: the server took the connection out of the channel (`unsubscribed`). */
+  onState?(change: { state: SubscriptionState; error?: HeraldError; server?: boolean }): void;
   /** The subscription was refused. */
   onError?(error: HeraldError): void;
   /** A member joined (presence channels). */

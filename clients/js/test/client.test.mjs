@@ -118,6 +118,27 @@ test("a token is refreshed before it expires", async (t) => {
   assert.ok(issued >= 2);
 });
 
+test("the server API's unsubscribe and disconnect reach the client", async (t) => {
+  const gw = await startGateway(redis);
+  t.after(() => gw.kill());
+  const erin = await connected(t, gw.ws, { token: token("erin"), minReconnectDelay: 50 });
+  const states = [];
+  const sub = erin.subscribe("room:api", { onState: (s) => states.push(s) });
+  await sub.ready;
+  const post = (path, body) =>
+    fetch(`${gw.api}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.status);
+  assert.equal(await post("/v1/unsubscribe", { user: "erin", channel: "room:api" }), 200);
+  await until("unsubscribed by the server", () => sub.state === "unsubscribed");
+  assert.deepEqual(states.at(-1), { state: "unsubscribed", server: true });
+  const closes = [];
+  erin.on("disconnected", (d) => closes.push(d));
+  assert.equal(await post("/v1/disconnect", { user: "erin" }), 200);
+  await until("disconnected", () => closes.length > 0);
+  assert.deepEqual([closes[0].code, closes[0].reconnect], [4501, false]);
+  await sleep(300);
+  assert.equal(erin.state, "disconnected", "4501: no reconnection");
+});
+
 test("4500 without getToken stops reconnecting", async (t) => {
   const gw = await startGateway(redis);
   t.after(() => gw.kill());

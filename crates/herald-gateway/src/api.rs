@@ -2,6 +2,8 @@
 //! (`native::http`) and the Pusher HTTP API (`pusher::api`) in their protocols' rooms.
 //!
 //! Routes (docs/http-api.md): `POST /v1/publish`, `POST /v1/publish/batch`,
+//! `POST /v1/broadcast`, `GET /v1/history`, `GET /v1/channels`, `GET /v1/info`,
+//! `POST /v1/disconnect`, `POST /v1/unsubscribe`,
 //! `GET /v1/channels/{channel}/presence[/stats]`, `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`, and the Pusher HTTP API (`/apps/{id}/...`) when Pusher apps are
 //! configured. The server loop, replies and API keys are `herald-http`'s.

@@ -23,6 +23,10 @@ pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
 pub use sse::SseConfig;
 
+/// The namespace of the nodes' own channels (`_herald:control`, where they talk to each
+/// other); no configuration may name it.
+pub(crate) const RESERVED_NAMESPACE: &str = "_herald";
+
 /// The whole gateway configuration.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -46,6 +46,8 @@ pub(crate) struct NodeCtx {
     pub(crate) slots: AtomicUsize,
     /// Pusher connections per app (`pusher.apps[].max_connections`).
     pub(crate) app_slots: Arc<[AtomicUsize]>,
+    /// The node's connections, and the other nodes it heard from.
+    pub(crate) cluster: Arc<crate::cluster::Cluster>,
 }
 
 mod env;
@@ -78,9 +80,10 @@ impl NodeCtx {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Ready for traffic: not draining and the broker takes publications.
+    /// Ready for traffic: not draining, the broker takes publications, and the node hears
+    /// the other nodes (the control channel is subscribed).
     pub(crate) fn is_ready(&self) -> bool {
-        !self.is_draining() && self.broker.is_ready()
+        !self.is_draining() && self.broker.is_ready() && self.cluster.is_listening()
     }
 
     /// Publishes through the broker, timing the round trip (`herald_broker_publish_seconds`,
@@ -119,6 +122,18 @@ impl NodeCtx {
             span.finish(&result);
         }
         result
+    }
+
+    /// How the node stands, as `GET /v1/info` says.
+    pub(crate) fn state(&self) -> crate::cluster::NodeState {
+        use crate::cluster::NodeState;
+        if self.is_draining() {
+            NodeState::Draining
+        } else if self.is_ready() {
+            NodeState::Ready
+        } else {
+            NodeState::NotReady
+        }
     }
 
     /// Takes one of the node's `limits.max_connections` slots, given back when the returned

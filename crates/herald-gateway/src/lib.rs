@@ -13,6 +13,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 pub mod config;
 mod ctx;
 mod error;

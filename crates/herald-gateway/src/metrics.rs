@@ -13,6 +13,7 @@ pub(crate) const CLOSE_REASONS: &[&str] = &[
     "slow_consumer",
     "idle_timeout",
     "token_expired",
+    "disconnected",
     "protocol_error",
     "internal",
     "abnormal",

@@ -20,6 +20,7 @@ pub(crate) use crate::ctx::NodeCtx;
 use crate::{
     api,
     auth::Auth,
+    cluster,
     config::{BrokerKind, GatewayConfig, RedisMode},
     hub::{spawn_shards, Framings, Hub, ShardEnv},
     metrics::Metrics,
@@ -164,7 +165,8 @@ async fn run_with(
     let telemetry = Arc::new(Telemetry::start(&config.telemetry, &node_name)?);
     let metrics = Arc::new(Metrics::default());
     let (hub, receivers) = Hub::new(config.shard_count());
-    let broker = connect(Arc::new(hub.clone()));
+    let (inbox, control) = cluster::split(Arc::new(hub.clone()));
+    let broker = connect(inbox);
 
     let background = TaskTracker::new();
     let stop_background = CancellationToken::new();
@@ -257,6 +259,12 @@ async fn run_with(
         );
     }
     let config_apps = config.pusher.apps.len();
+    let cluster = Arc::new(cluster::Cluster::new(
+        broker.clone(),
+        metrics.clone(),
+        node_name.clone(),
+        node_id.tag(),
+    ));
     let ctx = Arc::new(NodeCtx {
         config,
         node_id,
@@ -274,6 +282,7 @@ async fn run_with(
         next_conn: AtomicU64::new(1),
         app_slots: (0..config_apps).map(|_| AtomicUsize::new(0)).collect(),
         slots: AtomicUsize::new(0),
+        cluster,
     });
     tracing::info!(
         node_id = %ctx.node_name,
@@ -283,6 +292,15 @@ async fn run_with(
         "gateway listening"
     );
     crate::pusher::log_apps(&ctx.config.pusher);
+    background.spawn(cluster::run(
+        ctx.cluster.clone(),
+        control,
+        {
+            let ctx = ctx.clone();
+            move || ctx.state()
+        },
+        stop_background.clone(),
+    ));
     background.spawn(api::serve(
         listeners.api,
         ctx.clone(),
@@ -305,6 +323,11 @@ async fn run_with(
     // of the drain window.
     let started = Instant::now();
     ctx.draining.store(true, Ordering::Relaxed);
+    // The other nodes' `GET /v1/info` says so at once.
+    background.spawn({
+        let ctx = ctx.clone();
+        async move { ctx.cluster.announce(ctx.state()).await }
+    });
     let shutdown_config = &ctx.config.shutdown;
     let margin = (shutdown_config.grace_period / 10).min(Duration::from_secs(1));
     let deadline = started + shutdown_config.grace_period.saturating_sub(margin);

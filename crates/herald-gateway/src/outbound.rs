@@ -31,6 +31,12 @@ pub(crate) enum QueueStatus {
     /// The application ended the connection ([`Outbound::terminate`]): it closes after what
     /// is queued, and takes no more.
     Terminated,
+    /// The server API disconnected the connection ([`Outbound::disconnect`]): it closes after
+    /// what is queued, telling the client whether to come back.
+    Disconnected {
+        /// The client may reconnect.
+        reconnect: bool,
+    },
 }
 
 struct State {
@@ -39,6 +45,13 @@ struct State {
     status: QueueStatus,
     /// When the oldest queued frame was pushed.
     since: Option<Instant>,
+    /// Channels the server API made the connection leave, not yet acted on (boxed: almost
+    /// every connection never has one).
+    #[allow(
+        clippy::box_collection,
+        reason = "one word per idle connection instead of a Vec's three"
+    )]
+    leaves: Option<Box<Vec<herald_protocol::ChannelName>>>,
 }
 
 struct Shared {
@@ -70,6 +83,7 @@ impl Outbound {
                 bytes: 0,
                 status: QueueStatus::Open,
                 since: None,
+                leaves: None,
             }),
             waker: AtomicWaker::new(),
             woken: AtomicBool::new(false),
@@ -87,9 +101,10 @@ impl Outbound {
         let mut s = self.state();
         match s.status {
             QueueStatus::Open => {}
-            QueueStatus::Evicted | QueueStatus::Closed | QueueStatus::Terminated => {
-                return Push::Closed
-            }
+            QueueStatus::Evicted
+            | QueueStatus::Closed
+            | QueueStatus::Terminated
+            | QueueStatus::Disconnected { .. } => return Push::Closed,
         }
         if s.bytes + frame.len() > self.0.limit {
             Self::evict_locked(s);
@@ -170,8 +185,34 @@ impl Outbound {
     pub(crate) fn must_close(&self) -> bool {
         matches!(
             self.state().status,
-            QueueStatus::Evicted | QueueStatus::Terminated
+            QueueStatus::Evicted | QueueStatus::Terminated | QueueStatus::Disconnected { .. }
         )
+    }
+
+    /// Ends the connection for the server API: it takes no more frames, and closes after
+    /// those already queued with a code saying whether to `reconnect`.
+    pub(crate) fn disconnect(&self, reconnect: bool) {
+        let mut s = self.state();
+        if s.status == QueueStatus::Open {
+            s.status = QueueStatus::Disconnected { reconnect };
+            drop(s);
+            self.wake();
+        }
+    }
+
+    /// Asks the connection to leave `channel` (the server API's unsubscribe), and wakes it.
+    pub(crate) fn leave(&self, channel: herald_protocol::ChannelName) {
+        let mut s = self.state();
+        if s.status == QueueStatus::Open {
+            s.leaves.get_or_insert_with(Box::default).push(channel);
+            drop(s);
+            self.wake();
+        }
+    }
+
+    /// The channels [`Outbound::leave`] asked the connection to leave since the last call.
+    pub(crate) fn take_leaves(&self) -> Option<Vec<herald_protocol::ChannelName>> {
+        self.state().leaves.take().map(|b| *b)
     }
 
     /// Ends the connection for the application: it takes no more frames, and closes after

@@ -60,6 +60,9 @@ pub(crate) fn close_code(native: u16) -> u16 {
         // Too slow: come back after a back-off.
         close::SLOW_CONSUMER => codes::OVER_CAPACITY,
         close::IDLE_TIMEOUT => codes::PONG_NOT_RECEIVED,
+        // The server API's disconnect: come back at once, or not at all.
+        close::DISCONNECT_RECONNECT => codes::RECONNECT,
+        close::DISCONNECTED => codes::UNAUTHORIZED,
         other => other,
     }
 }

@@ -82,6 +82,30 @@ impl Session {
         }
     }
 
+    /// The user its token names (native connections: the server API finds them by it).
+    pub(crate) fn user(&self) -> Option<&herald_presence_core::UserId> {
+        match self {
+            Self::Native(s) => s.user(),
+            _ => None,
+        }
+    }
+
+    /// Leaves `channels` as the server API asked: a native client is told with an
+    /// `unsubscribed` notice per channel; a Pusher client, whose protocol has no such
+    /// notice, stops receiving them.
+    pub(crate) async fn leave(
+        &mut self,
+        env: &impl Env,
+        peer: &mut Peer,
+        channels: Vec<herald_protocol::ChannelName>,
+    ) {
+        match self {
+            Self::Native(s) => s.leave(env, peer, channels).await,
+            Self::Pusher(s) => s.leave(env, peer, channels).await,
+            Self::Refused => {}
+        }
+    }
+
     /// The close of a connection whose user the app terminated.
     pub(crate) fn terminated(&self) -> Close {
         pusher::terminated()

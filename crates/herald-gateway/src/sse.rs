@@ -40,6 +40,8 @@ pub(crate) struct Opened {
     pub(crate) peer: Peer,
     pub(crate) cursor: Cursor,
     pub(crate) standing: Standing,
+    /// The user its token names, if any.
+    pub(crate) user: Option<herald_presence_core::UserId>,
     pub(crate) slot: ConnectionSlot,
 }
 
@@ -62,7 +64,7 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> ApiError {
 pub(crate) async fn open(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Opened, Refused> {
     let origin = req.origin().cloned();
     match admit(ctx, req) {
-        Ok((channels, marks, standing, slot)) => {
+        Ok((channels, marks, (standing, user), slot)) => {
             let peer = subscribe(ctx, &channels, &marks, origin).await;
             let cursor = channels
                 .into_iter()
@@ -73,6 +75,7 @@ pub(crate) async fn open(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Opened, Re
                 peer,
                 cursor,
                 standing,
+                user,
                 slot,
             })
         }
@@ -92,7 +95,7 @@ fn allowed_origin(ctx: &NodeCtx, origin: Option<HeaderValue>) -> Option<HeaderVa
 type Admitted = (
     Vec<(ChannelName, NamespaceConfig)>,
     Vec<Mark>,
-    Standing,
+    (Standing, Option<herald_presence_core::UserId>),
     ConnectionSlot,
 );
 
@@ -111,8 +114,8 @@ fn admit(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Admitted, ApiError> {
         e.status = StatusCode::FORBIDDEN;
         return Err(e);
     }
-    // A stream is never a presence member: who it is does not matter beyond its token.
-    let (_, standing) = match ctx.auth.admit(&req.headers, req.query.as_deref()) {
+    // A stream is never a presence member: its user only lets the server API find it.
+    let (identity, standing) = match ctx.auth.admit(&req.headers, req.query.as_deref()) {
         Ok(admitted) => admitted,
         Err(refusal) => {
             ctx.metrics.families.auth_failures.inc(refusal.reason());
@@ -162,7 +165,8 @@ fn admit(ctx: &Arc<NodeCtx>, req: &Request) -> Result<Admitted, ApiError> {
             "node is full (limits.max_connections); connect to another",
         ));
     };
-    Ok((channels, marks, standing, slot))
+    let user = identity.map(|i| i.user);
+    Ok((channels, marks, (standing, user), slot))
 }
 
 /// Subscribes a new stream's channels; every one waits in a hold until [`Start`] is done.

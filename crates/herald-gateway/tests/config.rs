@@ -210,6 +210,14 @@ fn unknown_keys_and_bad_values_stop_startup_naming_the_key() {
     let file = temp_file("ns.toml", "[namespaces.\"bad name\"]\npublish = true\n");
     let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
     assert!(err.to_string().contains("bad name"), "{err}");
+    let file = temp_file(
+        "reserved.toml",
+        "[namespaces._herald]
+publish = true
+",
+    );
+    let err = GatewayConfig::load_from(Some(&file), env(&[])).unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
 }
 
 #[test]

@@ -23,9 +23,17 @@ pub const SLOW_CONSUMER: u16 = 4001;
 /// 4002: the client did not answer pings within the idle timeout. Reconnect.
 pub const IDLE_TIMEOUT: u16 = 4002;
 
+/// 4003: the application disconnected the connection through the server API
+/// (`POST /v1/disconnect` with `reconnect: true`). Reconnect with backoff.
+pub const DISCONNECT_RECONNECT: u16 = 4003;
+
 /// 4500: the connection's token expired and no fresh one came with `refresh`. Do not
 /// reconnect with the same token: get a new one first.
 pub const TOKEN_EXPIRED: u16 = 4500;
+
+/// 4501: the application disconnected the connection through the server API
+/// (`POST /v1/disconnect`). Do not reconnect.
+pub const DISCONNECTED: u16 = 4501;
 
 /// Whether a client closed with `code` should reconnect, per Herald's convention.
 pub fn should_reconnect(code: u16) -> bool {
@@ -43,7 +51,9 @@ pub fn reason(code: u16) -> &'static str {
         SHUTDOWN => "shutdown: reconnect",
         SLOW_CONSUMER => "slow consumer",
         IDLE_TIMEOUT => "idle timeout",
+        DISCONNECT_RECONNECT => "disconnected by the server: reconnect",
         TOKEN_EXPIRED => "token expired: reconnect with a new token",
+        DISCONNECTED => "disconnected by the server",
         _ => "",
     }
 }

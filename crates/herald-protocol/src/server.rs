@@ -377,6 +377,29 @@ pub fn gap(
 }
 
 #[derive(Serialize)]
+struct UnsubscribedBody<'a> {
+    channel: &'a str,
+}
+
+#[derive(Serialize)]
+struct UnsubscribedFrame<'a> {
+    unsubscribed: UnsubscribedBody<'a>,
+}
+
+/// `{"unsubscribed":{"channel":..}}`: the server ended the connection's subscription to
+/// `channel` (the application's `POST /v1/unsubscribe`); nothing more of it comes.
+pub fn unsubscribed(format: WireFormat, channel: &ChannelName) -> Bytes {
+    encode(
+        format,
+        &UnsubscribedFrame {
+            unsubscribed: UnsubscribedBody {
+                channel: channel.as_str(),
+            },
+        },
+    )
+}
+
+#[derive(Serialize)]
 struct NoticeBody<'a> {
     channel: &'a str,
     user: &'a str,

@@ -204,6 +204,12 @@ impl GatewayConfig {
                     reason: format!("namespace {name:?} must be letters, digits, '_' or '-'"),
                 });
             }
+            if name == super::RESERVED_NAMESPACE {
+                return Err(ConfigError::Invalid {
+                    key: "namespaces",
+                    reason: format!("namespace {name:?} is reserved for the nodes' own messages"),
+                });
+            }
         }
         check_history("channels", "", &self.channels)?;
         for (name, ns) in &self.namespaces {

@@ -1,8 +1,9 @@
 //! The native HTTP routes: `POST /v1/publish`, `POST /v1/publish/batch`, `POST /v1/broadcast`,
-//! `GET /v1/history`, `GET /v1/channels` and `GET /v1/channels/{channel}/presence[/stats]`,
-//! behind the API keys.
+//! `GET /v1/history`, `GET /v1/channels`, `GET /v1/channels/{channel}/presence[/stats]`,
+//! `GET /v1/info`, `POST /v1/disconnect` and `POST /v1/unsubscribe`, behind the API keys.
 
 mod channels;
+mod cluster;
 mod history;
 mod presence;
 mod publish;
@@ -26,9 +27,13 @@ pub(crate) async fn route(
         (&Method::POST, "/v1/broadcast") => publish::broadcast(req, ctx).await,
         (&Method::GET, "/v1/history") => history::answer(&req, ctx).await,
         (&Method::GET, "/v1/channels") => channels::answer(&req, ctx).await,
+        (&Method::GET, "/v1/info") => cluster::info(&req, ctx),
+        (&Method::POST, "/v1/disconnect") => cluster::disconnect(req, ctx).await,
+        (&Method::POST, "/v1/unsubscribe") => cluster::unsubscribe(req, ctx).await,
         (
             _,
-            "/v1/publish" | "/v1/publish/batch" | "/v1/broadcast" | "/v1/history" | "/v1/channels",
+            "/v1/publish" | "/v1/publish/batch" | "/v1/broadcast" | "/v1/history" | "/v1/channels"
+            | "/v1/info" | "/v1/disconnect" | "/v1/unsubscribe",
         ) => Err(ApiError::method_not_allowed()),
         (method, path) => match PresenceQuery::route(path) {
             Some(query) if method == Method::GET => presence::answer(&req, query, ctx).await,

@@ -46,6 +46,11 @@ impl Session {
         self.standing = standing.boxed();
     }
 
+    /// The user it connected as, if any.
+    pub(crate) fn user(&self) -> Option<&herald_presence_core::UserId> {
+        self.identity.as_ref().map(|i| &i.user)
+    }
+
     /// Whether the connection may be a member of presence channels (it has a user).
     pub(crate) fn may_be_member(&self) -> bool {
         self.identity.is_some()

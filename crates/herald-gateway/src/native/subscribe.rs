@@ -148,6 +148,43 @@ impl Session {
         };
         self.reply(peer, &server::reply_ok(self.format, id, &ok));
     }
+
+    /// Leaves those of `channels` the connection is subscribed to, as the server API asked,
+    /// and tells the client with an `unsubscribed` notice for each.
+    pub(crate) async fn leave(
+        &mut self,
+        env: &impl Env,
+        peer: &mut Peer,
+        channels: Vec<herald_protocol::ChannelName>,
+    ) {
+        let mut shards: u64 = 0;
+        let mut left = Vec::new();
+        for channel in channels {
+            if !peer.subscribed.contains(&channel) || left.contains(&channel) {
+                continue;
+            }
+            shards |= crate::hub::Hub::shard_bit(env.shard_index(&channel));
+            peer.subscribed.retain(|c| *c != channel);
+            let presence = env
+                .config()
+                .namespace_of(&channel)
+                .is_ok_and(|ns| ns.presence);
+            let member = match (presence, &self.identity) {
+                (true, Some(identity)) => Some(identity.user.clone()),
+                _ => None,
+            };
+            env.unsubscribe(peer.id, channel.clone(), member).await;
+            left.push(channel);
+        }
+        if left.is_empty() {
+            return;
+        }
+        env.sync(shards).await;
+        for channel in &left {
+            peer.outbound
+                .push_frame(&server::unsubscribed(self.format, channel));
+        }
+    }
 }
 
 /// The channels whose position the reply gives: those that keep history and do not recover

@@ -54,6 +54,28 @@ impl Session {
         ))
     }
 
+    /// Leaves `channel`, and its presence when it is a member there.
+    async fn leave_one(&mut self, env: &impl Env, peer: &mut Peer, channel: ChannelName) {
+        peer.subscribed.retain(|c| *c != channel);
+        let at = self.presence.iter().position(|(c, _)| *c == channel);
+        let member = at.map(|at| self.presence.swap_remove(at).1);
+        env.unsubscribe(peer.id, channel, member).await;
+    }
+
+    /// Leaves those of `channels` it is subscribed to (the server API's unsubscribe).
+    pub(crate) async fn leave(
+        &mut self,
+        env: &impl Env,
+        peer: &mut Peer,
+        channels: Vec<ChannelName>,
+    ) {
+        for channel in channels {
+            if peer.subscribed.contains(&channel) {
+                self.leave_one(env, peer, channel).await;
+            }
+        }
+    }
+
     /// Whether the connection may be a member of presence channels.
     pub(crate) fn may_be_member(&self) -> bool {
         !self.presence.is_empty()
@@ -108,10 +130,7 @@ impl Session {
             ClientMessage::Unsubscribe { channel } => {
                 let max_len = env.config().limits.max_channel_length;
                 if let Ok(name) = herald_channel(&channel, max_len) {
-                    peer.subscribed.retain(|c| *c != name);
-                    let at = self.presence.iter().position(|(c, _)| *c == name);
-                    let member = at.map(|at| self.presence.swap_remove(at).1);
-                    env.unsubscribe(peer.id, name, member).await;
+                    self.leave_one(env, peer, name).await;
                 }
             }
             ClientMessage::Signin { auth, user_data } => {

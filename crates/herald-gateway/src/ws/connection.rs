@@ -120,7 +120,11 @@ impl Connection {
         let metrics = self.ctx.metrics.clone();
         metrics.connections.add(1);
         metrics.connections_total.inc();
+        let registry = &self.ctx.cluster.registry;
+        let user = self.session.user().cloned();
+        registry.add(self.peer.id, user, self.peer.outbound.clone());
         let end = self.serve(&stops).await;
+        self.ctx.cluster.registry.remove(self.peer.id);
         if matches!(end, End::CloseTimeout | End::Killed) {
             // The client stopped reading, or never answered our close frame: close with a
             // reset, so that the kernel frees what it still holds for it at once.
@@ -205,6 +209,10 @@ impl Connection {
                     // While the socket is full, new frames wait in the queue, which bounds
                     // them; an eviction is acted on at once, or a client that reads nothing
                     // (or a trickle) would hold the connection forever.
+                    if let Some(channels) = self.peer.outbound.take_leaves() {
+                        let (ctx, peer) = (&*self.ctx, &mut self.peer);
+                        Box::pin(self.session.leave(ctx, peer, channels)).await;
+                    }
                     if !has_output || self.peer.outbound.must_close() {
                         self.take_outbound();
                     }

@@ -71,13 +71,22 @@ pub(super) struct EventStream {
 
 impl EventStream {
     /// Serves the stream until it ends, then leaves every shard it subscribed in; gives back
-    /// its `slot` of `limits.max_connections` last.
-    async fn run(&mut self, stops: Stops, slot: ConnectionSlot) {
+    /// its `slot` of `limits.max_connections` last. The server API finds it by its id and
+    /// `user` meanwhile.
+    async fn run(
+        &mut self,
+        stops: Stops,
+        slot: ConnectionSlot,
+        user: Option<herald_presence_core::UserId>,
+    ) {
         let _slot = slot;
         let metrics = self.ctx.metrics.clone();
         metrics.connections.add(1);
         metrics.connections_total.inc();
+        let registry = &self.ctx.cluster.registry;
+        registry.add(self.peer.id, user, self.peer.outbound.clone());
         let end = self.serve(&stops).await;
+        self.ctx.cluster.registry.remove(self.peer.id);
         if matches!(end, End::Timeout | End::Killed) {
             self.socket.abort_on_close();
         }
@@ -167,6 +176,7 @@ impl EventStream {
             close::SHUTDOWN => "shutdown",
             close::SLOW_CONSUMER => "slow_consumer",
             close::TOKEN_EXPIRED => "token_expired",
+            close::DISCONNECT_RECONNECT | close::DISCONNECTED => "disconnected",
             _ => "internal",
         });
         self.ending = Some(Instant::now() + self.ctx.config.websocket.close_timeout);
@@ -194,6 +204,13 @@ impl EventStream {
                 // What it has not read will not be: keep only a unit already begun.
                 self.writing.truncate(usize::from(self.written > 0));
                 self.finish(close::SLOW_CONSUMER);
+            }
+            QueueStatus::Disconnected { reconnect } if self.ending.is_none() => {
+                self.finish(if reconnect {
+                    close::DISCONNECT_RECONNECT
+                } else {
+                    close::DISCONNECTED
+                });
             }
             QueueStatus::Terminated if self.ending.is_none() => {
                 // A refusal from the broker, written whole: nothing follows it.

@@ -174,3 +174,20 @@ fn gap_notices_name_the_missing_offsets_and_the_epoch_when_known() {
         serde_json::json!({"gap":{"channel":"news","reason":"lost"}})
     );
 }
+
+#[test]
+fn an_unsubscribed_notice_names_its_channel_in_both_formats() {
+    let channel = ChannelName::parse("chat:room").unwrap();
+    let notice = unsubscribed(WireFormat::Json, &channel);
+    let v: serde_json::Value = serde_json::from_slice(payload(&notice)).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"unsubscribed":{"channel":"chat:room"}})
+    );
+    let notice = unsubscribed(WireFormat::MsgPack, &channel);
+    let v: serde_json::Value = rmp_serde::from_slice(payload(&notice)).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"unsubscribed":{"channel":"chat:room"}})
+    );
+}

@@ -60,6 +60,8 @@ pub(super) async fn answer<B>(
         .occupied(&p.prefix)
         .await
         .map_err(|e| api_error(Refusal::broker(&e)))?;
+    // The nodes' own channel is not the application's.
+    all.retain(|c| c.namespace() != Some(crate::config::RESERVED_NAMESPACE));
     all.sort();
     all.dedup();
     // A page: the channels after the cursor (the last name of the previous page).

@@ -150,7 +150,7 @@ fn traceparent(req: &Request<Incoming>) -> Option<TraceParent> {
 }
 
 /// Authenticates, checks readiness, and reads the body within the size limit.
-async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError> {
+pub(super) async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError> {
     authorize(&req, &ctx.config.api.keys)?;
     if !ctx.broker.is_ready() {
         return Err(ApiError::new(ErrorCode::Unavailable, "broker unavailable"));
@@ -175,7 +175,7 @@ async fn admit(req: Request<Incoming>, ctx: &NodeCtx) -> Result<Bytes, ApiError>
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("bad JSON body: {e}")))
 }

@@ -50,6 +50,7 @@ impl Connection {
             close::SLOW_CONSUMER => "slow_consumer",
             close::IDLE_TIMEOUT => "idle_timeout",
             close::TOKEN_EXPIRED => "token_expired",
+            close::DISCONNECT_RECONNECT | close::DISCONNECTED => "disconnected",
             close::PROTOCOL_ERROR | close::INVALID_PAYLOAD | close::MESSAGE_TOO_BIG => {
                 "protocol_error"
             }
@@ -67,6 +68,14 @@ impl Connection {
         if status == QueueStatus::Terminated {
             // The app terminated this (Pusher) user's connections.
             self.close_as(self.session.terminated());
+            return;
+        }
+        if let QueueStatus::Disconnected { reconnect } = status {
+            self.start_close(if reconnect {
+                close::DISCONNECT_RECONNECT
+            } else {
+                close::DISCONNECTED
+            });
             return;
         }
         if status == QueueStatus::Evicted {

@@ -73,9 +73,9 @@ pub(in crate::ws) async fn start<S: Transport>(
                 ending: None,
                 close_reason: None,
             };
-            let slot = opened.slot;
+            let (slot, user) = (opened.slot, opened.user);
             // A task of its own: this one's future holds the request's state.
-            let task = async move { es.run(stops, slot).await };
+            let task = async move { es.run(stops, slot, user).await };
             connections.spawn(task.instrument(span));
         }
     }
