@@ -6,9 +6,12 @@
 //! `POST /v1/disconnect`, `POST /v1/unsubscribe`,
 //! `GET /v1/channels/{channel}/presence[/stats]`, `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`, and the Pusher HTTP API (`/apps/{id}/...`) when Pusher apps are
-//! configured. The server loop, replies and API keys are `herald-http`'s.
+//! configured; the web console at `/console/` (`api/console.rs`). The server loop, replies
+//! and API keys are `herald-http`'s.
 
-use std::sync::Arc;
+mod console;
+
+use std::{net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use herald_http::{
@@ -23,16 +26,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{ctx::NodeCtx, native, pusher};
 
-/// Serves the API until `stop` is cancelled.
-pub(crate) async fn serve(listener: TcpListener, ctx: Arc<NodeCtx>, stop: CancellationToken) {
-    herald_http::serve(listener, Arc::new(Api(ctx)), stop).await;
+/// Serves the API until `stop` is cancelled; `websocket` is the WebSocket listener's address
+/// (the console watches channels through it).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    ctx: Arc<NodeCtx>,
+    websocket: SocketAddr,
+    stop: CancellationToken,
+) {
+    herald_http::serve(listener, Arc::new(Api { ctx, websocket }), stop).await;
 }
 
-struct Api(Arc<NodeCtx>);
+struct Api {
+    ctx: Arc<NodeCtx>,
+    websocket: SocketAddr,
+}
 
 impl Handler for Api {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        route(req, &self.0).await.unwrap_or_else(error)
+        let ctx = &self.ctx;
+        if ctx.config.console.enabled && req.uri().path().starts_with("/console") {
+            let (method, path, tls) = (req.method(), req.uri().path(), ctx.tls.is_some());
+            if let Some(answer) = console::answer(method, path, self.websocket, tls) {
+                return answer.unwrap_or_else(error);
+            }
+        }
+        route(req, ctx).await.unwrap_or_else(error)
     }
 }
 

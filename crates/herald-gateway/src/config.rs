@@ -4,6 +4,7 @@
 //! then `HERALD__SECTION__KEY` environment variables. docs/configuration.md lists every key.
 
 mod checks;
+mod console;
 mod demo;
 mod namespace;
 mod node;
@@ -13,6 +14,7 @@ mod validate;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration};
 
+pub use console::ConsoleConfig;
 pub use demo::{DemoConfig, Toggle};
 pub use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm};
 use herald_protocol::{ChannelName, ErrorCode};
@@ -43,6 +45,8 @@ pub struct GatewayConfig {
     pub sse: SseConfig,
     /// The demo page.
     pub demo: DemoConfig,
+    /// The web console.
+    pub console: ConsoleConfig,
     /// The HTTP API.
     pub api: ApiConfig,
     /// The hub.

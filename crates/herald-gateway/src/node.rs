@@ -301,9 +301,11 @@ async fn run_with(
         },
         stop_background.clone(),
     ));
+    let websocket = listeners.websocket_addr();
     background.spawn(api::serve(
         listeners.api,
         ctx.clone(),
+        websocket,
         stop_background.clone(),
     ));
 

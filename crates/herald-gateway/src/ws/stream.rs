@@ -151,6 +151,9 @@ impl EventStream {
                     }
                 }
                 _ = self.peer.outbound.ready(), if open => {
+                    // A stream keeps the channels its URL names: the server API's
+                    // unsubscribe does not apply to it (docs/http-api.md).
+                    drop(self.peer.outbound.take_leaves());
                     if !has_output || self.peer.outbound.must_close() {
                         self.take();
                     }
