@@ -28,8 +28,8 @@ pub(super) fn answer(
         "/console/console.js" => (SCRIPT.as_bytes(), "text/javascript; charset=utf-8"),
         "/console/console.css" => (STYLE.as_bytes(), "text/css; charset=utf-8"),
         "/console/settings.json" => {
-            settings = serde_json::json!({ "websocket_port": websocket.port(), "tls": tls })
-                .to_string();
+            settings =
+                serde_json::json!({ "websocket_port": websocket.port(), "tls": tls }).to_string();
             (settings.as_bytes(), "application/json")
         }
         _ => return None,
