@@ -27,6 +27,10 @@ pub(crate) struct Connector {
     pub(crate) timeout: Duration,
     /// Used for `rediss://` endpoints.
     pub(crate) tls: Option<TlsConfig>,
+    /// Replicas a publish batch must reach before it is acknowledged (`WAIT`; 0: none).
+    pub(crate) wait_replicas: u32,
+    /// In sentinel mode: every connection goes to the master the sentinels name.
+    pub(crate) sentinel: Option<std::sync::Arc<crate::sentinel::Sentinels>>,
 }
 
 /// A plain or TLS connection.
@@ -104,6 +108,9 @@ pub enum LinkError {
     /// A `rediss://` host that is not a valid TLS server name.
     #[error("{0} is not a valid TLS server name")]
     ServerName(String),
+    /// The sentinels named no usable master (or could not be asked).
+    #[error("sentinel: {0}")]
+    Sentinel(String),
 }
 
 /// A connection being set up, with its read buffer.
@@ -113,8 +120,17 @@ pub(crate) struct Conn {
 }
 
 impl Connector {
-    /// Connects (with TLS for `rediss://`) and authenticates.
+    /// Connects to `endpoint` (in sentinel mode, to the master the sentinels name now, with
+    /// `endpoint`'s credentials), with TLS for `rediss://`, and authenticates.
     pub(crate) async fn open(&self, endpoint: &Endpoint) -> Result<Conn, LinkError> {
+        match &self.sentinel {
+            Some(sentinels) => sentinels.open_master(endpoint, self).await,
+            None => self.open_at(endpoint).await,
+        }
+    }
+
+    /// Connects to `endpoint` itself (with TLS for `rediss://`) and authenticates.
+    pub(crate) async fn open_at(&self, endpoint: &Endpoint) -> Result<Conn, LinkError> {
         let timeout = self.timeout;
         let addr = (endpoint.host.as_str(), endpoint.port);
         let connect = async {

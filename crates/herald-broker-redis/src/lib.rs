@@ -7,7 +7,8 @@
 //! every node sees the same offsets. Both connections reconnect with jittered backoff; after a
 //! reconnect every channel is subscribed again and its local subscribers get a gap notice. A
 //! stalled Redis is noticed by timeouts (requests, PINGs), and nothing queues without bound
-//! while it is away: publishes fail at once.
+//! while it is away: publishes fail at once. In sentinel mode every connection is opened to
+//! the master the sentinels name (`sentinel`), and follows their failovers.
 //!
 //! Speaks RESP2 itself (see `resp`) rather than through a client library: the broker needs to
 //! see every disconnect and every subscription confirmation to keep its no-silent-loss
@@ -22,6 +23,7 @@ mod presence;
 mod presence_events;
 mod publisher;
 mod resp;
+mod sentinel;
 mod settings;
 mod slot;
 mod subscriber;
@@ -53,7 +55,7 @@ pub use presence::{JoinOutcome, PresenceError, RedisPresence, TableMode};
 pub use resp::ProtocolError;
 pub use settings::{RedisMode, RedisSetting, RedisSettings, SettingError};
 pub use tls::{TlsConfig, TlsError};
-pub use url::{Endpoint, UrlError};
+pub use url::{Endpoint, SentinelUrl, UrlError};
 pub use webhooks::WebhookEntry;
 
 use layout::{Layout, PublishFunction};
@@ -76,6 +78,13 @@ pub struct RedisOptions {
     /// Cluster mode: also receive the presence table's notices (they travel on one channel of
     /// their own there). Set it on nodes with presence channels.
     pub presence_events: bool,
+    /// Replicas a publication must reach before it is acknowledged (Redis `WAIT`, within a
+    /// quarter of `timeout`; 0: none). With 1 or more, a failover loses no acknowledged
+    /// publication; a publication that did not reach them in time fails as uncertain.
+    pub wait_replicas: u32,
+    /// Sentinel mode: the sentinels say which server `endpoints[0]` (the master's credentials)
+    /// is; see [`RedisOptions::with_sentinels`].
+    pub(crate) sentinel: Option<Arc<sentinel::Sentinels>>,
 }
 
 impl RedisOptions {
@@ -102,7 +111,34 @@ impl RedisOptions {
             offset_ttl: Duration::ZERO,
             tls,
             presence_events: false,
+            wait_replicas: 0,
+            sentinel: None,
         })
+    }
+
+    /// Options for a Sentinel deployment: every connection asks `url`'s sentinels (with
+    /// `sentinel_password`) for the master and connects there.
+    ///
+    /// # Errors
+    /// When the CA file cannot be read.
+    pub fn with_sentinels(
+        url: SentinelUrl,
+        sentinel_password: Option<&str>,
+        prefix: &str,
+        timeout: Duration,
+        tls_ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, TlsError> {
+        let sentinels = url
+            .sentinels
+            .into_iter()
+            .map(|e| Endpoint {
+                password: sentinel_password.map(str::to_owned),
+                ..e
+            })
+            .collect();
+        let mut options = Self::new(vec![url.redis], prefix, timeout, tls_ca_file)?;
+        options.sentinel = Some(Arc::new(sentinel::Sentinels::new(sentinels, url.master)));
+        Ok(options)
     }
 
     /// Whether `prefix` can prefix Herald's keys: non-empty, without braces (they would
@@ -123,6 +159,8 @@ impl RedisOptions {
         conn::Connector {
             timeout: self.timeout,
             tls: self.tls.clone(),
+            wait_replicas: self.wait_replicas,
+            sentinel: self.sentinel.clone(),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! waiting request fails, and the task reconnects.
 
 use std::{
-    collections::VecDeque,
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
@@ -17,6 +16,10 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
+
+mod replies;
+
+use replies::Replies;
 
 use crate::{
     conn::{ok_or_refused, Backoff, Conn, Connector, LinkError},
@@ -97,17 +100,20 @@ async fn run(
     let timeout = connector.timeout;
     let mut backoff = Backoff::new();
     let mut connected_before = false;
+    let mut failures: u32 = 0;
     loop {
         match connect(&endpoint, &connector).await {
             Ok(conn) => {
                 backoff.reset();
+                failures = 0;
                 if connected_before {
                     shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 connected_before = true;
                 tracing::info!(redis = %endpoint, "publish connection up");
                 shared.publisher_up.store(true, Ordering::Relaxed);
-                let result = serve(conn, &mut rx, timeout, &stop, &shared).await;
+                let wait = (connector.wait_replicas > 0).then_some(connector.wait_replicas);
+                let result = serve(conn, &mut rx, timeout, &stop, &shared, wait).await;
                 shared.publisher_up.store(false, Ordering::Relaxed);
                 match result {
                     Ok(()) => return,
@@ -116,7 +122,15 @@ async fn run(
                     }
                 }
             }
-            Err(e) => tracing::debug!(redis = %endpoint, error = %e, "cannot connect"),
+            Err(e) => {
+                // Said at the first failure and every 30th after (about every 30 s).
+                failures += 1;
+                if failures % 30 == 1 {
+                    tracing::warn!(redis = %endpoint, error = %e, failures, "cannot connect");
+                } else {
+                    tracing::debug!(redis = %endpoint, error = %e, "cannot connect");
+                }
+            }
         }
         // Until the next attempt, requests fail at once.
         let retry_at = Instant::now() + backoff.next_delay();
@@ -155,14 +169,17 @@ async fn serve(
     timeout: Duration,
     stop: &CancellationToken,
     shared: &Shared,
+    wait: Option<u32>,
 ) -> Result<(), LinkError> {
     let Conn { stream, mut buf } = conn;
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut pending: VecDeque<(Instant, oneshot::Sender<Result<Value, BrokerError>>)> =
-        VecDeque::new();
+    let mut replies = Replies::new(wait);
     let mut batch = Vec::with_capacity(BATCH);
     let mut out = BytesMut::new();
     let check = timeout / 4;
+    // A WAIT answers within a quarter of the timeout, long before the connection counts as
+    // stalled.
+    let wait_ms = (timeout / 4).as_millis().max(1).to_string();
     let result = loop {
         tokio::select! {
             biased;
@@ -176,15 +193,12 @@ async fn serve(
                 let mut failed = None;
                 loop {
                     match resp::parse(&mut buf) {
-                        Ok(Some(value)) => match pending.pop_front() {
-                            Some((_, reply)) => {
-                                let _ = reply.send(Ok(value));
-                            }
-                            None => {
-                                failed = Some(LinkError::Unexpected);
+                        Ok(Some(value)) => {
+                            if let Err(e) = replies.take(value) {
+                                failed = Some(e);
                                 break;
                             }
-                        },
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             failed = Some(e.into());
@@ -205,7 +219,12 @@ async fn serve(
                 shared.publish_commands.fetch_add(received as u64, Ordering::Relaxed);
                 for request in batch.drain(..) {
                     out.extend_from_slice(&request.command);
-                    pending.push_back((now, request.reply));
+                    replies.sent(now, request.reply);
+                }
+                if let Some(n) = replies.wait() {
+                    let n = n.to_string();
+                    resp::encode_command(&mut out, &[b"WAIT", n.as_bytes(), wait_ms.as_bytes()]);
+                    replies.waited(now);
                 }
                 match tokio::time::timeout(timeout, writer.write_all(&out)).await {
                     Ok(Ok(())) => out.clear(),
@@ -213,15 +232,13 @@ async fn serve(
                     Err(_) => break Err(LinkError::Timeout(timeout)),
                 }
             }
-            _ = tokio::time::sleep(check), if !pending.is_empty() => {
-                if pending.front().is_some_and(|(sent, _)| sent.elapsed() > timeout) {
+            _ = tokio::time::sleep(check), if !replies.is_empty() => {
+                if replies.oldest().is_some_and(|sent| sent.elapsed() > timeout) {
                     break Err(LinkError::Timeout(timeout));
                 }
             }
         }
     };
-    for (_, reply) in pending {
-        let _ = reply.send(Err(BrokerError::Uncertain("redis connection lost")));
-    }
+    replies.lost();
     result
 }

@@ -16,13 +16,16 @@ pub enum RedisMode {
     /// A Redis Cluster with sharded pub/sub (SPUBLISH/SSUBSCRIBE); the presence table lives in
     /// the `{presence}` slot.
     Cluster,
+    /// A master with replicas watched by Redis Sentinel: the sentinels say which server is
+    /// the master, and the node follows failovers. Otherwise as standalone.
+    Sentinel,
 }
 
 impl RedisMode {
     /// Where the presence table lives.
     pub fn table(self) -> TableMode {
         match self {
-            RedisMode::Standalone => TableMode::Standalone,
+            RedisMode::Standalone | RedisMode::Sentinel => TableMode::Standalone,
             RedisMode::Cluster => TableMode::Cluster,
         }
     }
@@ -33,8 +36,11 @@ impl RedisMode {
 pub struct RedisSettings<'a> {
     /// How Redis is deployed.
     pub mode: RedisMode,
-    /// One URL, or comma-separated seed URLs in cluster mode.
+    /// One URL, comma-separated seed URLs in cluster mode, or a `redis+sentinel://` URL in
+    /// sentinel mode.
     pub url: &'a str,
+    /// The sentinels' password (sentinel mode).
+    pub sentinel_password: Option<&'a str>,
     /// The prefix of every key and channel.
     pub prefix: &'a str,
     /// How long a request may wait for Redis.
@@ -54,6 +60,8 @@ pub enum RedisSetting {
     Timeout,
     /// [`RedisSettings::tls_ca_file`].
     TlsCaFile,
+    /// [`RedisSettings::sentinel_password`].
+    SentinelPassword,
 }
 
 /// A bad Redis setting: which, and why.
@@ -78,6 +86,18 @@ impl RedisSettings<'_> {
     /// 50 ms) or CA file.
     pub fn options(&self) -> Result<RedisOptions, SettingError> {
         let error = |setting, reason: String| SettingError { setting, reason };
+        if self.sentinel_password.is_some() && self.mode != RedisMode::Sentinel {
+            let reason = "is for the sentinel mode only".into();
+            return Err(error(RedisSetting::SentinelPassword, reason));
+        }
+        if self.mode == RedisMode::Sentinel {
+            let url = crate::SentinelUrl::parse(self.url)
+                .map_err(|e| error(RedisSetting::Url, e.to_string()))?;
+            self.check_rest()?;
+            let (prefix, timeout, ca) = (self.prefix, self.timeout, self.tls_ca_file);
+            return RedisOptions::with_sentinels(url, self.sentinel_password, prefix, timeout, ca)
+                .map_err(|e| error(RedisSetting::TlsCaFile, e.to_string()));
+        }
         let endpoints =
             Endpoint::parse_list(self.url).map_err(|e| error(RedisSetting::Url, e.to_string()))?;
         if self.mode == RedisMode::Standalone && endpoints.len() != 1 {
@@ -85,16 +105,24 @@ impl RedisSettings<'_> {
                 "takes exactly one URL in standalone mode (several seeds need the cluster mode)";
             return Err(error(RedisSetting::Url, reason.into()));
         }
+        self.check_rest()?;
+        let ca_error = |e: crate::TlsError| error(RedisSetting::TlsCaFile, e.to_string());
+        RedisOptions::new(endpoints, self.prefix, self.timeout, self.tls_ca_file).map_err(ca_error)
+    }
+
+    /// The prefix, the timeout and the CA file.
+    fn check_rest(&self) -> Result<(), SettingError> {
+        let error = |setting, reason: String| SettingError { setting, reason };
         RedisOptions::check_prefix(self.prefix)
             .map_err(|e| error(RedisSetting::Prefix, e.into()))?;
         if self.timeout < MIN_TIMEOUT {
             return Err(error(RedisSetting::Timeout, "must be at least 50ms".into()));
         }
-        let ca_error = |e: crate::TlsError| error(RedisSetting::TlsCaFile, e.to_string());
         // A CA file is checked even while no URL is `rediss://`: it is there to be used.
         if let Some(path) = self.tls_ca_file {
-            crate::TlsConfig::new(Some(path)).map_err(ca_error)?;
+            crate::TlsConfig::new(Some(path))
+                .map_err(|e| error(RedisSetting::TlsCaFile, e.to_string()))?;
         }
-        RedisOptions::new(endpoints, self.prefix, self.timeout, self.tls_ca_file).map_err(ca_error)
+        Ok(())
     }
 }

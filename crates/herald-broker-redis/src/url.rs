@@ -1,4 +1,5 @@
-//! `redis://[user[:password]@]host[:port][/db]` URLs.
+//! `redis://[user[:password]@]host[:port][/db]` URLs, and Sentinel's
+//! `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db]`.
 
 use std::fmt;
 
@@ -126,6 +127,80 @@ impl Endpoint {
     }
 }
 
+/// A Sentinel deployment as a URL names it: the sentinels, the master's name, and how to
+/// talk to the master (its credentials, database and TLS; its address comes from the
+/// sentinels).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelUrl {
+    /// The sentinels (port 26379 by default), with TLS as the scheme says.
+    pub sentinels: Vec<Endpoint>,
+    /// The name the sentinels monitor the master under.
+    pub master: String,
+    /// The master's credentials, database and TLS; `host` holds the master's name until the
+    /// sentinels say where it is.
+    pub redis: Endpoint,
+}
+
+impl SentinelUrl {
+    /// Parses `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master[/db]`
+    /// (`rediss+sentinel://` for TLS to the sentinels and the master). The credentials are the
+    /// master's; a sentinel password is a setting of its own.
+    ///
+    /// # Errors
+    /// [`UrlError`] saying what is wrong (never with the password).
+    pub fn parse(url: &str) -> Result<Self, UrlError> {
+        let url = url.trim();
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("redis+sentinel://") {
+            ("redis", r)
+        } else if let Some(r) = url.strip_prefix("rediss+sentinel://") {
+            ("rediss", r)
+        } else {
+            return Err(UrlError(
+                "must start with redis+sentinel:// or rediss+sentinel:// in sentinel mode",
+            ));
+        };
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or(UrlError("name the master: .../<master name>"))?;
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (master, db) = match path.split_once('/') {
+            Some((m, db)) => (m, Some(db)),
+            None => (path, None),
+        };
+        if master.is_empty() {
+            return Err(UrlError("name the master: .../<master name>"));
+        }
+        let sentinels = hosts
+            .split(',')
+            .map(|h| {
+                let h = h.trim();
+                let has_port = match h.strip_prefix('[') {
+                    Some(v6) => v6.contains("]:"),
+                    None => h.contains(':'),
+                };
+                let with_port = if has_port {
+                    h.to_owned()
+                } else {
+                    format!("{h}:26379")
+                };
+                Endpoint::parse(&format!("{scheme}://{with_port}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let creds = userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+        let db = db.map(|d| format!("/{d}")).unwrap_or_default();
+        let mut redis = Endpoint::parse(&format!("{scheme}://{creds}master{db}"))?;
+        redis.host = master.to_owned();
+        Ok(Self {
+            sentinels,
+            master: master.to_owned(),
+            redis,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +226,31 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn sentinel_urls_name_the_sentinels_the_master_and_its_credentials() {
+        let u = SentinelUrl::parse("redis+sentinel://:pw@s1,s2:26380,[::1]/mymaster/2").unwrap();
+        let at: Vec<(&str, u16)> = u
+            .sentinels
+            .iter()
+            .map(|e| (e.host.as_str(), e.port))
+            .collect();
+        assert_eq!(at, [("s1", 26379), ("s2", 26380), ("::1", 26379)]);
+        assert!(u.sentinels.iter().all(|e| e.password.is_none() && !e.tls));
+        assert_eq!(u.master, "mymaster");
+        assert_eq!((u.redis.password.as_deref(), u.redis.db), (Some("pw"), 2));
+        let u = SentinelUrl::parse("rediss+sentinel://h:1/m").unwrap();
+        assert!(u.redis.tls && u.sentinels[0].tls);
+        for bad in [
+            "redis://h/m",
+            "redis+sentinel://h",
+            "redis+sentinel://h/",
+            "redis+sentinel://h:x/m",
+            "redis+sentinel://h/m/x",
+        ] {
+            assert!(SentinelUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

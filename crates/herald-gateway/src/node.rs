@@ -91,7 +91,7 @@ pub async fn run(
                 || config.namespaces.values().any(|n| n.presence)
                 || !config.pusher.apps.is_empty();
             let table = match mode {
-                RedisMode::Standalone => TableMode::Standalone,
+                RedisMode::Standalone | RedisMode::Sentinel => TableMode::Standalone,
                 RedisMode::Cluster => TableMode::Cluster,
             };
             options.presence_events = any_presence && mode == RedisMode::Cluster;
@@ -111,7 +111,9 @@ pub async fn run(
                 shutdown,
                 tables,
                 move |inbox| match mode {
-                    RedisMode::Standalone => Arc::new(RedisBroker::start(options, inbox)),
+                    RedisMode::Standalone | RedisMode::Sentinel => {
+                        Arc::new(RedisBroker::start(options, inbox))
+                    }
                     RedisMode::Cluster => Arc::new(RedisClusterBroker::start(options, inbox)),
                 },
             )

@@ -47,13 +47,16 @@ impl Default for ListenConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis.mode`, default `standalone`: `standalone` or `cluster`, as the gateways'
-    /// `broker.redis.mode`.
+    /// `redis.mode`, default `standalone`: `standalone`, `cluster` or `sentinel`, as the
+    /// gateways' `broker.redis.mode`.
     #[serde(deserialize_with = "herald_config::values::one_of")]
     pub mode: RedisMode,
     /// `redis.url`, default `redis://127.0.0.1:6379`: `redis[s]://[user:password@]host:port[/db]`;
-    /// in cluster mode, comma-separated seed URLs.
+    /// in cluster mode, comma-separated seed URLs; in sentinel mode a `redis+sentinel://` URL,
+    /// as the gateways'.
     pub url: String,
+    /// `redis.sentinel_password`, default none: the sentinels' password (sentinel mode).
+    pub sentinel_password: Option<String>,
     /// `redis.prefix`, default `herald:`: the gateways' `broker.redis.prefix`.
     pub prefix: String,
     /// `redis.timeout`, default `2s`: how long a call may wait for Redis before the
@@ -70,6 +73,7 @@ impl Default for RedisConfig {
         Self {
             mode: RedisMode::Standalone,
             url: "redis://127.0.0.1:6379".into(),
+            sentinel_password: None,
             prefix: "herald:".into(),
             timeout: Duration::from_secs(2),
             tls_ca_file: None,
@@ -157,6 +161,7 @@ impl PresenceServiceConfig {
         let settings = RedisSettings {
             mode: redis.mode,
             url: &redis.url,
+            sentinel_password: redis.sentinel_password.as_deref(),
             prefix: &redis.prefix,
             timeout: redis.timeout,
             tls_ca_file: redis.tls_ca_file.as_deref(),
@@ -167,6 +172,7 @@ impl PresenceServiceConfig {
                 RedisSetting::Prefix => "redis.prefix",
                 RedisSetting::Timeout => "redis.timeout",
                 RedisSetting::TlsCaFile => "redis.tls_ca_file",
+                RedisSetting::SentinelPassword => "redis.sentinel_password",
             };
             invalid(key, e.reason)
         })

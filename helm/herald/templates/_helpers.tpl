@@ -74,6 +74,13 @@ API keys from Secrets. `url` is the configuration key of the Redis URL. */}}
       key: {{ $root.Values.redis.passwordKey }}
 - name: {{ .url }}
   value: {{ include "herald.redisUrlWithPassword" $root | quote }}
+{{- with $root.Values.redis.sentinelPasswordKey }}
+- name: {{ $.url | replace "URL" "SENTINEL_PASSWORD" }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.redis.existingSecret }}
+      key: {{ . }}
+{{- end }}
 {{- else }}
 - name: {{ .url }}
   value: {{ $root.Values.redis.url | quote }}
@@ -91,10 +98,15 @@ API keys from Secrets. `url` is the configuration key of the Redis URL. */}}
 expands from the variable defined before it; every seed URL gets it in cluster mode. */}}
 {{- define "herald.redisUrlWithPassword" -}}
 {{- $urls := list -}}
+{{- if contains "+sentinel://" .Values.redis.url -}}
+{{- $scheme := ternary "rediss+sentinel://" "redis+sentinel://" (hasPrefix "rediss+" .Values.redis.url) -}}
+{{- $urls = append $urls (printf "%s:$(HERALD_REDIS_PASSWORD)@%s" $scheme (trimPrefix $scheme .Values.redis.url)) -}}
+{{- else -}}
 {{- range (splitList "," .Values.redis.url) -}}
 {{- $u := trim . -}}
 {{- $scheme := ternary "rediss://" "redis://" (hasPrefix "rediss://" $u) -}}
 {{- $urls = append $urls (printf "%s:$(HERALD_REDIS_PASSWORD)@%s" $scheme (trimPrefix $scheme $u)) -}}
+{{- end -}}
 {{- end -}}
 {{- join "," $urls -}}
 {{- end -}}

@@ -95,8 +95,13 @@ pub struct RedisConfig {
     #[serde(deserialize_with = "herald_config::values::one_of")]
     pub mode: RedisMode,
     /// `broker.redis.url`, default `redis://127.0.0.1:6379`: `redis://[user:password@]host:port[/db]`;
-    /// in cluster mode, comma-separated seed URLs.
+    /// in cluster mode, comma-separated seed URLs; in sentinel mode
+    /// `redis+sentinel://[user:password@]host:port[,host:port...]/<master name>[/db]` (the
+    /// sentinels, and the master's credentials).
     pub url: String,
+    /// `broker.redis.sentinel_password`, default none: the sentinels' password (sentinel
+    /// mode).
+    pub sentinel_password: Option<String>,
     /// `broker.redis.prefix`, default `herald:`: prefix of every key and channel, so that
     /// several deployments can share a Redis.
     pub prefix: String,
@@ -109,6 +114,11 @@ pub struct RedisConfig {
     /// its last publication (`0s`: forever). After it expires offsets start again at 1.
     #[serde(with = "herald_config::values::duration")]
     pub offset_ttl: Duration,
+    /// `broker.redis.wait_replicas`, default `0`: replicas a publication must reach before
+    /// it is acknowledged (Redis `WAIT`, within a quarter of `broker.redis.timeout`). With 1
+    /// or more, a failover loses no acknowledged publication; one that did not reach them in
+    /// time is answered as uncertain (504, error 108) and may or may not be kept.
+    pub wait_replicas: u32,
     /// `broker.redis.tls_ca_file`, default none: a PEM file of the certificate authorities
     /// trusted for `rediss://` URLs; without it, the Mozilla root set is trusted.
     pub tls_ca_file: Option<std::path::PathBuf>,
@@ -124,6 +134,7 @@ impl RedisConfig {
         let settings = RedisSettings {
             mode: self.mode,
             url: &self.url,
+            sentinel_password: self.sentinel_password.as_deref(),
             prefix: &self.prefix,
             timeout: self.timeout,
             tls_ca_file: self.tls_ca_file.as_deref(),
@@ -134,6 +145,7 @@ impl RedisConfig {
                 RedisSetting::Prefix => "broker.redis.prefix",
                 RedisSetting::Timeout => "broker.redis.timeout",
                 RedisSetting::TlsCaFile => "broker.redis.tls_ca_file",
+                RedisSetting::SentinelPassword => "broker.redis.sentinel_password",
             };
             ConfigError::Invalid {
                 key,
@@ -141,6 +153,7 @@ impl RedisConfig {
             }
         })?;
         options.offset_ttl = self.offset_ttl;
+        options.wait_replicas = self.wait_replicas;
         Ok(options)
     }
 }
@@ -150,9 +163,11 @@ impl Default for RedisConfig {
         Self {
             mode: RedisMode::Standalone,
             url: "redis://127.0.0.1:6379".into(),
+            sentinel_password: None,
             prefix: "herald:".into(),
             timeout: Duration::from_secs(2),
             offset_ttl: Duration::from_secs(24 * 3600),
+            wait_replicas: 0,
             tls_ca_file: None,
         }
     }
