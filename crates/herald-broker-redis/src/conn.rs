@@ -29,8 +29,19 @@ pub(crate) struct Connector {
     pub(crate) tls: Option<TlsConfig>,
     /// Replicas a publish batch must reach before it is acknowledged (`WAIT`; 0: none).
     pub(crate) wait_replicas: u32,
-    /// In sentinel mode: every connection goes to the master the sentinels name.
-    pub(crate) sentinel: Option<std::sync::Arc<crate::sentinel::Sentinels>>,
+    /// In sentinel mode: finds the master every connection goes to.
+    pub(crate) locate: Option<std::sync::Arc<dyn Locate>>,
+}
+
+/// Finds the server a connection goes to in place of the endpoint it names (Sentinel's
+/// master), and opens it.
+pub(crate) trait Locate: Send + Sync + std::fmt::Debug {
+    /// Opens a connection to the server `template` stands for, with its credentials.
+    fn open<'a>(
+        &'a self,
+        template: &'a Endpoint,
+        connector: &'a Connector,
+    ) -> herald_broker::BoxFuture<'a, Result<Conn, LinkError>>;
 }
 
 /// A plain or TLS connection.
@@ -123,8 +134,8 @@ impl Connector {
     /// Connects to `endpoint` (in sentinel mode, to the master the sentinels name now, with
     /// `endpoint`'s credentials), with TLS for `rediss://`, and authenticates.
     pub(crate) async fn open(&self, endpoint: &Endpoint) -> Result<Conn, LinkError> {
-        match &self.sentinel {
-            Some(sentinels) => sentinels.open_master(endpoint, self).await,
+        match &self.locate {
+            Some(locate) => locate.open(endpoint, self).await,
             None => self.open_at(endpoint).await,
         }
     }

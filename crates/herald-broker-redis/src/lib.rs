@@ -137,7 +137,7 @@ impl RedisOptions {
             })
             .collect();
         let mut options = Self::new(vec![url.redis], prefix, timeout, tls_ca_file)?;
-        options.sentinel = Some(Arc::new(sentinel::Sentinels::new(sentinels, url.master)));
+        options.sentinel = Some(sentinel::Sentinels::new(sentinels, url.master));
         Ok(options)
     }
 
@@ -160,7 +160,7 @@ impl RedisOptions {
             timeout: self.timeout,
             tls: self.tls.clone(),
             wait_replicas: self.wait_replicas,
-            sentinel: self.sentinel.clone(),
+            locate: self.sentinel.clone().map(|s| s as Arc<dyn conn::Locate>),
         }
     }
 }

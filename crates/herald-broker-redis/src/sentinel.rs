@@ -5,10 +5,10 @@
 //! to the old one (found by their name), so that each reconnects to the new master at once
 //! rather than writing to a server that is about to become a replica.
 
-use std::sync::{atomic::AtomicBool, atomic::Ordering, Arc};
+use std::sync::{atomic::AtomicBool, atomic::Ordering, Arc, Weak};
 
 use crate::{
-    conn::{Conn, Connector, LinkError},
+    conn::{Conn, Connector, LinkError, Locate},
     resp::Value,
     Endpoint,
 };
@@ -26,17 +26,20 @@ pub(crate) struct Sentinels {
     watching: AtomicBool,
     /// The master last connected to, to log a change once.
     last: std::sync::Mutex<Option<(String, u16)>>,
+    /// Itself, for the watcher it starts.
+    me: Weak<Sentinels>,
 }
 
 impl Sentinels {
-    pub(crate) fn new(sentinels: Vec<Endpoint>, master: String) -> Self {
-        Self {
+    pub(crate) fn new(sentinels: Vec<Endpoint>, master: String) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             sentinels,
             master,
             client_name: format!("herald-{:016x}", fastrand::u64(..)),
             watching: AtomicBool::new(false),
             last: std::sync::Mutex::new(None),
-        }
+            me: me.clone(),
+        })
     }
 
     /// The master's address, from the first sentinel that knows it.
@@ -96,12 +99,14 @@ impl Sentinels {
     /// Opens a connection to the master `template` describes (its credentials, database and
     /// TLS), checked to be a master and named; starts the watcher on first use.
     pub(crate) async fn open_master(
-        self: &Arc<Self>,
+        &self,
         template: &Endpoint,
         connector: &Connector,
     ) -> Result<Conn, LinkError> {
         if !self.watching.swap(true, Ordering::AcqRel) {
-            tokio::spawn(watch(self.clone(), template.clone(), connector.clone()));
+            if let Some(me) = self.me.upgrade() {
+                tokio::spawn(watch(me, template.clone(), connector.clone()));
+            }
         }
         let (host, port) = self.master_addr(connector).await?;
         let at = Endpoint {
@@ -130,6 +135,16 @@ impl Sentinels {
         let name: [&[u8]; 3] = [b"CLIENT", b"SETNAME", self.client_name.as_bytes()];
         crate::conn::ok_or_refused("CLIENT SETNAME", conn.call(&name, connector.timeout).await?)?;
         Ok(conn)
+    }
+}
+
+impl Locate for Sentinels {
+    fn open<'a>(
+        &'a self,
+        template: &'a Endpoint,
+        connector: &'a Connector,
+    ) -> herald_broker::BoxFuture<'a, Result<Conn, LinkError>> {
+        Box::pin(self.open_master(template, connector))
     }
 }
 
