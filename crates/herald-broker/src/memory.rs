@@ -3,6 +3,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex as StdMutex},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -15,7 +16,9 @@ use crate::{
 };
 
 /// An in-process bus that one or several nodes join. Offsets are kept per channel on the bus,
-/// so every node sees the same sequence, as they would through Redis.
+/// so every node sees the same sequence, as they would through Redis. A channel idle for the
+/// bus's offset TTL is forgotten, as its keys expire on Redis: its next publication starts
+/// again at offset 1 in a new epoch.
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     inner: Arc<BusInner>,
@@ -23,6 +26,8 @@ pub struct MemoryBus {
 
 #[derive(Default)]
 struct BusInner {
+    /// How long a channel's sequence outlives its last publication (`None`: forever).
+    offset_ttl: Option<Duration>,
     /// Which nodes subscribe each channel. A plain mutex, never held across `.await`, so that
     /// subscription changes apply synchronously, in call order.
     routes: StdMutex<Routes>,
@@ -31,14 +36,17 @@ struct BusInner {
     streams: Mutex<HashMap<ChannelName, Stream>>,
     /// The last publication of channels published with `PublishMeta::cache`, and when.
     last: StdMutex<HashMap<ChannelName, (Publication, std::time::Instant)>>,
+    /// When idle channels were last looked for.
+    swept: StdMutex<Option<Instant>>,
 }
 
-/// A channel's sequence on the bus: its last offset, its epoch (made with it), and the
-/// publications kept as its history, oldest first.
+/// A channel's sequence on the bus: its last offset, its epoch (made with it), the
+/// publications kept as its history, oldest first, and when it was last published to.
 struct Stream {
     offset: u64,
     epoch: Epoch,
     kept: VecDeque<Publication>,
+    touched: Instant,
 }
 
 impl Stream {
@@ -47,6 +55,7 @@ impl Stream {
             offset: 0,
             epoch: Epoch::random(),
             kept: VecDeque::new(),
+            touched: Instant::now(),
         }
     }
 
@@ -83,9 +92,20 @@ struct Routes {
 }
 
 impl MemoryBus {
-    /// A new, empty bus.
+    /// A new, empty bus whose channels are never forgotten.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new, empty bus that forgets a channel `offset_ttl` after its last publication
+    /// (`Duration::ZERO`: never).
+    pub fn with_offset_ttl(offset_ttl: Duration) -> Self {
+        Self {
+            inner: Arc::new(BusInner {
+                offset_ttl: (!offset_ttl.is_zero()).then_some(offset_ttl),
+                ..BusInner::default()
+            }),
+        }
     }
 
     /// Joins a node whose publications arrive in `inbox`. The node leaves when the returned
@@ -98,6 +118,29 @@ impl MemoryBus {
         MemoryBroker {
             bus: self.clone(),
             node,
+        }
+    }
+}
+
+impl BusInner {
+    /// Forgets the channels idle for the offset TTL, at most every quarter of it (and at
+    /// least every minute); gives the map's memory back when most of it went.
+    fn sweep(&self, streams: &mut HashMap<ChannelName, Stream>) {
+        let Some(ttl) = self.offset_ttl else {
+            return;
+        };
+        let now = Instant::now();
+        let every = (ttl / 4).min(Duration::from_secs(60));
+        {
+            let mut swept = self.swept.lock().expect("sweep lock");
+            if swept.is_some_and(|at| now.duration_since(at) < every) {
+                return;
+            }
+            *swept = Some(now);
+        }
+        streams.retain(|_, s| now.duration_since(s.touched) < ttl);
+        if streams.capacity() > 64 && streams.len() < streams.capacity() / 4 {
+            streams.shrink_to_fit();
         }
     }
 }
@@ -137,8 +180,10 @@ impl Broker for MemoryBroker {
         let cache = meta.cache;
         Box::pin(async move {
             let mut streams = inner.streams.lock().await;
+            inner.sweep(&mut streams);
             let stream = streams.entry(channel.clone()).or_insert_with(Stream::new);
             stream.offset += 1;
+            stream.touched = Instant::now();
             let (offset, epoch) = (Some(stream.offset), stream.epoch.clone());
             let id = MessageId::new();
             let targets: Vec<Arc<dyn Inbox>> = {

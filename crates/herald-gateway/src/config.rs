@@ -20,7 +20,9 @@ pub use herald_auth::{AuthConfig, KeyConfig, TokenAlgorithm};
 use herald_protocol::{ChannelName, ErrorCode};
 use herald_runtime::config::ConfigError;
 pub use namespace::{NamespaceConfig, SubscribePolicy};
-pub use node::{BrokerConfig, BrokerKind, NodeConfig, NodeName, RedisConfig, RedisMode};
+pub use node::{
+    BrokerConfig, BrokerKind, MemoryConfig, NodeConfig, NodeName, RedisConfig, RedisMode,
+};
 pub use pusher::{PusherApp, PusherConfig, WebhookConfig};
 use serde::Deserialize;
 pub use sse::SseConfig;
@@ -78,7 +80,8 @@ pub struct GatewayConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// `telemetry.otlp_endpoint`, default none (traces off): the OTLP/HTTP collector, such as
-    /// `http://otel-collector:4318`; spans go to its `/v1/traces` (protobuf). Plain HTTP only:
+    /// `http://otel-collector:4318` (or the same ending in `/v1/traces`); spans go to its
+    /// `/v1/traces` (protobuf). Plain HTTP only:
     /// run the collector (or an agent) next to the node.
     pub otlp_endpoint: Option<String>,
     /// `telemetry.sample_ratio`, default `0.01`: the share of publications that start a trace

@@ -88,6 +88,8 @@ pub(crate) struct Metrics {
     pub(crate) frames_written: Counter,
     pub(crate) slow_consumer_evictions: Counter,
     pub(crate) idle_timeouts: Counter,
+    /// Shared with the trace exporter, which counts its failures.
+    pub(crate) trace_exports_failed: std::sync::Arc<Counter>,
     pub(crate) protocol_errors: Counter,
     pub(crate) bad_requests: Counter,
     pub(crate) outbound_delay: Histogram,
@@ -208,6 +210,11 @@ impl Metrics {
             "herald_idle_timeouts_total",
             "Connections closed for not answering pings (close 4002).",
             self.idle_timeouts.get(),
+        );
+        w.counter(
+            "herald_trace_exports_failed_total",
+            "Batches of spans the OTLP collector did not take (their spans are lost).",
+            self.trace_exports_failed.get(),
         );
         w.counter(
             "herald_protocol_errors_total",

@@ -79,7 +79,10 @@ pub async fn run(
 ) -> Result<(), GatewayError> {
     let config = config.with_demo_namespace();
     match config.broker.kind {
-        BrokerKind::Memory => run_on_bus(config, listeners, &MemoryBus::new(), shutdown).await,
+        BrokerKind::Memory => {
+            let bus = MemoryBus::with_offset_ttl(config.broker.memory.offset_ttl);
+            run_on_bus(config, listeners, &bus, shutdown).await
+        }
         BrokerKind::Redis => {
             let redis = &config.broker.redis;
             let mut options = redis.options()?;
@@ -164,8 +167,12 @@ async fn run_with(
         .id
         .as_ref()
         .map_or_else(|| node_id.to_string(), ToString::to_string);
-    let telemetry = Arc::new(Telemetry::start(&config.telemetry, &node_name)?);
     let metrics = Arc::new(Metrics::default());
+    let telemetry = Arc::new(Telemetry::start(
+        &config.telemetry,
+        &node_name,
+        metrics.trace_exports_failed.clone(),
+    )?);
     let (hub, receivers) = Hub::new(config.shard_count());
     let (inbox, control) = cluster::split(Arc::new(hub.clone()));
     let broker = connect(inbox);

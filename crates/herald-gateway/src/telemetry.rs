@@ -7,7 +7,7 @@
 //! shows where a message went and how late. Publications that are not sampled carry nothing
 //! and cost one sampling decision; with traces off they cost a branch.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use herald_broker::{BrokerError, Publication, Published};
 use herald_protocol::{ChannelName, TraceParent};
@@ -25,6 +25,8 @@ use opentelemetry_sdk::{
 };
 
 use crate::config::TelemetryConfig;
+
+mod export;
 
 /// How a publication entered Herald (the `path` label of `herald_publications_total` and the
 /// `herald.publish.path` span attribute).
@@ -64,19 +66,25 @@ pub(crate) struct Telemetry {
 }
 
 impl Telemetry {
-    /// Starts the exporter when `config.otlp_endpoint` is set.
-    pub(crate) fn start(config: &TelemetryConfig, node: &str) -> Result<Self, TelemetryError> {
+    /// Starts the exporter when `config.otlp_endpoint` is set; each failed export counts in
+    /// `failed_exports`.
+    pub(crate) fn start(
+        config: &TelemetryConfig,
+        node: &str,
+        failed_exports: Arc<herald_runtime::metrics::Counter>,
+    ) -> Result<Self, TelemetryError> {
         let node = node.to_owned();
         let Some(endpoint) = &config.otlp_endpoint else {
             return Ok(Self { on: None, node });
         };
-        let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+        let url = export::traces_url(endpoint);
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_endpoint(url)
+            .with_endpoint(url.clone())
             .with_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| TelemetryError(e.to_string()))?;
+        let exporter = export::Watched::new(exporter, url.clone(), failed_exports);
         let batches = BatchConfigBuilder::default()
             .with_scheduled_delay(config.export_interval)
             .build();
@@ -97,7 +105,7 @@ impl Telemetry {
             )
             .build();
         let tracer = provider.tracer("herald-gateway");
-        tracing::info!(%endpoint, ratio = config.sample_ratio, "exporting traces with OTLP");
+        tracing::info!(%url, ratio = config.sample_ratio, "exporting traces with OTLP");
         Ok(Self {
             on: Some((provider, tracer)),
             node,

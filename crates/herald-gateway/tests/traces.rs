@@ -169,6 +169,33 @@ async fn client_publishes_start_traces_and_a_bad_traceparent_starts_a_new_one() 
     }
 }
 
+#[tokio::test]
+async fn an_endpoint_with_the_path_works_and_a_refusing_collector_is_counted() {
+    // The URL many collectors' docs show, path included.
+    let receiver = OtlpReceiver::start().await;
+    let (mut config, _) = traced(test_config(), &receiver, 1.0);
+    config.telemetry.otlp_endpoint = Some(format!("{}/v1/traces", receiver.endpoint));
+    let gw = TestGateway::start_with(config).await;
+    assert_eq!(gw.publish("news", json!(1)).await.status, 200);
+    eventually(WAIT, "the span arrived", || async {
+        receiver.spans().iter().any(|s| s.name == "herald.publish")
+    })
+    .await;
+    assert_eq!(gw.metric("herald_trace_exports_failed_total").await, 0.0);
+
+    // A collector that answers 404: every lost batch is counted.
+    let (mut config, _) = traced(test_config(), &receiver, 1.0);
+    config.telemetry.otlp_endpoint = Some(format!("{}/elsewhere", receiver.endpoint));
+    let lost = TestGateway::start_with(config).await;
+    let before = receiver.spans().len();
+    assert_eq!(lost.publish("news", json!(1)).await.status, 200);
+    eventually(WAIT, "the failed export counted", || async {
+        lost.metric("herald_trace_exports_failed_total").await >= 1.0
+    })
+    .await;
+    assert_eq!(receiver.spans().len(), before, "nothing arrived");
+}
+
 #[test]
 fn bad_telemetry_settings_are_refused() {
     for (key, value) in [

@@ -1,14 +1,23 @@
-//! An HTTP/1.1 server over an accepted listener, stopped gracefully.
+//! An HTTP/1.1 server over an accepted listener, stopped gracefully, closing its connections
+//! the way clients can read.
 
-use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
 use tokio_util::sync::CancellationToken;
+
+/// What a closing connection still reads and drops from its client, at most.
+const LINGER_BYTES: usize = 1 << 30;
+/// For how long, at most (as nginx's `lingering_timeout`).
+const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// Answers one request.
 pub trait Handler: Send + Sync + 'static {
@@ -25,19 +34,46 @@ pub async fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, stop: Can
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler.handle(req).await) }
+                Box::pin(async move { Ok::<_, Infallible>(handler.handle(req).await) })
             });
-            let conn = http1::Builder::new()
+            let mut conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => if let Err(e) = r {
-                    tracing::debug!(error = %e, "api connection failed");
-                },
-                _ = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            let stopped = stop.cancelled();
+            tokio::pin!(stopped);
+            let mut stopping = false;
+            let done = std::future::poll_fn(|cx| {
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
+                conn.poll_without_shutdown(cx)
+            })
+            .await;
+            match done {
+                Ok(()) => linger(conn.into_parts().io.into_inner()).await,
+                Err(e) => tracing::debug!(error = %e, "api connection failed"),
             }
         });
+    }
+}
+
+/// Closes `tcp` after its last response: the end of what the server sends, then what the
+/// client still sends (the rest of a body refused from its headers, such as a 413 or a 401)
+/// read and dropped, within [`LINGER_BYTES`] and [`LINGER_TIME`]. Closed at once, a socket
+/// with unread data is reset, and a client still writing its body never reads the answer.
+async fn linger(mut tcp: TcpStream) {
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut buf = vec![0; 16 * 1024];
+    let mut left = LINGER_BYTES;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
     }
 }

@@ -166,3 +166,64 @@ async fn history_keeps_the_last_publications_and_reads_from_a_position() {
         .unwrap();
     assert_eq!((off.offset, off.publications.len()), (6, 0));
 }
+
+/// Every kept publication.
+const ANY: HistoryQuery = HistoryQuery {
+    since: None,
+    limit: 100,
+    reverse: false,
+    max_age: Duration::from_secs(60),
+    window: 100,
+};
+
+#[tokio::test]
+async fn an_idle_channel_is_forgotten_and_starts_again_in_a_new_epoch() {
+    let bus = MemoryBus::with_offset_ttl(Duration::from_millis(200));
+    let node = bus.join(Arc::new(Recorder::default()));
+    let keep = PublishMeta {
+        history: HistoryKeep {
+            size: 10,
+            ttl: Duration::from_secs(60),
+        },
+        ..PublishMeta::default()
+    };
+    let first = node
+        .publish(ch("idle"), Bytes::from_static(b"1"), keep.clone())
+        .await
+        .unwrap();
+    node.publish(ch("busy"), Bytes::from_static(b"1"), keep.clone())
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        node.publish(ch("busy"), Bytes::from_static(b"2"), keep.clone())
+            .await
+            .unwrap();
+    }
+    // `idle` went 300 ms without a publication: gone, history and all; `busy` is kept.
+    assert!(!bus.inner.streams.lock().await.contains_key(&ch("idle")));
+    let history = node.history(&ch("idle"), ANY).await.unwrap();
+    assert_eq!((history.offset, history.epoch), (0, None));
+    let again = node
+        .publish(ch("idle"), Bytes::from_static(b"2"), keep.clone())
+        .await
+        .unwrap();
+    assert_eq!(again.offset, Some(1), "offsets start again");
+    assert_ne!(again.epoch, first.epoch, "in a new epoch");
+    let busy = node.history(&ch("busy"), ANY).await.unwrap();
+    assert_eq!(busy.offset, 6);
+}
+
+#[tokio::test]
+async fn without_a_ttl_channels_are_kept() {
+    let bus = MemoryBus::new();
+    let node = bus.join(Arc::new(Recorder::default()));
+    node.publish(ch("a"), Bytes::from_static(b"1"), PublishMeta::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    node.publish(ch("b"), Bytes::from_static(b"1"), PublishMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(bus.inner.streams.lock().await.len(), 2);
+}

@@ -71,6 +71,27 @@ pub struct BrokerConfig {
     pub kind: BrokerKind,
     /// `[broker.redis]`, used when `broker.kind = "redis"`.
     pub redis: RedisConfig,
+    /// `[broker.memory]`, used when `broker.kind = "memory"`.
+    pub memory: MemoryConfig,
+}
+
+/// `[broker.memory]`: the embedded broker.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// `broker.memory.offset_ttl`, default `24h`: how long a channel's sequence (its offset,
+    /// epoch and history) outlives its last publication (`0s`: forever). After it, the
+    /// channel's offsets start again at 1 in a new epoch, as on Redis.
+    #[serde(with = "herald_config::values::duration")]
+    pub offset_ttl: Duration,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            offset_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// Which broker a node uses.
