@@ -33,11 +33,16 @@ struct BusInner {
     routes: StdMutex<Routes>,
     /// Per-channel sequences, with their history. Held across delivery so that every node
     /// receives a channel's publications in offset order.
-    streams: Mutex<HashMap<ChannelName, Stream>>,
+    streams: Mutex<Streams>,
     /// The last publication of channels published with `PublishMeta::cache`, and when.
     last: StdMutex<HashMap<ChannelName, (Publication, std::time::Instant)>>,
-    /// When idle channels were last looked for.
-    swept: StdMutex<Option<Instant>>,
+}
+
+/// The bus's channel sequences, and when idle ones were last looked for.
+#[derive(Default)]
+struct Streams {
+    by_channel: HashMap<ChannelName, Stream>,
+    swept: Option<Instant>,
 }
 
 /// A channel's sequence on the bus: its last offset, its epoch (made with it), the
@@ -122,25 +127,22 @@ impl MemoryBus {
     }
 }
 
-impl BusInner {
-    /// Forgets the channels idle for the offset TTL, at most every quarter of it (and at
-    /// least every minute); gives the map's memory back when most of it went.
-    fn sweep(&self, streams: &mut HashMap<ChannelName, Stream>) {
-        let Some(ttl) = self.offset_ttl else {
+impl Streams {
+    /// Forgets the channels idle for `ttl` (`None`: never), looking at most every quarter of
+    /// it (and at least every minute); gives the map's memory back when most of it went.
+    fn sweep(&mut self, ttl: Option<Duration>, now: Instant) {
+        let Some(ttl) = ttl else {
             return;
         };
-        let now = Instant::now();
         let every = (ttl / 4).min(Duration::from_secs(60));
-        {
-            let mut swept = self.swept.lock().expect("sweep lock");
-            if swept.is_some_and(|at| now.duration_since(at) < every) {
-                return;
-            }
-            *swept = Some(now);
+        if self.swept.is_some_and(|at| now.duration_since(at) < every) {
+            return;
         }
-        streams.retain(|_, s| now.duration_since(s.touched) < ttl);
-        if streams.capacity() > 64 && streams.len() < streams.capacity() / 4 {
-            streams.shrink_to_fit();
+        self.swept = Some(now);
+        let map = &mut self.by_channel;
+        map.retain(|_, s| now.duration_since(s.touched) < ttl);
+        if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+            map.shrink_to_fit();
         }
     }
 }
@@ -180,10 +182,14 @@ impl Broker for MemoryBroker {
         let cache = meta.cache;
         Box::pin(async move {
             let mut streams = inner.streams.lock().await;
-            inner.sweep(&mut streams);
-            let stream = streams.entry(channel.clone()).or_insert_with(Stream::new);
+            let now = Instant::now();
+            streams.sweep(inner.offset_ttl, now);
+            let stream = streams
+                .by_channel
+                .entry(channel.clone())
+                .or_insert_with(Stream::new);
             stream.offset += 1;
-            stream.touched = Instant::now();
+            stream.touched = now;
             let (offset, epoch) = (Some(stream.offset), stream.epoch.clone());
             let id = MessageId::new();
             let targets: Vec<Arc<dyn Inbox>> = {
@@ -248,7 +254,7 @@ impl Broker for MemoryBroker {
         let (inner, channel) = (self.bus.inner.clone(), channel.clone());
         Box::pin(async move {
             let streams = inner.streams.lock().await;
-            Ok(match streams.get(&channel) {
+            Ok(match streams.by_channel.get(&channel) {
                 None => History {
                     offset: 0,
                     epoch: None,

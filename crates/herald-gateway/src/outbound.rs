@@ -66,6 +66,9 @@ struct Shared {
     /// connection reads no further request until they are queued, so that replies, and what
     /// the requests do, follow the order of the requests.
     awaited: AtomicU32,
+    /// [`State::leaves`] holds something: the connection looks there only then, so that its
+    /// wake-ups take no lock for what almost never happens.
+    leaving: AtomicBool,
 }
 
 /// A handle on the queue shared between the hub (producer) and the connection task (consumer).
@@ -88,6 +91,7 @@ impl Outbound {
             waker: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             awaited: AtomicU32::new(0),
+            leaving: AtomicBool::new(false),
         }))
     }
 
@@ -205,6 +209,7 @@ impl Outbound {
         let mut s = self.state();
         if s.status == QueueStatus::Open {
             s.leaves.get_or_insert_with(Box::default).push(channel);
+            self.0.leaving.store(true, Ordering::Release);
             drop(s);
             self.wake();
         }
@@ -212,7 +217,12 @@ impl Outbound {
 
     /// The channels [`Outbound::leave`] asked the connection to leave since the last call.
     pub(crate) fn take_leaves(&self) -> Option<Vec<herald_protocol::ChannelName>> {
-        self.state().leaves.take().map(|b| *b)
+        if !self.0.leaving.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut s = self.state();
+        self.0.leaving.store(false, Ordering::Release);
+        s.leaves.take().map(|b| *b)
     }
 
     /// Ends the connection for the application: it takes no more frames, and closes after

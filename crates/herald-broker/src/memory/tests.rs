@@ -201,7 +201,13 @@ async fn an_idle_channel_is_forgotten_and_starts_again_in_a_new_epoch() {
             .unwrap();
     }
     // `idle` went 300 ms without a publication: gone, history and all; `busy` is kept.
-    assert!(!bus.inner.streams.lock().await.contains_key(&ch("idle")));
+    assert!(!bus
+        .inner
+        .streams
+        .lock()
+        .await
+        .by_channel
+        .contains_key(&ch("idle")));
     let history = node.history(&ch("idle"), ANY).await.unwrap();
     assert_eq!((history.offset, history.epoch), (0, None));
     let again = node
@@ -225,5 +231,5 @@ async fn without_a_ttl_channels_are_kept() {
     node.publish(ch("b"), Bytes::from_static(b"1"), PublishMeta::default())
         .await
         .unwrap();
-    assert_eq!(bus.inner.streams.lock().await.len(), 2);
+    assert_eq!(bus.inner.streams.lock().await.by_channel.len(), 2);
 }
