@@ -1,6 +1,8 @@
 //! TLS for the generator's WebSocket connections (`--tls`): a client configuration shared by
 //! every connection, and the stream that is either plain or TLS.
 
+mod tickets;
+
 use std::{
     pin::Pin,
     sync::{Arc, OnceLock},
@@ -43,7 +45,15 @@ pub(crate) struct TlsArgs {
 /// Sets how every connection of this process connects.
 pub(crate) fn init(args: &TlsArgs) {
     let connector = args.tls.then(|| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // As the gateway does (its `tls.rs`): ring, but X25519 and randomness from aws-lc-rs,
+        // whose X25519 costs about half of ring's; it leaves the generator room to drive a
+        // node's handshakes. X25519 share only.
+        let mut provider = rustls::crypto::ring::default_provider();
+        let aws = rustls::crypto::aws_lc_rs::default_provider();
+        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
+        provider.secure_random = aws.secure_random;
+        provider.signature_verification_algorithms = aws.signature_verification_algorithms;
+        let provider = Arc::new(provider);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .expect("TLS versions");
@@ -57,9 +67,10 @@ pub(crate) fn init(args: &TlsArgs) {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             builder.with_root_certificates(roots).with_no_client_auth()
         };
-        if args.no_resume {
-            config.resumption = rustls::client::Resumption::disabled();
-        }
+        config.resumption = match args.no_resume {
+            true => rustls::client::Resumption::disabled(),
+            false => rustls::client::Resumption::store(Arc::new(tickets::Tickets::default())),
+        };
         TlsConnector::from(Arc::new(config))
     });
     let _ = CONNECTOR.set(connector);

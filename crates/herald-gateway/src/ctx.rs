@@ -33,7 +33,7 @@ pub(crate) struct NodeCtx {
     pub(crate) presence: Arc<Presence>,
     pub(crate) auth: Auth,
     /// wss: set when `websocket.tls_cert_file` is.
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Traces of publications (a no-op unless `telemetry.otlp_endpoint` is set).
     pub(crate) telemetry: Arc<Telemetry>,
     /// The event name Pusher clients see for a publication without one.

@@ -258,7 +258,7 @@ async fn run_with(
         &config.websocket.tls_cert_file,
         &config.websocket.tls_key_file,
     ) {
-        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
         _ => None,
     };
     if config.auth.anonymous {

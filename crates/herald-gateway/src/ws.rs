@@ -36,10 +36,10 @@ pub(crate) async fn serve(
             None => {
                 connections.spawn(handshake::serve(stream, remote, ctx, tracker, stops));
             }
-            Some(acceptor) => {
+            Some(config) => {
                 let timeout = ctx.config.websocket.handshake_timeout;
                 connections.spawn(async move {
-                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(timeout, crate::tls::accept(stream, config)).await {
                         Ok(Ok(tls)) => {
                             handshake::serve(tls, remote, ctx, tracker, stops).await;
                         }

@@ -257,7 +257,7 @@ impl GatewayConfig {
         }
         match (&self.websocket.tls_cert_file, &self.websocket.tls_key_file) {
             (Some(cert), Some(key)) => {
-                crate::tls::acceptor(cert, key)
+                crate::tls::server_config(cert, key)
                     .map_err(|e| invalid("websocket.tls_cert_file", e.to_string()))?;
             }
             (None, None) => {}

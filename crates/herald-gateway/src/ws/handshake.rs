@@ -51,9 +51,9 @@ impl Transport for TcpStream {
     }
 }
 
-impl Transport for tokio_rustls::server::TlsStream<TcpStream> {
+impl Transport for crate::tls::TlsStream {
     fn into_socket(self) -> Socket {
-        let (tcp, tls) = self.into_inner();
+        let (tcp, tls) = self.into_parts();
         Socket::tls(tcp, tls)
     }
 }

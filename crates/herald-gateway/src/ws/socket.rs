@@ -18,6 +18,8 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::ServerConnection;
 
+use crate::tls::Nonblocking;
+
 /// Bytes of ciphertext read from the socket at once.
 const TLS_READ: usize = 16 * 1024 + 512;
 
@@ -151,29 +153,6 @@ impl Socket {
             Self::Tls(t) => t.flush_tls(),
             Self::Sealed(s) => s.flush(),
         }
-    }
-}
-
-/// `io::Read` and `io::Write` over a non-blocking `TcpStream`, for rustls.
-struct Nonblocking<'a>(&'a TcpStream);
-
-impl Read for Nonblocking<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
-    }
-}
-
-impl Write for Nonblocking<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
