@@ -321,14 +321,19 @@ async fn run_with(
     let connections = TaskTracker::new();
     let kill = CancellationToken::new();
     let stops = ws::Stops::following(&shutdown, &kill, &stop_background, &background);
-    ws::serve(
+    // The accept loop runs as a task on the runtime's worker, not on the thread that waits
+    // for the node to end: a connection it spawns then starts on the same thread, with no
+    // wake-up of another one per connection.
+    let accepting = tokio::spawn(ws::serve(
         listeners.websocket,
         ctx.clone(),
         connections.clone(),
         shutdown.clone(),
         stops,
-    )
-    .await;
+    ));
+    if let Err(e) = accepting.await {
+        tracing::error!(error = %e, "the WebSocket accept loop failed");
+    }
 
     // Draining: the accept loop has stopped; each connection closes itself at a random moment
     // of the drain window.
