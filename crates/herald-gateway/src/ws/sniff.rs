@@ -18,30 +18,30 @@ pub(super) enum Sniffed {
     /// An event stream, and what was read of its head.
     Stream(BytesMut),
     /// Anything else, and what was read of it.
-    Http(Bytes),
+    Http(BytesMut),
 }
 
 /// Reads until the request line tells an event stream from anything else; reads nothing when
 /// event streams are off.
 pub(super) async fn sniff<S: AsyncRead + Unpin>(stream: &mut S, sse: bool) -> io::Result<Sniffed> {
     if !sse {
-        return Ok(Sniffed::Http(Bytes::new()));
+        return Ok(Sniffed::Http(BytesMut::new()));
     }
     let prefix = format!("GET {PATH}");
     let prefix = prefix.as_bytes();
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if stream.read_buf(&mut buf).await? == 0 {
-            return Ok(Sniffed::Http(buf.freeze()));
+            return Ok(Sniffed::Http(buf));
         }
         let seen = buf.len().min(prefix.len());
         if buf[..seen] != prefix[..seen] {
-            return Ok(Sniffed::Http(buf.freeze()));
+            return Ok(Sniffed::Http(buf));
         }
         if let Some(&next) = buf.get(prefix.len()) {
             return Ok(match next {
                 b' ' | b'?' => Sniffed::Stream(buf),
-                _ => Sniffed::Http(buf.freeze()),
+                _ => Sniffed::Http(buf),
             });
         }
     }
