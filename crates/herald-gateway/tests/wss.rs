@@ -330,6 +330,47 @@ async fn a_wss_client_that_never_reads_is_evicted_and_closed() {
     gw.stop().await;
 }
 
+/// TLS 1.3: the node sends its session ticket only with the upgrade's 101 (nothing arrives
+/// between the handshake and the request), and a second connection resumes with it.
+#[tokio::test]
+async fn the_session_ticket_comes_with_the_101_and_a_reconnection_resumes() {
+    use tokio_rustls::rustls::HandshakeKind;
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let connector = connector_with(&certs, &[&tokio_rustls::rustls::version::TLS13]);
+    let connect = || async {
+        let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake")
+    };
+    let tls = connect().await;
+    assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
+    let mut peek = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), tls.get_ref().0.peek(&mut peek));
+    assert!(early.await.is_err(), "nothing sent before the request");
+    let url = format!("wss://localhost:{}/ws", gw.ws_addr.port());
+    let (mut ws, _) = client_async(url.clone(), tls).await.expect("upgrade");
+    ws.send(Message::text(r#"{"id":1,"subscribe":{"channels":["a"]}}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["ok"]["subscribed"], json!(["a"]));
+    ws.close(None).await.unwrap();
+
+    let tls = connect().await;
+    assert_eq!(
+        tls.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+    let (mut ws, _) = client_async(url, tls).await.expect("upgrade");
+    ws.send(Message::text(r#"{"id":1,"subscribe":{"channels":["a"]}}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["ok"]["subscribed"], json!(["a"]));
+    gw.stop().await;
+}
+
 #[test]
 fn a_missing_or_mismatched_key_is_a_configuration_error() {
     let certs = certs();
