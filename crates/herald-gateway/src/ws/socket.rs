@@ -146,6 +146,13 @@ impl Socket {
         }
     }
 
+    /// The connection's keep-alive tick (a quiet wss connection lets its keys rest).
+    pub(super) fn tick(&mut self) {
+        if let Self::Sealed(s) = self {
+            s.tick();
+        }
+    }
+
     /// Sends waiting encrypted bytes; `WouldBlock` when some are left.
     pub(super) fn flush_pending(&mut self) -> io::Result<()> {
         match self {

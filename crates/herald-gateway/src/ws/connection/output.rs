@@ -88,6 +88,7 @@ impl Connection {
     }
 
     pub(super) fn on_tick(&mut self) {
+        self.stream.tick();
         if self.close_deadline.is_some() {
             return;
         }

@@ -8,16 +8,24 @@
 //! the socket (`partial`) or sealed bytes the socket did not take (`unsent`) are kept, until
 //! they are complete or sent.
 //!
+//! A connection that is quiet (a ping and its pong at most between two of its keep-alive
+//! ticks, or nothing but its subscription since it opened) does not keep its keys expanded
+//! either: each record it seals or opens expands the key again (about 0.4 µs) and lets it go
+//! after; its third record in a row leaves the quiet mode.
+//!
 //! What a client sends besides application data and `close_notify` (a TLS 1.3 `KeyUpdate`,
 //! which browsers do not send) closes the connection: the keys cannot follow it. For the same
 //! reason a connection ends after [`SEAL_LIMIT`] records sent, where TLS would update its key.
 
+mod direction;
+
 use std::io::{self, IoSlice};
 
 use bytes::BytesMut;
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::{ConnectionTrafficSecrets, ExtractedSecrets};
+use tokio_rustls::rustls::ExtractedSecrets;
+
+use self::direction::Direction;
 
 /// The record header: type, legacy version, length.
 const HEADER: usize = 5;
@@ -34,102 +42,11 @@ const WRITE_PLAINTEXT: usize = 4 * MAX_PLAINTEXT;
 /// ends there and the client reconnects.
 const SEAL_LIMIT: u64 = 1 << 24;
 
+/// Records (sealed or opened, per call) that a quiet connection makes between two ticks.
+const QUIET_OPS: u8 = 2;
+
 const APPLICATION_DATA: u8 = 23;
 const ALERT: u8 = 21;
-
-/// One direction's key, IV and sequence number.
-struct Direction {
-    key: LessSafeKey,
-    iv: [u8; 12],
-    seq: u64,
-}
-
-impl Direction {
-    fn new((seq, secrets): (u64, ConnectionTrafficSecrets)) -> io::Result<Self> {
-        let (algorithm, key, iv) = match secrets {
-            ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
-            ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
-            ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
-                (&aead::CHACHA20_POLY1305, key, iv)
-            }
-            _ => return Err(invalid("a cipher suite the record layer does not know")),
-        };
-        let key = UnboundKey::new(algorithm, key.as_ref()).map_err(|_| invalid("bad key"))?;
-        let iv: [u8; 12] = iv.as_ref().try_into().map_err(|_| invalid("bad IV"))?;
-        Ok(Self {
-            key: LessSafeKey::new(key),
-            iv,
-            seq,
-        })
-    }
-
-    /// The next record's nonce: the IV XOR the sequence number (RFC 8446, 5.3).
-    fn nonce(&mut self) -> Nonce {
-        let mut nonce = self.iv;
-        for (n, s) in nonce[4..].iter_mut().zip(self.seq.to_be_bytes()) {
-            *n ^= s;
-        }
-        self.seq += 1;
-        Nonce::assume_unique_for_key(nonce)
-    }
-
-    /// Seals the first `take` bytes of `bufs` into records of at most 16 KiB.
-    fn seal(&mut self, bufs: &[IoSlice<'_>], take: usize) -> io::Result<Vec<u8>> {
-        let records = take.div_ceil(MAX_PLAINTEXT);
-        if self.seq.saturating_add(records as u64) > SEAL_LIMIT {
-            return Err(invalid("the key's usage limit is reached"));
-        }
-        let mut out = Vec::with_capacity(take + records * (HEADER + 1 + TAG));
-        let mut slices = bufs.iter().map(|b| &b[..]).filter(|b| !b.is_empty());
-        let mut current: &[u8] = &[];
-        let mut left = take;
-        while left > 0 {
-            let size = left.min(MAX_PLAINTEXT);
-            let start = out.len();
-            let len = u16::try_from(size + 1 + TAG).expect("a record's length");
-            let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
-            out.extend_from_slice(&header);
-            let mut need = size;
-            while need > 0 {
-                if current.is_empty() {
-                    current = slices.next().expect("`take` bytes in `bufs`");
-                }
-                let n = need.min(current.len());
-                out.extend_from_slice(&current[..n]);
-                current = &current[n..];
-                need -= n;
-            }
-            out.push(APPLICATION_DATA);
-            let nonce = self.nonce();
-            let tag = self
-                .key
-                .seal_in_place_separate_tag(nonce, Aad::from(header), &mut out[start + HEADER..])
-                .map_err(|_| invalid("sealing failed"))?;
-            out.extend_from_slice(tag.as_ref());
-            left -= size;
-        }
-        Ok(out)
-    }
-
-    /// Opens one record in place: its content type and its content.
-    fn open<'a>(
-        &mut self,
-        header: [u8; HEADER],
-        record: &'a mut [u8],
-    ) -> io::Result<(u8, &'a [u8])> {
-        let nonce = self.nonce();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(header), record)
-            .map_err(|_| invalid("a record that does not decrypt"))?;
-        // The content type is the last byte that is not padding.
-        let end = plain
-            .iter()
-            .rposition(|&b| b != 0)
-            .ok_or_else(|| invalid("a record without a content type"))?;
-        Ok((plain[end], &plain[..end]))
-    }
-}
 
 fn invalid(what: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
@@ -148,6 +65,10 @@ pub(in crate::ws) struct SealedSocket {
     early: Vec<u8>,
     /// The client sent close_notify.
     closed: bool,
+    /// Calls that sealed or opened records since the last tick.
+    ops: u8,
+    /// While quiet, the calls since it went quiet: the keys rest after each.
+    quiet: Option<u8>,
 }
 
 impl SealedSocket {
@@ -164,7 +85,38 @@ impl SealedSocket {
             unsent: Vec::new(),
             early,
             closed: false,
+            ops: 0,
+            // Quiet from the start: a connection that only subscribes rests at once.
+            quiet: Some(0),
         })
+    }
+
+    /// The connection's keep-alive tick: a connection that made no more than a ping and its
+    /// pong since the last one turns quiet.
+    pub(super) fn tick(&mut self) {
+        if self.ops <= QUIET_OPS {
+            self.quiet = Some(0);
+            self.rest();
+        }
+        self.ops = 0;
+    }
+
+    /// After a call that sealed or opened records.
+    fn used(&mut self) {
+        self.ops = self.ops.saturating_add(1);
+        match self.quiet {
+            Some(n) if n >= QUIET_OPS => self.quiet = None,
+            Some(n) => {
+                self.quiet = Some(n + 1);
+                self.rest();
+            }
+            None => {}
+        }
+    }
+
+    fn rest(&mut self) {
+        self.seal.rest();
+        self.open.rest();
     }
 
     /// A read would make progress without the socket.
@@ -194,9 +146,10 @@ impl SealedSocket {
             return Ok(0);
         }
         let mut got = 0;
-        if self.partial.is_empty() {
+        let used = if self.partial.is_empty() {
             let used = self.open_records(&mut cipher[..n], buf, &mut got)?;
             self.partial.extend_from_slice(&cipher[used..n]);
+            used
         } else {
             let mut partial = std::mem::take(&mut self.partial);
             partial.extend_from_slice(&cipher[..n]);
@@ -205,6 +158,10 @@ impl SealedSocket {
             if !partial.is_empty() {
                 self.partial = partial;
             }
+            used
+        };
+        if used > 0 {
+            self.used();
         }
         match got {
             0 if self.closed => Ok(0),
@@ -257,6 +214,7 @@ impl SealedSocket {
             return Ok(0);
         }
         let out = self.seal.seal(bufs, take)?;
+        self.used();
         self.unsent = out;
         match self.flush() {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
@@ -282,86 +240,52 @@ impl SealedSocket {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpListener;
     use tokio_rustls::rustls::crypto::cipher::{AeadKey, Iv};
 
     use super::*;
 
-    /// The two ends of one direction: what the node seals, its peer opens.
-    fn pair(seq: u64) -> (Direction, Direction) {
-        let secrets = || {
-            let key = AeadKey::from([7u8; 32]);
+    fn secrets() -> ExtractedSecrets {
+        let one = || {
             (
-                seq,
-                ConnectionTrafficSecrets::Aes256Gcm {
-                    key,
+                0,
+                tokio_rustls::rustls::ConnectionTrafficSecrets::Aes256Gcm {
+                    key: AeadKey::from([7u8; 32]),
                     iv: Iv::new([3u8; 12]),
                 },
             )
         };
-        (
-            Direction::new(secrets()).unwrap(),
-            Direction::new(secrets()).unwrap(),
-        )
-    }
-
-    /// Opens every record of `sealed` with `open`; the application data, in order.
-    fn open_all(open: &mut Direction, sealed: &mut [u8]) -> Vec<u8> {
-        let (mut at, mut plain) = (0, Vec::new());
-        while at < sealed.len() {
-            let header: [u8; HEADER] = sealed[at..at + HEADER].try_into().unwrap();
-            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-            assert_eq!(header[..3], [APPLICATION_DATA, 3, 3]);
-            let record = &mut sealed[at + HEADER..at + HEADER + len];
-            let (kind, content) = open.open(header, record).unwrap();
-            assert_eq!(kind, APPLICATION_DATA);
-            plain.extend_from_slice(content);
-            at += HEADER + len;
+        ExtractedSecrets {
+            tx: one(),
+            rx: one(),
         }
-        plain
     }
 
-    #[test]
-    fn many_frames_seal_into_few_records_that_open_in_order() {
-        let (mut seal, mut open) = pair(5);
-        let frames: Vec<Vec<u8>> = (0..300u16)
-            .map(|i| vec![i as u8; 100 + usize::from(i)])
-            .collect();
-        let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
-        let total: usize = frames.iter().map(Vec::len).sum();
-        let take = total.min(WRITE_PLAINTEXT);
-        let mut sealed = seal.seal(&slices, take).unwrap();
-        // Four full records at most per write, whatever the number of frames.
-        assert_eq!(seal.seq, 5 + take.div_ceil(MAX_PLAINTEXT) as u64);
-        let plain = open_all(&mut open, &mut sealed);
-        assert_eq!(plain, frames.concat()[..take]);
-        // The next write continues the sequence: the peer opens it too.
-        let mut more = seal.seal(&[IoSlice::new(b"next")], 4).unwrap();
-        assert_eq!(open_all(&mut open, &mut more), b"next");
-    }
-
-    #[test]
-    fn a_changed_byte_or_a_skipped_record_does_not_open() {
-        let (mut seal, mut open) = pair(0);
-        // `one` is sealed first, never opened.
-        let _one = seal.seal(&[IoSlice::new(b"one")], 3).unwrap();
-        let mut two = seal.seal(&[IoSlice::new(b"two")], 3).unwrap();
-        let header: [u8; HEADER] = two[..HEADER].try_into().unwrap();
-        // Out of order: `two` under the nonce of `one`.
-        assert!(open.open(header, &mut two[HEADER..]).is_err());
-        let (mut seal, mut open) = pair(0);
-        let mut again = seal.seal(&[IoSlice::new(b"one")], 3).unwrap();
-        let last = again.len() - 1;
-        again[last] ^= 1;
-        let header: [u8; HEADER] = again[..HEADER].try_into().unwrap();
-        assert!(open.open(header, &mut again[HEADER..]).is_err());
-    }
-
-    #[test]
-    fn sealing_stops_at_the_key_usage_limit() {
-        let (mut seal, mut open) = pair(SEAL_LIMIT - 1);
-        let mut last = seal.seal(&[IoSlice::new(b"last")], 4).unwrap();
-        assert_eq!(open_all(&mut open, &mut last), b"last");
-        let refused = seal.seal(&[IoSlice::new(b"over")], 4).unwrap_err();
-        assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+    #[tokio::test]
+    async fn a_quiet_connection_lets_its_keys_rest_and_a_busy_one_keeps_them() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (_client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        let mut socket = SealedSocket::new(server, secrets(), Vec::new()).unwrap();
+        let write = |s: &mut SealedSocket| s.try_write_vectored(&[IoSlice::new(b"frame")]);
+        // Quiet from the start: a subscription's reply (and a ping, say) leave no key.
+        for _ in 0..2 {
+            write(&mut socket).unwrap();
+            assert!(!socket.seal.expanded() && !socket.open.expanded());
+        }
+        // The third in a row: traffic; the key stays.
+        write(&mut socket).unwrap();
+        assert!(socket.seal.expanded());
+        write(&mut socket).unwrap();
+        assert!(socket.seal.expanded());
+        // Busy since the last tick: it stays busy.
+        socket.tick();
+        assert!(socket.seal.expanded());
+        // A ping and its pong's worth since: quiet again.
+        write(&mut socket).unwrap();
+        socket.tick();
+        assert!(!socket.seal.expanded());
+        assert_eq!(socket.quiet, Some(0));
     }
 }
