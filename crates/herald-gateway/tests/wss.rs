@@ -371,6 +371,62 @@ async fn the_session_ticket_comes_with_the_101_and_a_reconnection_resumes() {
     gw.stop().await;
 }
 
+/// An upgrade hyper serves (more headers than the node reads itself) works over TLS too, and
+/// its 101 brings the session ticket as well.
+#[tokio::test]
+async fn an_upgrade_served_by_hyper_works_over_tls() {
+    use tokio::io::AsyncReadExt;
+    use tokio_rustls::rustls::HandshakeKind;
+    let certs = certs();
+    let gw = tls_gateway(&certs).await;
+    let connector = connector_with(&certs, &[&tokio_rustls::rustls::version::TLS13]);
+    let extra: String = (0..60).map(|i| format!("X-Extra-{i}: {i}\r\n")).collect();
+    for kind in [HandshakeKind::Full, HandshakeKind::Resumed] {
+        let tcp = TcpStream::connect(gw.ws_addr).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .expect("TLS handshake");
+        assert_eq!(tls.get_ref().1.handshake_kind(), Some(kind));
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        );
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+                .await
+                .expect("an answer in time")
+                .unwrap();
+            assert!(n > 0, "closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 101 "),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        // A masked ping "hi"; its pong comes back through the node's record layer.
+        tls.write_all(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i'])
+            .await
+            .unwrap();
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut frames = got.split_off(end);
+        while frames.len() < 4 {
+            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+                .await
+                .expect("a pong in time")
+                .unwrap();
+            assert!(n > 0, "closed");
+            frames.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(&frames[..4], b"\x8a\x02hi");
+    }
+    gw.stop().await;
+}
+
 #[test]
 fn a_missing_or_mismatched_key_is_a_configuration_error() {
     let certs = certs();
