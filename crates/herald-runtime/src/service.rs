@@ -98,7 +98,8 @@ fn status_of(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
 pub trait Service {
     /// The program's name, for messages.
     const NAME: &'static str;
-    /// Run on a multi-threaded runtime (else on the current thread).
+    /// Run on a multi-threaded runtime when the process may use more than one CPU (else, and
+    /// when false, on the current thread).
     const MULTI_THREAD: bool;
     /// Its configuration.
     type Config;
@@ -144,7 +145,7 @@ pub struct Launch<'a> {
     pub config_file: Option<&'a Path>,
     /// `--check-config`: validate the configuration and exit.
     pub check_only: bool,
-    /// Run on a multi-threaded runtime (else on the current thread).
+    /// Run on a multi-threaded runtime when the process may use more than one CPU.
     pub multi_thread: bool,
 }
 
@@ -177,7 +178,11 @@ where
         eprintln!("{name}: configuration: log.level: {e}");
         return ExitCode::from(2);
     }
-    let mut builder = if launch.multi_thread {
+    // One CPU (an affinity mask or a cgroup quota of one): the multi-threaded scheduler would
+    // run one worker and still pay for its machinery (a wss connect, subscribe and close cost
+    // the gateway 12% more CPU on it than on the current-thread runtime; docs/benchmarks.md).
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if launch.multi_thread && cpus > 1 {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
