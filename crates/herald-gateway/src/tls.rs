@@ -1,8 +1,9 @@
 //! wss: the WebSocket listener's TLS settings, from PEM files.
 //!
-//! The handshake runs on rustls with aws-lc-rs: its X25519 takes about half the CPU of
-//! ring's on this project's benchmark machine, and the key exchange is the largest share of a
-//! TLS handshake's cost (docs/benchmarks.md). Once upgraded, a TLS 1.3 connection's records are
+//! The handshake runs on rustls with ring, except the key exchange and the randomness, which
+//! come from aws-lc-rs: its X25519 takes about half the CPU of ring's (`cargo bench -p
+//! herald-gateway --bench key_exchange`), and the key exchange is the largest share of a TLS
+//! handshake's cost (docs/benchmarks.md). Once upgraded, a TLS 1.3 connection's records are
 //! sealed and opened by the node itself with ring's AEAD (`ws/socket/sealed.rs`).
 
 mod stream;

@@ -182,7 +182,8 @@ where
     // run one worker and still pay for its machinery (a wss connect, subscribe and close cost
     // the gateway 12% more CPU on it than on the current-thread runtime; docs/benchmarks.md).
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if launch.multi_thread && cpus > 1 {
+    let multi_thread = launch.multi_thread && cpus > 1;
+    let mut builder = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -195,6 +196,12 @@ where
         }
     };
     let code = runtime.block_on(async move {
+        let flavor = if multi_thread {
+            "multi-thread"
+        } else {
+            "current-thread"
+        };
+        tracing::info!(cpus, runtime = flavor, "starting");
         let shutdown = CancellationToken::new();
         crate::shutdown::cancel_on_signal(shutdown.clone());
         match serve(config, shutdown).await {
