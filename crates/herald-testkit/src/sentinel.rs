@@ -104,7 +104,7 @@ impl RedisSentinels {
                 return deployment;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(30),
+                started.elapsed() < Duration::from_secs(60),
                 "the sentinels did not learn the deployment in time"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
